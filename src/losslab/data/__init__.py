@@ -1,0 +1,31 @@
+"""Data sources, each returning the same :class:`Dataset`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from losslab.config import DataConfig
+from losslab.data.dataset import DataError, Dataset
+
+__all__ = ["DataError", "Dataset", "load"]
+
+
+def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
+    """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
+    from losslab.data import digits, images, multilabel, tabular, text
+
+    seed = cfg.seed if cfg.seed is not None else seed
+    root = Path(root)
+    if cfg.source_dir is not None and not Path(cfg.source_dir).is_absolute():
+        cfg = dataclasses.replace(cfg, source_dir=str(root / cfg.source_dir))
+    loaders = {
+        "digits_pair": lambda: digits.load_pair(cfg, seed),
+        "image_pair": lambda: images.load_pair(cfg, seed),
+        "image_classes": lambda: images.load_classes(cfg, seed),
+        "creditcard": lambda: tabular.load_creditcard(cfg, seed, root),
+        "synthetic_fraud": lambda: tabular.load_synthetic_fraud(cfg, seed),
+        "imdb": lambda: text.load_imdb(cfg, seed, root),
+        "multilabel": lambda: multilabel.load_multilabel(cfg, seed),
+    }
+    return loaders[cfg.source]()

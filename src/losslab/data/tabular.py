@@ -1,0 +1,92 @@
+"""Fraud-style tables: the Kaggle credit-card CSV and a synthetic stand-in of the same balance.
+
+Both follow TensorFlow's imbalanced-data tutorial: stratified train/val/test, features
+standardised with training statistics only and clipped to +-``clip``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.datasets import make_classification
+
+from losslab.config import DataConfig
+from losslab.data.dataset import DataError, Dataset
+from losslab.data.splits import split, standardize, subsample
+
+CREDITCARD_COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
+AMOUNT_EPS = 0.001
+
+
+def _tabular(name: str, x: np.ndarray, y: np.ndarray, cfg: DataConfig, seed: int) -> Dataset:
+    x_rest, y_rest, x_test, y_test = split(x, y, cfg.test_fraction, seed)
+    x_train, y_train, x_val, y_val = split(x_rest, y_rest, cfg.val_fraction, seed)
+    x_train, x_val, x_test = standardize(x_train, x_val, x_test, clip=cfg.clip)
+    return Dataset(
+        name,
+        "binary",
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        class_names=["legit", "fraud"],
+    )
+
+
+def read_creditcard(path: str | Path) -> pd.DataFrame:
+    """The CSV (plain or compressed) with its columns and values checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"data.path={str(path)!r} does not exist; give the credit-card CSV")
+    try:
+        df = pd.read_csv(path, engine="pyarrow")
+    except Exception as err:  # pyarrow names the bad row and column
+        raise DataError(f"{path}: not a readable CSV ({err})") from err
+    missing = [c for c in CREDITCARD_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path} lacks columns {missing}; expected {CREDITCARD_COLUMNS}")
+    non_numeric = [c for c in CREDITCARD_COLUMNS if not pd.api.types.is_numeric_dtype(df[c])]
+    if non_numeric:
+        raise DataError(f"{path}: columns {non_numeric} hold non-numeric values")
+    labels = set(np.unique(df["Class"]).tolist())
+    if not labels <= {0, 1}:
+        raise DataError(f"{path}: Class holds {sorted(labels - {0, 1})}; only 0 and 1 allowed")
+    return df
+
+
+def load_creditcard(cfg: DataConfig, seed: int, root: Path) -> Dataset:
+    """Drop Time, log(Amount); ``max_rows`` keeps a stratified subsample."""
+    path = Path(cfg.path)  # type: ignore[arg-type]
+    df = read_creditcard(path if path.is_absolute() else root / path)
+    y = df["Class"].to_numpy(np.float32)
+    x = df.drop(columns=["Time", "Class"])
+    x["Amount"] = np.log(x["Amount"] + AMOUNT_EPS)
+    x, y = subsample(x.to_numpy(np.float64), y, cfg.max_rows, seed)
+    return _tabular("creditcard", x, y, cfg, seed)
+
+
+def load_synthetic_fraud(cfg: DataConfig, seed: int) -> Dataset:
+    """``make_classification`` with ``positive_fraction`` positives and no label noise."""
+    x, y = make_classification(
+        n_samples=cfg.n_samples,
+        n_features=cfg.n_features,
+        n_informative=max(2, cfg.n_features // 3),
+        n_redundant=max(0, cfg.n_features // 6),
+        weights=[1.0 - cfg.positive_fraction],
+        flip_y=0.0,
+        class_sep=cfg.class_sep,
+        random_state=seed,
+    )
+    n_pos = int(y.sum())
+    needed = int(np.ceil(3 / min(cfg.test_fraction, cfg.val_fraction)))
+    if n_pos < needed:
+        raise DataError(
+            f"data.n_samples={cfg.n_samples} with data.positive_fraction="
+            f"{cfg.positive_fraction} gives {n_pos} positives; at least {needed} are needed "
+            "for every split to hold some"
+        )
+    return _tabular("synthetic_fraud", x, y.astype(np.float32), cfg, seed)

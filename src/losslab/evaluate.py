@@ -1,0 +1,187 @@
+"""After training: pick the decision threshold on validation, judge the test split with it.
+
+Accuracy hides a minority class the model ignores, so the report leads with precision,
+recall, F1, ROC-AUC, PR-AUC and the confusion matrix, at the chosen threshold and at 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sklearn import metrics as skm
+
+from losslab.config import EvaluationConfig
+from losslab.data import Dataset
+
+
+@dataclass
+class Evaluation:
+    """Test (and validation) figures with what the plots need."""
+
+    task: str
+    threshold: float | None
+    metrics: dict[str, float]
+    confusion: np.ndarray
+    confusion_at_half: np.ndarray | None
+    class_names: list[str]
+    y_test: np.ndarray
+    p_test: np.ndarray
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, cfg: EvaluationConfig) -> float:
+    """The decision threshold for positive scores ``p`` against 0/1 labels ``y``."""
+    if cfg.threshold == "fixed" or len(np.unique(y)) < 2:
+        return float(cfg.fixed_threshold)
+    precision, recall, thresholds = skm.precision_recall_curve(y, p)
+    precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
+    if cfg.threshold == "f1":
+        f1 = np.divide(
+            2 * precision * recall,
+            precision + recall,
+            out=np.zeros_like(precision),
+            where=(precision + recall) > 0,
+        )
+        return float(thresholds[int(np.argmax(f1))])
+    ok = precision >= cfg.min_precision
+    if not ok.any():
+        return float(thresholds[int(np.argmax(precision))])
+    best = np.flatnonzero(ok)[np.argmax(recall[ok])]
+    return float(thresholds[best])
+
+
+def _binary_scores(y: np.ndarray, p: np.ndarray, t: float, prefix: str) -> dict[str, float]:
+    pred = (p >= t).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    return {
+        f"{prefix}precision": float(skm.precision_score(y, pred, zero_division=0)),
+        f"{prefix}recall": float(skm.recall_score(y, pred, zero_division=0)),
+        f"{prefix}f1": float(skm.f1_score(y, pred, zero_division=0)),
+        f"{prefix}accuracy": float(skm.accuracy_score(y, pred)),
+        f"{prefix}tp": float(tp),
+        f"{prefix}fp": float(fp),
+        f"{prefix}tn": float(tn),
+        f"{prefix}fn": float(fn),
+    }
+
+
+def _ranking_scores(y: np.ndarray, p: np.ndarray, prefix: str, average: str = "macro"):
+    if len(np.unique(y)) < 2 and y.ndim == 1:
+        return {}
+    return {
+        f"{prefix}roc_auc": float(skm.roc_auc_score(y, p, average=average)),
+        f"{prefix}pr_auc": float(skm.average_precision_score(y, p, average=average)),
+    }
+
+
+def evaluate_binary(ds: Dataset, p_val: np.ndarray, p_test: np.ndarray, cfg: EvaluationConfig):
+    y_val, y_test = ds.y_val.ravel(), ds.y_test.ravel()
+    p_val, p_test = p_val.ravel(), p_test.ravel()
+    t = choose_threshold(y_val, p_val, cfg)
+    scores = {"threshold": t}
+    scores.update(_binary_scores(y_test, p_test, t, "test_"))
+    scores.update(_binary_scores(y_test, p_test, 0.5, "test_at_0.5_"))
+    scores.update(_ranking_scores(y_test, p_test, "test_"))
+    scores.update(_binary_scores(y_val, p_val, t, "val_at_threshold_"))
+    scores.update(_ranking_scores(y_val, p_val, "val_final_"))
+    labels = [0, 1]
+    return Evaluation(
+        task="binary",
+        threshold=t,
+        metrics=scores,
+        confusion=skm.confusion_matrix(y_test, (p_test >= t).astype(int), labels=labels),
+        confusion_at_half=skm.confusion_matrix(y_test, (p_test >= 0.5).astype(int), labels=labels),
+        class_names=ds.class_names,
+        y_test=y_test,
+        p_test=p_test,
+    )
+
+
+def evaluate_multiclass(ds: Dataset, p_val: np.ndarray, p_test: np.ndarray) -> Evaluation:
+    pred = p_test.argmax(axis=1)
+    y = ds.y_test.astype(int)
+    n = len(ds.class_names)
+    recall = skm.recall_score(y, pred, labels=range(n), average=None, zero_division=0)
+    scores = {
+        "test_accuracy": float(skm.accuracy_score(y, pred)),
+        "test_macro_f1": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
+        "test_min_recall": float(recall.min()),
+        **{f"test_recall_{k}": float(r) for k, r in enumerate(recall)},
+        "val_final_accuracy": float(skm.accuracy_score(ds.y_val, p_val.argmax(axis=1))),
+    }
+    onehot = np.eye(n)[y]
+    scores.update(_ranking_scores(onehot, p_test, "test_"))
+    return Evaluation(
+        "multiclass",
+        None,
+        scores,
+        skm.confusion_matrix(y, pred, labels=range(n)),
+        None,
+        ds.class_names,
+        y,
+        p_test,
+    )
+
+
+def evaluate_multilabel(
+    ds: Dataset, p_val: np.ndarray, p_test: np.ndarray, cfg: EvaluationConfig
+) -> Evaluation:
+    """One threshold for every output, picked on validation by micro-F1 (or fixed)."""
+    if cfg.threshold == "fixed":
+        t = cfg.fixed_threshold
+    else:
+        grid = np.linspace(0.05, 0.95, 19)
+        f1 = [skm.f1_score(ds.y_val, p_val >= g, average="micro", zero_division=0) for g in grid]
+        t = float(grid[int(np.argmax(f1))])
+    pred = (p_test >= t).astype(int)
+    y = ds.y_test.astype(int)
+    recall = skm.recall_score(y, pred, average=None, zero_division=0)
+    scores = {
+        "threshold": t,
+        "test_macro_f1": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
+        "test_micro_f1": float(skm.f1_score(y, pred, average="micro", zero_division=0)),
+        "test_precision": float(skm.precision_score(y, pred, average="micro", zero_division=0)),
+        "test_recall": float(skm.recall_score(y, pred, average="micro", zero_division=0)),
+        **{f"test_recall_{k}": float(r) for k, r in enumerate(recall)},
+    }
+    scores.update(_ranking_scores(y, p_test, "test_"))
+    per_label = skm.multilabel_confusion_matrix(y, pred)
+    return Evaluation(
+        "multilabel",
+        t,
+        scores,
+        per_label.sum(axis=0),
+        None,
+        ["0", "1"],
+        y,
+        p_test,
+        extra={"per_label_confusion": per_label},
+    )
+
+
+def evaluate(ds: Dataset, p_val: np.ndarray, p_test: np.ndarray, cfg: EvaluationConfig):
+    """Scores for the task of ``ds`` from predicted probabilities on validation and test."""
+    if ds.task == "binary":
+        return evaluate_binary(ds, p_val, p_test, cfg)
+    if ds.task == "multiclass":
+        return evaluate_multiclass(ds, p_val, p_test)
+    return evaluate_multilabel(ds, p_val, p_test, cfg)
+
+
+def format_confusion(ev: Evaluation) -> str:
+    """The confusion matrix as text, rows = true class, columns = predicted class."""
+    names = (
+        ev.class_names
+        if len(ev.class_names) == len(ev.confusion)
+        else list(map(str, range(len(ev.confusion))))
+    )
+    corner = "true \\ pred"
+    first = max(len(corner), *(len(n) for n in names)) + 2
+    width = max(6, *(len(n) + 2 for n in names), len(str(int(ev.confusion.max()))) + 2)
+    head = corner.ljust(first) + "".join(n.rjust(width) for n in names)
+    rows = [
+        names[i].ljust(first) + "".join(str(int(v)).rjust(width) for v in row)
+        for i, row in enumerate(ev.confusion)
+    ]
+    return "\n".join([head, *rows])

@@ -1,0 +1,101 @@
+"""Remedies for a minority class: class weights, oversampling and output-bias initialisation.
+
+Plain functions of the training labels; ``prepare`` bundles what ``fit`` needs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.utils.class_weight import compute_class_weight
+
+from losslab.config import ImbalanceConfig
+
+
+@dataclass
+class Prepared:
+    """What a strategy hands to training: class weights, an oversampling fraction, a bias."""
+
+    class_weight: dict[int, float] | None = None
+    oversample_fraction: float | None = None
+    output_bias: np.ndarray | None = None
+
+
+def ratio_weights(y: np.ndarray, ratio: float) -> dict[int, float]:
+    """Majority weight 1, minority weight ``ratio`` (binary labels, 1 = minority)."""
+    counts = np.bincount(np.asarray(y).astype(np.int64).ravel(), minlength=2)
+    minority = int(np.argmin(counts))
+    return {minority: float(ratio), 1 - minority: 1.0}
+
+
+def balanced_weights(y: np.ndarray) -> dict[int, float]:
+    """total / (n_classes * n_c) per class, scikit-learn's and the fraud tutorial's choice."""
+    labels = np.asarray(y).astype(np.int64).ravel()
+    classes = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return {int(c): float(w) for c, w in zip(classes, weights, strict=True)}
+
+
+def initial_bias(y: np.ndarray, task: str) -> np.ndarray:
+    """Output bias matching the label prior, so the first loss is the prior's entropy.
+
+    binary and multi-label: log(pos / neg) per output; multiclass: log of class frequencies.
+    """
+    y = np.asarray(y)
+    if task == "multiclass":
+        freq = np.bincount(y.astype(np.int64)) / len(y)
+        return np.log(np.clip(freq, 1e-12, None)).astype(np.float32)
+    pos = y.reshape(len(y), -1).sum(axis=0)
+    neg = len(y) - pos
+    empty = np.flatnonzero((pos == 0) | (neg == 0)).tolist()
+    if empty:
+        raise ValueError(
+            f"imbalance.initial_bias needs both classes in every output; outputs {empty} "
+            "hold one class only in the training split"
+        )
+    return np.log(pos / neg).astype(np.float32)
+
+
+def prepare(cfg: ImbalanceConfig, y_train: np.ndarray, task: str) -> Prepared:
+    """Turn the strategy into what ``fit`` takes; refuse strategies the task cannot use."""
+    if task == "multilabel" and cfg.strategy in ("class_weight", "balanced", "oversample"):
+        raise ValueError(
+            f"imbalance={cfg.strategy} needs one label per sample; for multi-label data use "
+            "loss=weighted_bce with one loss.kwargs.pos_weight per output"
+        )
+    if task == "multiclass" and cfg.strategy in ("class_weight", "oversample"):
+        raise ValueError(
+            f"imbalance={cfg.strategy} is for binary data; for many classes use imbalance=balanced"
+        )
+    prepared = Prepared()
+    if cfg.strategy == "class_weight":
+        prepared.class_weight = ratio_weights(y_train, cfg.ratio)
+    elif cfg.strategy == "balanced":
+        prepared.class_weight = balanced_weights(y_train)
+    elif cfg.strategy == "oversample":
+        prepared.oversample_fraction = cfg.target_fraction
+    if cfg.initial_bias:
+        prepared.output_bias = initial_bias(y_train, task)
+    return prepared
+
+
+def oversampled(x: np.ndarray, y: np.ndarray, fraction: float, batch_size: int, seed: int):
+    """A repeating tf.data stream drawing ``fraction`` of its samples from the minority class.
+
+    Returns ``(dataset, steps_per_epoch)``; an epoch sees as many samples as the training set.
+    """
+    import tensorflow as tf
+
+    labels = np.asarray(y).ravel()
+    streams = []
+    for cls in (1, 0):
+        mask = labels == cls
+        ds = tf.data.Dataset.from_tensor_slices((x[mask], y[mask]))
+        streams.append(ds.shuffle(int(mask.sum()), seed=seed).repeat())
+    mixed = tf.data.Dataset.sample_from_datasets(
+        streams, weights=[fraction, 1.0 - fraction], seed=seed
+    )
+    steps = math.ceil(len(x) / batch_size)
+    return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE), steps

@@ -1,0 +1,116 @@
+"""Loss presets on top of Keras' own losses, plus any Keras loss by name or user loss by path.
+
+Only the weighted binary cross-entropy is ours: Keras has no positive-class weight for
+``BinaryCrossentropy``. Losses that are not Keras built-ins are registered as serialisable so
+a saved model loads back without "Unknown loss function".
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+from keras import ops
+
+from losslab.config import LossConfig
+
+BINARY_LOSSES = ("bce", "weighted_bce", "focal")
+ONE_HOT_LOSSES = ("categorical_ce", "categorical_focal")
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class WeightedBinaryCrossentropy(keras.losses.Loss):
+    """Binary cross-entropy whose positive term is multiplied by ``pos_weight``.
+
+    ``pos_weight`` may be one number or one per output (multi-label data), the per-output
+    weighting Keras' ``class_weight`` cannot express.
+    """
+
+    def __init__(
+        self,
+        pos_weight: float | Sequence[float] = 1.0,
+        name: str = "weighted_binary_crossentropy",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.pos_weight = list(pos_weight) if isinstance(pos_weight, Sequence) else pos_weight
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        eps = keras.config.epsilon()
+        p = ops.clip(y_pred, eps, 1.0 - eps)
+        w = ops.convert_to_tensor(self.pos_weight, dtype=y_pred.dtype)
+        per_output = -(w * y_true * ops.log(p) + (1.0 - y_true) * ops.log(1.0 - p))
+        return ops.mean(per_output, axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pos_weight": self.pos_weight}
+
+
+def _import(path: str) -> Any:
+    module, _, attr = path.rpartition(".")
+    if not module:
+        raise ValueError(f"loss._target_={path!r} is not an import path like pkg.mod.Name")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"loss._target_={path!r} cannot be imported: {err}") from err
+
+
+def _register(obj: Any) -> None:
+    """Make a user loss known to Keras' deserialiser under its own registered name."""
+    name = keras.saving.get_registered_name(obj)
+    keras.saving.get_custom_objects().setdefault(name, obj)
+
+
+def _custom(target: str, kwargs: dict[str, Any]) -> keras.losses.Loss | Callable:
+    obj = _import(target)
+    _register(obj)
+    if inspect.isclass(obj):
+        return obj(**kwargs)
+    if kwargs:
+        raise ValueError(
+            f"loss._target_={target!r} is a function; loss.kwargs={kwargs} need a Loss class"
+        )
+    return obj
+
+
+def get(cfg: LossConfig) -> keras.losses.Loss | Callable:
+    """The loss object for ``cfg``; bad names or arguments raise ValueError at once."""
+    kwargs = dict(cfg.kwargs)
+    presets: dict[str, Callable[[], Any]] = {
+        "bce": lambda: keras.losses.BinaryCrossentropy(**kwargs),
+        "weighted_bce": lambda: WeightedBinaryCrossentropy(**kwargs),
+        "focal": lambda: keras.losses.BinaryFocalCrossentropy(**kwargs),
+        "categorical_ce": lambda: keras.losses.CategoricalCrossentropy(**kwargs),
+        "sparse_categorical_ce": lambda: keras.losses.SparseCategoricalCrossentropy(**kwargs),
+        "categorical_focal": lambda: keras.losses.CategoricalFocalCrossentropy(**kwargs),
+        "keras": lambda: keras.losses.get({"class_name": cfg.class_name, "config": kwargs}),
+        "custom": lambda: _custom(cfg._target_, kwargs),  # type: ignore[arg-type]
+    }
+    try:
+        return presets[cfg.name]()
+    except TypeError as err:
+        raise ValueError(f"loss={cfg.name}: bad loss.kwargs {kwargs}: {err}") from err
+
+
+def check_task(cfg: LossConfig, task: str) -> None:
+    """Reject a loss that cannot fit the task's outputs, before training starts."""
+    if task in ("binary", "multilabel") and cfg.name in (*ONE_HOT_LOSSES, "sparse_categorical_ce"):
+        raise ValueError(
+            f"loss={cfg.name} needs a softmax over classes; {task} data has sigmoid outputs: "
+            f"choose one of {list(BINARY_LOSSES)}"
+        )
+    if task == "multiclass" and cfg.name in BINARY_LOSSES:
+        raise ValueError(
+            f"loss={cfg.name} is binary; multiclass data needs one of "
+            f"{[*ONE_HOT_LOSSES, 'sparse_categorical_ce']}"
+        )
+
+
+def wants_one_hot(cfg: LossConfig, task: str) -> bool:
+    """Multi-class labels are one-hot except for the sparse loss."""
+    return task == "multiclass" and cfg.name != "sparse_categorical_ce"

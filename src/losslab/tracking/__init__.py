@@ -1,0 +1,1 @@
+"""MLflow tracking: the metrics callback, its background writer, runs and sweep parents."""

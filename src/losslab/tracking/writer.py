@@ -1,0 +1,121 @@
+"""A background writer that batches metric points into ``MlflowClient.log_batch`` calls.
+
+Training threads only append a row to a deque; one daemon thread turns rows into
+``Metric`` entities and sends at most ``MAX_METRICS_PER_BATCH`` per request, so a slow or
+unreachable tracking store never stalls a training step. ``flush(wait=True)`` returns once
+every row added before it is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+
+from mlflow.entities import Metric
+
+log = logging.getLogger(__name__)
+
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch request
+
+
+class MetricWriter:
+    """Queue of ``(step, timestamp_ms, {key: value}, prefix)`` rows for one run."""
+
+    def __init__(self, client, run_id: str, interval_s: float = 1.0, retry_s: float = 2.0):
+        self._client = client
+        self._run_id = run_id
+        self._interval = interval_s
+        self._retry = retry_s
+        self._rows: deque[tuple[int, int, Mapping[str, float], str]] = deque()
+        self._pending: list[Metric] = []
+        self._wake = threading.Condition()
+        self._added = 0  # rows added
+        self._done = 0  # rows whose metrics are all stored
+        self._closing = False
+        self._flush_asked = False
+        self.points_written = 0
+        self.last_error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="mlflow-metric-writer", daemon=True)
+        self._thread.start()
+
+    # -- producer side (training thread) ------------------------------------------------
+    def add(
+        self, step: int, values: Mapping[str, float], prefix: str = "", ts_ms: int | None = None
+    ):
+        """Queue one row; cheap enough to call after every batch."""
+        self._rows.append((step, ts_ms or int(time.time() * 1000), values, prefix))
+        self._added += 1
+
+    def flush(self, wait: bool = False, timeout: float | None = None) -> bool:
+        """Ask the writer to send now; with ``wait``, block until every queued row is stored.
+
+        Returns whether everything queued so far is stored.
+        """
+        target = self._added
+        with self._wake:
+            self._flush_asked = True
+            self._wake.notify_all()
+            if wait:
+                self._wake.wait_for(lambda: self._done >= target, timeout=timeout)
+            return self._done >= target
+
+    def close(self, timeout: float | None = None) -> bool:
+        stored = self.flush(wait=True, timeout=timeout)
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+        self._thread.join(timeout=1.0)
+        return stored
+
+    # -- consumer side (writer thread) -------------------------------------------------
+    def _metrics(self, rows: Iterable[tuple[int, int, Mapping[str, float], str]]) -> list[Metric]:
+        return [
+            Metric(f"{prefix}{key}", float(value), ts, step)
+            for step, ts, values, prefix in rows
+            for key, value in values.items()
+            if isinstance(value, (int, float))
+        ]
+
+    def _take(self) -> int:
+        """Move queued rows into the pending list, up to one request's worth."""
+        taken = 0
+        while self._rows and len(self._pending) < MAX_METRICS_PER_BATCH:
+            self._pending.extend(self._metrics([self._rows.popleft()]))
+            taken += 1
+        return taken
+
+    def _send(self) -> bool:
+        while self._pending:
+            chunk = self._pending[:MAX_METRICS_PER_BATCH]
+            try:
+                self._client.log_batch(self._run_id, metrics=chunk, synchronous=True)
+            except Exception as err:  # store unreachable or busy: keep the points, retry
+                self.last_error = err
+                log.warning("MLflow log_batch failed (%s); retrying in %.1fs", err, self._retry)
+                return False
+            del self._pending[: len(chunk)]
+            self.points_written += len(chunk)
+        return True
+
+    def _run(self) -> None:
+        taken = 0  # rows moved into pending whose points are not all stored yet
+        while True:
+            with self._wake:
+                if not self._closing and not self._flush_asked:
+                    self._wake.wait(timeout=self._interval)
+                self._flush_asked = False
+                closing = self._closing
+            while self._rows or self._pending:
+                taken += self._take()
+                if not self._send():
+                    time.sleep(self._retry)
+                    continue
+                with self._wake:
+                    self._done += taken
+                    taken = 0
+                    self._wake.notify_all()
+            if closing:
+                return

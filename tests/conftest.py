@@ -1,0 +1,97 @@
+"""Shared fixtures: composed configs, real data locations, a real MLflow server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MNIST_DIR = SHARED / "data" / "mnist"
+CREDITCARD = SHARED / "data" / "creditcard" / "creditcard.csv.gz"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def compose(tmp_path: Path, *overrides: str):
+    """The config ``python train.py`` would compose, with its folders under ``tmp_path``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from losslab.config import register_configs
+
+    register_configs()
+    paths = [
+        f"paths.root_dir={tmp_path}",
+        f"paths.output_dir={tmp_path}/out",
+        f"paths.log_dir={tmp_path}/outputs",
+    ]
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return hydra_compose("train", overrides=[*paths, "debug=default", *overrides])
+
+
+def run_cli(cwd: Path, *args: str, check: bool = True, timeout: int = 300, env=None):
+    """``python train.py ARGS`` in ``cwd``, as a user would start it."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` on 127.0.0.1, stopped after the session."""
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = open(folder / "server.log", "w")  # noqa: SIM115 - the server writes it until stopped
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{folder}/mlflow.db",
+         "--artifacts-destination", str(folder / "artifacts"), "--workers", "1"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    import urllib.request
+
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError((folder / "server.log").read_text())
+    else:
+        proc.kill()
+        raise RuntimeError("mlflow server did not start:\n" + (folder / "server.log").read_text())
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

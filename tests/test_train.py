@@ -1,0 +1,83 @@
+"""Training end to end: in-process on composed configs, and ``python train.py`` as users run it."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from losslab.train import train
+from tests.conftest import CREDITCARD, FASHION_DIR, MNIST_DIR, compose, run_cli
+
+
+def test_default_run_end_to_end_cli(tmp_path):
+    proc = run_cli(tmp_path, "trainer.epochs=3", "tracking.log_model=false")
+    assert "Test confusion matrix (digits_9v4" in proc.stdout
+    assert "objective val_pr_auc" in proc.stdout
+    assert (tmp_path / "mlflow.db").is_file()
+
+
+def test_multirun_runs_one_job_per_loss(tmp_path):
+    proc = run_cli(tmp_path, "-m", "loss=focal,bce", "trainer.epochs=2", "tracking=none")
+    assert proc.stdout.count("Test confusion matrix") == 2
+    assert "#1 : loss=bce" in proc.stdout or "#1 : loss=bce" in proc.stderr
+
+
+def test_class_weights_lift_minority_recall(tmp_path):
+    """The reference study in small: unweighted, the minority is ignored at threshold 0.5."""
+    common = ("data.n_minority=8", "trainer.epochs=4", "trainer.batch_size=64", "tracking=none")
+    plain = train(compose(tmp_path, *common))
+    weighted = train(compose(tmp_path, *common, "imbalance=class_weight", "imbalance.ratio=20"))
+    assert plain.metrics["test_at_0.5_recall"] < 0.3
+    assert weighted.metrics["test_at_0.5_recall"] > 0.8
+    assert set(plain.metrics) >= {
+        "test_precision", "test_recall", "test_f1", "test_roc_auc", "test_pr_auc",
+        "test_at_0.5_recall", "threshold",
+    }  # fmt: skip
+
+
+def test_saved_model_with_custom_loss_loads_back(tmp_path):
+    cfg = compose(tmp_path, "loss=custom", "loss._target_=tests.custom_losses.AsymmetricLoss",
+                  "+loss.kwargs.alpha=3.0", "tracking=none", "trainer.epochs=2")  # fmt: skip
+    result = train(cfg)
+    loaded = keras.saving.load_model(tmp_path / "out" / "model.keras")
+    assert type(loaded.loss).__name__ == "AsymmetricLoss" and loaded.loss.alpha == 3.0
+    x = result.dataset.x_test[:32]
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), result.model.predict(x, verbose=0))
+
+
+def test_oversample_focal_initial_bias_and_recall_threshold_run(tmp_path):
+    result = train(compose(tmp_path, "imbalance=oversample", "imbalance.initial_bias=true",
+                           "loss=focal", "evaluation.threshold=recall_at_precision",
+                           "evaluation.min_precision=0.8", "trainer.epochs=2",
+                           "tracking=none"))  # fmt: skip
+    assert 0.0 < result.metrics["threshold"] < 1.0
+    assert result.history["loss"][0] > 0
+
+
+def test_multiclass_and_multilabel_tasks_train(tmp_path):
+    mc = train(compose(tmp_path, "data=fashion_mnist", f"data.source_dir={FASHION_DIR}",
+                       "data.max_train=1500", "loss=categorical_ce", "trainer.epochs=1",
+                       "tracking=none", "objective=val_macro_f1"))  # fmt: skip
+    assert mc.evaluation.confusion.shape == (10, 10)
+    assert "test_recall_9" in mc.metrics and "val_recall_0" in mc.history
+    ml = train(compose(tmp_path, "data=multilabel", "data.n_samples=2000", "loss=weighted_bce",
+                       "loss.kwargs.pos_weight=5.0", "trainer.epochs=1", "tracking=none",
+                       "imbalance.initial_bias=true", "objective=test_macro_f1"))  # fmt: skip
+    assert 0.0 <= ml.objective <= 1.0
+
+
+def test_unknown_objective_is_refused_before_training(tmp_path):
+    from losslab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="objective='val_auc' is not recorded"):
+        train(compose(tmp_path, "objective=val_auc", "tracking=none"))
+
+
+def test_real_mnist_and_creditcard_files_run_from_the_cli(tmp_path):
+    run_cli(tmp_path, "data=mnist_9v4", f"data.source_dir={MNIST_DIR}", "data.max_majority=1500",
+            "trainer.epochs=1", "tracking=none")  # fmt: skip
+    proc = run_cli(tmp_path, "data=creditcard", f"data.path={CREDITCARD}", "data.max_rows=30000",
+                   "model=mlp_fraud", "trainer.epochs=1", "trainer.batch_size=2048",
+                   "tracking=none")  # fmt: skip
+    assert "legit" in proc.stdout and "fraud" in proc.stdout

@@ -21,3 +21,8 @@ class AsymmetricLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "beta": self.beta}
+
+
+def nan_loss(y_true, y_pred):
+    """A loss that diverges at once, to check that NaN stops training and fails the run."""
+    return ops.mean(y_pred, axis=-1) * float("nan")

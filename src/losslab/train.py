@@ -269,7 +269,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
     }
     if job.num is not None:
         tags["losslab.job_num"] = str(job.num)
-    commit = git_commit(conf.paths.root_dir)
+    commit = git_commit(Path(__file__).parent)
     if commit:
         tags["mlflow.source.git.commit"] = commit
     name = " ".join(job.overrides) or None

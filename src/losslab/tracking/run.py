@@ -23,6 +23,7 @@ from losslab.tracking.redact import flatten, redact_text, redact_tree
 from losslab.tracking.writer import MetricWriter
 
 MLFLOW_RUN_ID_ENV = "MLFLOW_RUN_ID"  # set by `mlflow run` for the run it made
+MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
 
@@ -97,6 +98,9 @@ class TrackedRun:
         self.status = RunStatus.to_string(RunStatus.RUNNING)
 
     def __enter__(self) -> TrackedRun:
+        # MLflow's model flavours log to the global tracking URI, which set_tracking_uri also
+        # exports as MLFLOW_TRACKING_URI: restore both on exit so later runs are unaffected
+        self._previous_uri = os.environ.get(MLFLOW_TRACKING_URI_ENV)
         mlflow.set_tracking_uri(self.uri)
         os.environ.pop(MLFLOW_RUN_ID_ENV, None)  # an inherited id would hijack start_run
         mlflow.start_run(run_id=self.run_id)
@@ -115,6 +119,7 @@ class TrackedRun:
                 self.run_id, "losslab.error", redact_text(f"{exc_type.__name__}: {exc}")[:5000]
             )
         mlflow.end_run(status=status)
+        mlflow.set_tracking_uri(self._previous_uri)
         self.status = status
 
     # -- what a run records ---------------------------------------------------------------

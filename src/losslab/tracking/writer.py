@@ -87,8 +87,9 @@ class MetricWriter:
             taken += 1
         return taken
 
-    def _send(self) -> bool:
-        while self._pending:
+    def _send(self, everything: bool) -> bool:
+        """Send full requests; with ``everything``, the remainder too. False on failure."""
+        while len(self._pending) >= MAX_METRICS_PER_BATCH or (everything and self._pending):
             chunk = self._pending[:MAX_METRICS_PER_BATCH]
             try:
                 self._client.log_batch(self._run_id, metrics=chunk, synchronous=True)
@@ -110,12 +111,13 @@ class MetricWriter:
                 closing = self._closing
             while self._rows or self._pending:
                 taken += self._take()
-                if not self._send():
+                if not self._send(everything=not self._rows):
                     time.sleep(self._retry)
                     continue
-                with self._wake:
-                    self._done += taken
-                    taken = 0
-                    self._wake.notify_all()
+                if not self._pending:
+                    with self._wake:
+                        self._done += taken
+                        taken = 0
+                        self._wake.notify_all()
             if closing:
                 return

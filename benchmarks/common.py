@@ -1,0 +1,91 @@
+"""What every benchmark shares: device choice, machine description, and BENCHMARKS.md output.
+
+Figures are ratios against a baseline measured in the same process and repetition, so a
+shared, noisy machine shifts both sides alike. Each figure is the median of the repetitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import statistics
+import sys
+from pathlib import Path
+
+BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+
+
+def parser(description: str, repeats: int = 3) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                   help="cpu hides every GPU; gpu uses the first one")  # fmt: skip
+    p.add_argument("--repeats", type=int, default=repeats, help="repetitions (median reported)")
+    p.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
+    return p
+
+
+def use_device(device: str) -> None:
+    """Call before TensorFlow is imported."""
+    if device == "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def machine(device: str) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    where = f"GPU {tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')}" \
+        if device == "gpu" and gpus else "CPU only"  # fmt: skip
+    return (f"{os.cpu_count()} cores ({cpu}), {where}, Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}")  # fmt: skip
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def command() -> str:
+    return "python " + " ".join([str(Path(sys.argv[0]).as_posix()), *sys.argv[1:]])
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the section ``name`` of BENCHMARKS.md."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+    block = f"{start}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = (
+        pattern.sub(lambda _: block, text)
+        if pattern.search(text)
+        else f"{text.rstrip()}\n\n{block}\n"
+    )
+    BENCHMARKS_MD.write_text(text)
+
+
+def compose(root: Path, *overrides: str):
+    """The config ``python train.py OVERRIDES`` would run, with its folders under ``root``."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from losslab.config import register_configs
+
+    register_configs()
+    paths = [
+        f"paths.root_dir={root}",
+        f"paths.output_dir={root}/out",
+        f"paths.log_dir={root}/outputs",
+    ]
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        return hydra_compose("train", overrides=[*paths, *overrides])

@@ -239,6 +239,9 @@ class TrainerConfig:
     shuffle: bool = True
     # "auto": Keras progress bar on a terminal, one line per epoch otherwise; or 0, 1, 2
     verbose: str = "auto"
+    # TensorFlow threads per job (intra- and inter-op); 0 = all cores. Parallel jobs on one
+    # machine should split the cores between them.
+    threads: int = 0
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
@@ -249,6 +252,8 @@ class TrainerConfig:
                 f"trainer.batch_size={self.batch_size!r} is not allowed; it must be > 0"
             )
         _choice("trainer.verbose", str(self.verbose), ("auto", "0", "1", "2"))
+        if self.threads < 0:
+            raise ConfigError(f"trainer.threads={self.threads!r} is not allowed; it must be >= 0")
 
 
 # ----------------------------------------------------------------------------- evaluation

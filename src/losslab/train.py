@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ class JobInfo:
     overrides: Sequence[str] = ()
     sweep_dir: str | None = None
     hydra_dir: str | None = None
+    pruner: Any = None  # hydra.sweeper.pruner of an Optuna sweep
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Result:
     evaluation: Any
     model: Any
     dataset: Any
+    model_uri: str | None = None  # the MLflow logged model, when one was logged
 
 
 def job_info() -> JobInfo:
@@ -63,6 +66,7 @@ def job_info() -> JobInfo:
         overrides=list(hc.overrides.task),
         sweep_dir=hc.sweep.dir if multirun else None,
         hydra_dir=str(Path(hc.runtime.output_dir) / hc.output_subdir) if hc.output_subdir else None,
+        pruner=hc.sweeper.get("pruner") if multirun else None,
     )
 
 
@@ -70,6 +74,25 @@ def _verbose(setting: str) -> int:
     if setting == "auto":
         return 1 if sys.stdout.isatty() else 2
     return int(setting)
+
+
+def _limit_threads(threads: int) -> None:
+    """TensorFlow fixes its thread pools at first use: a later job in the process keeps them."""
+    if not threads:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        if current != threads:
+            log.warning(
+                "TensorFlow already runs %s threads; trainer.threads=%d ignored",
+                current or "all",
+                threads,
+            )
 
 
 def _optimizer(cfg: config_lib.OptimizerConfig):
@@ -128,6 +151,7 @@ def train(
     out = Path(conf.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
 
+    _limit_threads(conf.trainer.threads)
     import keras
 
     from losslab import data, imbalance, losses, metrics, models
@@ -246,7 +270,8 @@ def train(
         print(f"{shown}\nobjective {conf.objective} = {value:.4f}")
         if tracked is not None:
             _print_ui_hint(conf, tracked)
-    return Result(value, tracked.run_id if tracked else None, ev.metrics, history, ev, model, ds)
+    run_id, model_uri = (tracked.run_id, tracked.model_uri) if tracked else (None, None)
+    return Result(value, run_id, ev.metrics, history, ev, model, ds, model_uri)
 
 
 def _start_run(conf: TrainConfig, job: JobInfo, ds):
@@ -265,6 +290,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
         "losslab.task": ds.task,
         "losslab.data_fingerprint": ds.fingerprint(),
         "mlflow.source.name": "train.py",
+        **job.tags,
         **conf.tags,
     }
     if job.num is not None:
@@ -334,6 +360,23 @@ def _print_ui_hint(conf: TrainConfig, tracked) -> None:
         print(f"MLflow run {tracked.run_id}; see it with: {conf.tracking.ui_hint}")
 
 
-def main(cfg: DictConfig) -> float:
-    """Entry point for ``@hydra.main``: the objective value for sweepers."""
-    return train(cfg, job_info()).objective
+def main(cfg: DictConfig) -> Any:
+    """Entry point for ``@hydra.main``: the objective value for sweepers.
+
+    A job launched by the Optuna sweeper reports its objective every epoch and may be pruned.
+    """
+    from losslab.search import trial as search_trial
+
+    job = job_info()
+    trial = search_trial.current(job.pruner)
+    if trial is None:
+        return train(cfg, job).objective
+    import optuna
+
+    job.tags.update(trial.tags())
+    callbacks = trial.callbacks(str(cfg.objective))
+    try:
+        return train(cfg, job, callbacks, on_run_start=trial.link_run).objective
+    except optuna.TrialPruned as pruned:
+        log.info("trial %d pruned: %s", trial.ref.number, pruned)
+        return search_trial.Pruned(str(pruned))

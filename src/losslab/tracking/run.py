@@ -61,11 +61,17 @@ def ui_url(tracking_uri: str, experiment: str, run_id: str) -> str | None:
     return None
 
 
+def _is_pruned(exc_type: type) -> bool:
+    """Optuna's ``TrialPruned``: the pruner stopped the job, which is no failure."""
+    return exc_type.__name__ == "TrialPruned" and exc_type.__module__.startswith("optuna")
+
+
 class TrackedRun:
     """Context manager for one job's MLflow run.
 
     On a clean exit the run is FINISHED; on an exception FAILED with the error as the tag
-    ``losslab.error``; on Ctrl-C KILLED. Queued metrics are flushed first in every case.
+    ``losslab.error``; on Ctrl-C KILLED; stopped by an Optuna pruner FINISHED and tagged
+    ``losslab.pruned``. Queued metrics are flushed first in every case.
     """
 
     def __init__(
@@ -96,6 +102,7 @@ class TrackedRun:
         self.run_id = self.run.info.run_id
         self.writer = MetricWriter(self.client, self.run_id)
         self.status = RunStatus.to_string(RunStatus.RUNNING)
+        self.model_uri: str | None = None  # set by log_model
 
     def __enter__(self) -> TrackedRun:
         # MLflow's model flavours log to the global tracking URI, which set_tracking_uri also
@@ -108,13 +115,16 @@ class TrackedRun:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.writer.close(timeout=60)
-        if exc_type is None:
+        pruned = exc_type is not None and _is_pruned(exc_type)
+        if exc_type is None or pruned:
             status = "FINISHED"
         elif issubclass(exc_type, KeyboardInterrupt):
             status = "KILLED"
         else:
             status = "FAILED"
-        if exc is not None:
+        if pruned:
+            self.set_tags({"losslab.pruned": "true", "losslab.pruned_reason": str(exc)})
+        elif exc is not None:
             self.client.set_tag(
                 self.run_id, "losslab.error", redact_text(f"{exc_type.__name__}: {exc}")[:5000]
             )
@@ -166,4 +176,5 @@ class TrackedRun:
         info = mlflow.tensorflow.log_model(
             inference, name="model", signature=signature, input_example=input_example
         )
+        self.model_uri = info.model_uri
         return info.model_uri

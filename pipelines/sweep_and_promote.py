@@ -1,0 +1,148 @@
+"""Sweep, retrain the best configuration, and promote it if it beats the current champion.
+
+    python pipelines/sweep_and_promote.py [--model-name losslab] [--alias champion]
+        [--study-name NAME] [train.py overrides ...]
+
+1. ``python train.py -m hparams_search=optuna OVERRIDES`` (any launcher or storage set in the
+   overrides applies), in ``outputs/sweeps/<study>``; a re-run continues the same study.
+2. The best trial's params, read back from the sweep's MLflow parent run, are trained again
+   with the model logged, as a child run of the sweep tagged ``losslab.run_type=retrain``.
+3. Its objective is compared with the run behind ``models:/<name>@<alias>``: the model is
+   registered and the alias moved only if it is better (or there is no champion yet).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model-name", default="losslab", help="registered model name")
+    p.add_argument("--alias", default="champion", help="alias of the promoted version")
+    p.add_argument("--study-name", default="losslab-promote", help="Optuna study (and folder)")
+    p.add_argument("overrides", nargs="*", help="train.py overrides for sweep and retrain")
+    return p.parse_args(argv)
+
+
+def tracking_uri(root: Path) -> str:
+    """What ``tracking=local`` records into, so this pipeline reads the same store."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+
+
+def run_sweep(args: argparse.Namespace, sweep_dir: Path, env: dict[str, str]) -> None:
+    command = [
+        sys.executable, str(REPO / "train.py"), "-m", "hparams_search=optuna",
+        f"hydra.sweeper.study_name={args.study_name}", f"hydra.sweep.dir={sweep_dir}",
+        *args.overrides,
+    ]  # fmt: skip
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, check=True, env=env)
+
+
+def best_trial(client, sweep_dir: Path) -> tuple[str, dict]:
+    from losslab.tracking.sweep import read_parent_id
+
+    parent = read_parent_id(sweep_dir)
+    if parent is None:
+        raise SystemExit(f"no MLflow parent run recorded in {sweep_dir}: was tracking on?")
+    path = client.download_artifacts(parent, "optuna/best_trial.json")
+    best = json.loads(Path(path).read_text())
+    return parent, best
+
+
+def retrain(args: argparse.Namespace, root: Path, sweep_dir: Path, params: dict):
+    """The best configuration trained again in this process, its model logged."""
+    from hydra import compose, initialize_config_dir
+
+    from hydra_plugins.losslab_optuna_sweeper.search_space import as_override
+    from losslab.config import register_configs
+    from losslab.train import JobInfo, train
+
+    kept = [o for o in args.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    best = [as_override(k, v) for k, v in params.items()]
+    overrides = [
+        "hparams_search=optuna", *kept, *best, f"paths.root_dir={root}",
+        f"paths.log_dir={root / 'outputs'}", f"paths.output_dir={sweep_dir / 'retrain'}",
+        "tracking.log_model=true",
+    ]  # fmt: skip
+    register_configs()
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    job = JobInfo(
+        name="retrain",
+        overrides=[*kept, *best],
+        sweep_dir=str(sweep_dir),
+        tags={"losslab.run_type": "retrain"},
+    )
+    return cfg, train(cfg, job)
+
+
+def better(value: float, than: float, direction: str) -> bool:
+    return value > than if direction == "maximize" else value < than
+
+
+def promote(client, args: argparse.Namespace, cfg, result) -> bool:
+    """Register and alias the retrained model if it beats the champion on the objective."""
+    from mlflow.exceptions import MlflowException
+
+    objective, direction = str(cfg.objective), str(cfg.direction)
+    try:
+        champion = client.get_model_version_by_alias(args.model_name, args.alias)
+    except MlflowException:
+        champion = None
+    if champion is not None:
+        run = client.get_run(champion.run_id)
+        if run.data.tags.get("losslab.objective") != objective:
+            raise SystemExit(
+                f"{args.model_name}@{args.alias} (version {champion.version}) was chosen on "
+                f"{run.data.tags.get('losslab.objective')!r}, not {objective!r}: not comparable"
+            )
+        current = run.data.metrics["objective"]
+        print(f"champion version {champion.version}: {objective} = {current:.4f}")
+        if not better(result.objective, current, direction):
+            print(f"candidate {objective} = {result.objective:.4f} does not beat it: kept")
+            client.set_tag(result.run_id, "losslab.promotion", "rejected")
+            return False
+    import mlflow
+
+    version = mlflow.register_model(result.model_uri, args.model_name)
+    client.set_registered_model_alias(args.model_name, args.alias, version.version)
+    client.set_tag(result.run_id, "losslab.promotion", f"{args.model_name}@{args.alias}")
+    print(
+        f"promoted {args.model_name} version {version.version} as @{args.alias}: "
+        f"{objective} = {result.objective:.4f}"
+    )
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = Path.cwd()
+    uri = tracking_uri(root)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env.pop("MLFLOW_RUN_ID", None)  # a run made by `mlflow run` is not the sweep's parent
+    os.environ.update({"MLFLOW_TRACKING_URI": uri})
+    os.environ.pop("MLFLOW_RUN_ID", None)
+    sweep_dir = root / "outputs" / "sweeps" / args.study_name
+    run_sweep(args, sweep_dir, env)
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    parent, best = best_trial(client, sweep_dir)
+    print(f"best trial {best['number']} of sweep run {parent}: {best['values']} {best['params']}")
+    cfg, result = retrain(args, root, sweep_dir, best["params"])
+    promote(client, args, cfg, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

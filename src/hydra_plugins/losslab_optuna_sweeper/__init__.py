@@ -1,0 +1,1 @@
+"""losslab's Optuna sweeper for Hydra (``hydra/sweeper=losslab_optuna``)."""

@@ -1,0 +1,103 @@
+"""The published hydra-optuna-sweeper's search-space syntax, turned into Optuna distributions.
+
+``interval(a, b)`` is a float (or int) range, ``range(a, b[, step])`` a stepped one (end
+excluded, as in Python), ``choice(x, y, ..)`` a categorical, and ``tag(log, ...)`` samples on
+a log scale. Any other value is a fixed override passed to every job.
+"""
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
+
+# Optuna is imported when a sweep starts, not when Hydra scans plugins; no postponed
+# annotations either: Hydra's scan runs this module before it is in sys.modules, where
+# dataclasses cannot resolve them.
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+
+
+class SearchSpaceError(ValueError):
+    """A search-space entry that cannot be searched."""
+
+
+@dataclass
+class SearchSpace:
+    distributions: dict[str, "BaseDistribution"] = field(default_factory=dict)
+    fixed: list[str] = field(default_factory=list)  # overrides as written, e.g. "trainer.epochs=5"
+
+
+def _interval(key: str, sweep: IntervalSweep, log: bool) -> "BaseDistribution":
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    low, high = sweep.start, sweep.end
+    if low is None or high is None or low >= high:
+        raise SearchSpaceError(f"{key}=interval({low}, {high}) is empty: the start must be < end")
+    if log and low <= 0:
+        raise SearchSpaceError(f"{key}: tag(log, interval({low}, {high})) needs a start > 0")
+    if isinstance(low, int) and isinstance(high, int):
+        return IntDistribution(low, high, log=log)
+    return FloatDistribution(float(low), float(high), log=log)
+
+
+def _range(key: str, sweep: RangeSweep, log: bool) -> "BaseDistribution":
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    start, stop, step = sweep.start, sweep.stop, sweep.step or 1
+    count = math.ceil((stop - start) / step) if step > 0 else 0
+    if count < 2:
+        raise SearchSpaceError(
+            f"{key}=range({start}, {stop}, {step}) holds {max(count, 0)} value(s); "
+            "a search needs at least two"
+        )
+    last = start + (count - 1) * step
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return IntDistribution(start, last, step=1 if log else step, log=log)
+    return FloatDistribution(float(start), float(last), step=None if log else step, log=log)
+
+
+def distribution(override: Override) -> "BaseDistribution":
+    key = override.get_key_element()
+    sweep = override.value()
+    log = "log" in getattr(sweep, "tags", set())
+    if isinstance(sweep, ChoiceSweep):
+        from optuna.distributions import CategoricalDistribution
+
+        if not sweep.list:
+            raise SearchSpaceError(f"{key}=choice() is empty: give at least one value")
+        return CategoricalDistribution(list(sweep.list))
+    if isinstance(sweep, IntervalSweep):
+        return _interval(key, sweep, log)
+    if isinstance(sweep, RangeSweep):
+        return _range(key, sweep, log)
+    raise SearchSpaceError(f"{key}: {type(sweep).__name__} cannot be searched by Optuna")
+
+
+def parse(params: Mapping[str, str] | None, arguments: Iterable[str]) -> SearchSpace:
+    """``hydra.sweeper.params`` first, then command-line overrides, which win."""
+    lines = [f"{key}={value}" for key, value in (params or {}).items()]
+    space = SearchSpace()
+    for override in OverridesParser.create().parse_overrides([*lines, *arguments]):
+        key = override.get_key_element()
+        space.distributions.pop(key, None)
+        space.fixed = [f for f in space.fixed if f.split("=", 1)[0] != key]
+        if override.is_sweep_override():
+            space.distributions[key] = distribution(override)
+        else:
+            space.fixed.append(override.input_line)
+    return space
+
+
+def as_override(key: str, value: object) -> str:
+    """A sampled value as a Hydra override; strings are quoted so they stay strings."""
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        return f"{key}='{escaped}'"
+    if value is None:
+        return f"{key}=null"
+    if isinstance(value, bool):
+        return f"{key}={str(value).lower()}"
+    return f"{key}={value!r}"

@@ -1,0 +1,1 @@
+"""Optuna studies for losslab sweeps: storages, the job's view of its trial, study reports."""

@@ -1,0 +1,51 @@
+"""Opening an Optuna storage from one string, the same way in the sweeper and in its jobs.
+
+``sqlite:///...``, ``postgresql+psycopg://...`` and any other SQLAlchemy URL give an
+``RDBStorage``; ``journal:<path>`` gives a ``JournalStorage`` on a file, for shared file
+systems without a database server. SQLite waits for a busy lock instead of failing, so several
+processes on one machine can share a study file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+JOURNAL_PREFIX = "journal:"
+SQLITE_BUSY_TIMEOUT_S = 60
+DEFAULT_FILE = "optuna.db"
+
+
+def default_url(sweep_dir: str | Path) -> str:
+    """A SQLite file in the sweep folder."""
+    path = Path(sweep_dir).absolute() / DEFAULT_FILE
+    return f"sqlite:///{path}"
+
+
+def check_url(url: str) -> None:
+    """Fail before any trial runs on a string that names no storage."""
+    if url.startswith(JOURNAL_PREFIX):
+        if not url[len(JOURNAL_PREFIX) :].strip():
+            raise ValueError(f"storage={url!r} names no file; write journal:/path/to/study.log")
+        return
+    if "://" not in url:
+        raise ValueError(
+            f"storage={url!r} is not a storage: use a SQLAlchemy URL (sqlite:///study.db, "
+            "postgresql+psycopg://user@host/db) or journal:/path/to/study.log"
+        )
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    check_url(url)
+    if url.startswith(JOURNAL_PREFIX):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(url[len(JOURNAL_PREFIX) :]).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs = {}
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)

@@ -1,0 +1,104 @@
+"""A sweep job's view of its Optuna trial, which the sweeper created in another process.
+
+The sweeper passes the trial number, study name and storage through ``hydra.job.env_set``,
+which every Hydra launcher applies where the job runs (same process, joblib worker, submitit
+or Slurm node). The job opens the same storage, reports its objective after each epoch through
+optuna-integration's ``KerasPruningCallback`` and stops when the pruner says so; the sweeper
+then ends the trial PRUNED. Nothing here runs unless those variables are set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+TRIAL_ENV = "LOSSLAB_OPTUNA_TRIAL"
+STUDY_ENV = "LOSSLAB_OPTUNA_STUDY"
+STORAGE_ENV = "LOSSLAB_OPTUNA_STORAGE"
+EPOCH_PREFIX = "val_"
+EVALUATION_PREFIXES = ("val_final_", "val_at_threshold_")
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    """Where a job's trial lives."""
+
+    number: int
+    study_name: str
+    storage: str
+
+    def env(self) -> dict[str, str]:
+        return {TRIAL_ENV: str(self.number), STUDY_ENV: self.study_name, STORAGE_ENV: self.storage}
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What a pruned job returns, so the sweeper ends its trial PRUNED without a traceback."""
+
+    reason: str
+
+
+def from_env() -> TrialRef | None:
+    number = os.environ.get(TRIAL_ENV)
+    if number is None:
+        return None
+    return TrialRef(int(number), os.environ[STUDY_ENV], os.environ[STORAGE_ENV])
+
+
+def prunable(objective: str) -> bool:
+    """Only a validation metric recorded every epoch can be reported while training."""
+    return objective.startswith(EPOCH_PREFIX) and not objective.startswith(EVALUATION_PREFIXES)
+
+
+class JobTrial:
+    """The running trial of this job: pruning callback and links to the MLflow run."""
+
+    def __init__(self, ref: TrialRef, pruner: Any = None) -> None:
+        import optuna
+
+        from losslab.search.storage import open_storage
+
+        self.ref = ref
+        storage = open_storage(ref.storage)
+        study = optuna.load_study(study_name=ref.study_name, storage=storage, pruner=pruner)
+        study_id = storage.get_study_id_from_name(ref.study_name)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, ref.number)
+        self.multi_objective = len(study.directions) > 1
+        self.trial = optuna.trial.Trial(study, trial_id)
+
+    def callbacks(self, objective: str) -> list[Any]:
+        if self.multi_objective:
+            return []  # Optuna prunes single-objective studies only
+        if not prunable(objective):
+            log.warning("objective %s is not an epoch metric: trial is not pruned", objective)
+            return []
+        from optuna_integration import KerasPruningCallback
+
+        return [KerasPruningCallback(self.trial, objective)]
+
+    def tags(self) -> dict[str, str]:
+        return {
+            "optuna.study_name": self.ref.study_name,
+            "optuna.trial_number": str(self.ref.number),
+        }
+
+    def link_run(self, tracked: Any) -> None:
+        """Let the study point at the MLflow run that records this trial."""
+        self.trial.set_user_attr("mlflow_run_id", tracked.run_id)
+
+
+def current(pruner_config: Any = None) -> JobTrial | None:
+    """This job's trial when an Optuna sweep launched it, with the sweep's pruner."""
+    ref = from_env()
+    if ref is None:
+        return None
+    pruner = None
+    if pruner_config is not None:
+        from hydra.utils import instantiate
+
+        pruner = instantiate(pruner_config)
+    return JobTrial(ref, pruner)

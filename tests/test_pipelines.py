@@ -1,0 +1,56 @@
+"""pipelines/sweep_and_promote.py end to end on a real SQLite store and model registry."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+from mlflow import MlflowClient
+
+from tests.conftest import REPO
+
+COMMON = [
+    "debug=default", "trainer.epochs=2", "trainer.threads=1", "hydra.sweeper.n_trials=2",
+    "objective=val_loss", "direction=minimize", "hydra/sweeper/pruner=none", "imbalance.ratio=1.0",
+]  # fmt: skip
+
+
+def pipeline(tmp_path, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / "sweep_and_promote.py"), *args],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_sweep_retrain_and_promote_only_a_better_model(tmp_path):
+    out = pipeline(tmp_path, "--study-name", "good", *COMMON, "optimizer.lr=0.01")
+    assert "promoted losslab version 1 as @champion" in out
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    champion = client.get_model_version_by_alias("losslab", "champion")
+    run = client.get_run(champion.run_id)
+    assert run.data.tags["losslab.run_type"] == "retrain"
+    assert run.data.tags["losslab.promotion"] == "losslab@champion"
+    parent = client.get_run(run.data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["optuna.study_name"] == "good"
+    best = {k[len("best.") :]: v for k, v in parent.data.tags.items() if k.startswith("best.")}
+    assert float(run.data.params["model.dropout"]) == float(best["model.dropout"])
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    try:
+        model = mlflow.pyfunc.load_model("models:/losslab@champion")
+        x = np.zeros((3, 64), dtype="float32")  # digits: 8 x 8 pixels
+        assert np.asarray(model.predict(x)).shape[0] == 3
+    finally:
+        mlflow.set_tracking_uri(None)
+
+    # a model that cannot learn (lr 1e-9) has a worse val_loss: registered never, alias kept
+    out = pipeline(tmp_path, "--study-name", "hopeless", *COMMON, "optimizer.lr=1e-9")
+    assert "does not beat it: kept" in out
+    assert client.get_model_version_by_alias("losslab", "champion").version == champion.version
+    assert len(client.search_model_versions("name='losslab'")) == 1
+    rejected = client.search_runs([run.info.experiment_id], "tags.`losslab.promotion` = 'rejected'")
+    assert len(rejected) == 1 and rejected[0].data.params["optimizer.lr"] == "1e-09"

@@ -1,0 +1,226 @@
+"""The Optuna sweeper for real: studies in SQLite, a journal file and PostgreSQL, resumed,
+shared by two processes, pruned, with failing jobs, and with jobs in submitit subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from tests.conftest import REPO, run_cli
+
+SWEEP = ["-m", "hparams_search=optuna", "debug=default", "trainer.epochs=2", "trainer.threads=1"]
+STUDY = "losslab-digits_9v4"  # ${task_name}-<data choice>
+
+
+def load(storage: str, name: str = STUDY) -> optuna.Study:
+    from losslab.search.storage import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
+
+
+def runs_by_type(tmp_path: Path) -> tuple[list, list]:
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], max_results=1000
+    )
+    sweeps = [r for r in runs if r.data.tags.get("losslab.run_type") == "sweep"]
+    jobs = [r for r in runs if r.data.tags.get("losslab.run_type") == "job"]
+    return sweeps, jobs
+
+
+# -- search space ------------------------------------------------------------------------
+def test_search_space_syntax_of_the_published_plugin():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from hydra_plugins.losslab_optuna_sweeper.search_space import parse
+
+    space = parse(
+        {"optimizer.lr": "tag(log, interval(1e-5, 1e-1))", "model.dropout": "interval(0, 0.8)"},
+        ["loss=choice(bce,focal)", "trainer.batch_size=range(16,65,16)", "trainer.epochs=3"],
+    )
+    assert space.distributions == {
+        "optimizer.lr": FloatDistribution(1e-5, 1e-1, log=True),
+        "model.dropout": FloatDistribution(0.0, 0.8),
+        "loss": CategoricalDistribution(["bce", "focal"]),
+        "trainer.batch_size": IntDistribution(16, 64, step=16),
+    }
+    assert space.fixed == ["trainer.epochs=3"]
+    # a command-line value replaces the configured search for that key
+    assert parse({"model.dropout": "interval(0, 0.8)"}, ["model.dropout=0.5"]).fixed == [
+        "model.dropout=0.5"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("interval(0.5, 0.1)", "is empty"), ("range(5, 1)", "holds 0 value"),
+     ("tag(log, interval(0, 1))", "start > 0")],
+)  # fmt: skip
+def test_unsearchable_space_is_refused_with_the_key(value, message):
+    from hydra_plugins.losslab_optuna_sweeper.search_space import SearchSpaceError, parse
+
+    with pytest.raises(SearchSpaceError, match=message) as err:
+        parse({"model.dropout": value}, [])
+    assert "model.dropout" in str(err.value)
+
+
+def test_empty_search_range_fails_before_any_trial(tmp_path):
+    proc = run_cli(tmp_path, *SWEEP, "model.dropout=interval(0.9,0.1)", check=False)
+    assert proc.returncode != 0
+    assert "model.dropout=interval(0.9, 0.1) is empty" in proc.stderr
+    assert not list(tmp_path.glob("outputs/sweeps/*/0"))  # no job ran
+
+
+# -- studies -----------------------------------------------------------------------------
+def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
+    run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2")
+    run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=3")
+    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 3
+    assert set(study.trials[0].params) == {"optimizer.lr", "model.dropout", "imbalance.ratio"}
+
+    sweeps, jobs = runs_by_type(tmp_path)
+    assert len(sweeps) == 1  # the re-run kept its parent run
+    parent = sweeps[0]
+    assert parent.info.status == "FINISHED"
+    children = [r for r in jobs if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
+    assert sorted(r.data.tags["optuna.trial_number"] for r in children) == ["0", "1", "2"]
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
+    for trial in study.trials:
+        child = by_number[trial.number]
+        assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
+        assert float(child.data.params["optimizer.lr"]) == pytest.approx(
+            trial.params["optimizer.lr"]
+        )
+    tags = parent.data.tags
+    assert tags["optuna.study_name"] == STUDY
+    assert tags["optuna.sampler"] == "TPESampler"
+    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
+    assert float(tags["best.optimizer.lr"]) == pytest.approx(study.best_params["optimizer.lr"])
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+    assert {"optuna/trials.csv", "optuna/best_trial.json", "optuna/optimization_history.png",
+            "optuna/search_space.json"} <= artifacts  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_two_sweep_processes_share_one_study(tmp_path, kind):
+    storage = (
+        f"sqlite:///{tmp_path}/shared.db" if kind == "sqlite" else f"journal:{tmp_path}/shared.log"
+    )
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                *SWEEP,
+                "hydra.sweeper.n_trials=4",
+                f"hydra.sweeper.storage={storage}",
+                "hydra.sweeper.study_name=shared",
+                f"hydra.sweep.dir={tmp_path}/worker{i}",
+                f"hydra.sweeper.sampler.seed={i}",  # workers draw different points
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    study = load(storage, "shared")
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials), [
+        (t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in study.trials
+    ]
+    ran = [
+        len([d for d in (tmp_path / f"worker{i}").iterdir() if d.name.isdigit()]) for i in (0, 1)
+    ]
+    assert sum(ran) == 4 and min(ran) >= 1, ran  # each trial ran once, by one of the two
+    assert len({t.user_attrs["mlflow_run_id"] for t in study.trials}) == 4
+    assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 4, [
+        (t.number, t.params["optimizer.lr"], str(t.datetime_start)[11:23]) for t in study.trials
+    ]
+
+
+def test_postgresql_storage(tmp_path, postgres_url):
+    run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={postgres_url}")
+    study = load(postgres_url)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    sweeps, _ = runs_by_type(tmp_path)
+    assert sweeps[0].data.tags["optuna.storage"] == postgres_url  # no password to mask here
+
+
+def test_hopeless_trials_are_pruned(tmp_path):
+    """lr=1e-9 cannot learn: after the first trials, its val_loss is worse than the median."""
+    run_cli(
+        tmp_path, *SWEEP, "trainer.epochs=4", "hydra.sweeper.n_trials=8",
+        "optimizer.lr=choice(0.01,1e-9)", "model.dropout=0.0", "imbalance.ratio=1.0",
+        "objective=val_loss", "direction=minimize",
+        "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0",
+    )  # fmt: skip
+    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.params, t.state) for t in study.trials]
+    assert any(t.params["optimizer.lr"] == 1e-9 for t in pruned)
+    assert all(len(t.intermediate_values) < 4 for t in pruned)  # stopped before the last epoch
+    assert study.best_params["optimizer.lr"] == 0.01
+    _, jobs = runs_by_type(tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    for trial in pruned:
+        run = next(r for r in jobs if r.info.run_id == trial.user_attrs["mlflow_run_id"])
+        assert run.data.tags["losslab.pruned"] == "true"
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 4
+
+
+def test_failing_job_fails_its_trial_and_the_sweep_goes_on(tmp_path):
+    run_cli(
+        tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.75",
+        "data.n_minority=choice(5,100000)", "hydra/sweeper/pruner=none",
+    )  # fmt: skip
+    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    assert len(study.trials) == 4
+    for trial in study.trials:
+        if trial.params["data.n_minority"] == 100000:
+            assert trial.state == TrialState.FAIL
+            assert "data.n_minority=100000" in trial.user_attrs["fail_reason"]
+        else:
+            assert trial.state == TrialState.COMPLETE
+    assert {t.state for t in study.trials} == {TrialState.FAIL, TrialState.COMPLETE}
+
+
+def test_sweep_stops_past_max_failure_rate(tmp_path):
+    proc = run_cli(
+        tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.0",
+        "data.n_minority=100000", check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "max_failure_rate=0.0" in proc.stderr and "data.n_minority=100000" in proc.stderr
+    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    assert [t.state for t in study.trials] == [TrialState.FAIL]
+    sweeps, _ = runs_by_type(tmp_path)
+    assert sweeps[0].info.status == "FAILED"
+
+
+def test_submitit_local_runs_jobs_in_subprocesses(tmp_path):
+    run_cli(
+        tmp_path, *SWEEP, "hydra/launcher=submitit_local", "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
+    )  # fmt: skip
+    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    sweep_dir = tmp_path / "outputs" / "sweeps" / STUDY
+    assert list(sweep_dir.glob(".submitit/*/*_result.pkl"))  # run by submitit, not in-process
+    sweeps, jobs = runs_by_type(tmp_path)
+    assert len(sweeps) == 1
+    assert sorted(r.data.tags["optuna.trial_number"] for r in jobs) == ["0", "1"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {sweeps[0].info.run_id}

@@ -145,7 +145,7 @@ class OptunaSweeperImpl:
             extra = [search_space.as_override(k, v) for k, v in (returned or {}).items()]
         ref = TrialRef(trial.number, self.study_name, self.storage_url)
         env = [
-            f"++hydra.job.env_set.{key}={search_space.as_override('', value)[1:]}"
+            f"++hydra.job.env_set.{key}={search_space.override_value(value)}"
             for key, value in ref.env().items()
         ]
         sampled = [search_space.as_override(k, v) for k, v in trial.params.items()]
@@ -199,7 +199,7 @@ class OptunaSweeperImpl:
         study = self._study(sweep_dir)
         parent = _ParentRun.of(self.config, sweep_dir)
         if parent:
-            parent.start(study, self)
+            parent.start(study, self, space)
         log.info(
             "study %s in %s: %d of %d trials to run",
             self.study_name,
@@ -277,7 +277,9 @@ class _ParentRun:
         run_id = read_parent_id(sweep_dir)
         return cls(tracking.uri, run_id) if run_id else None
 
-    def start(self, study: optuna.Study, sweeper: OptunaSweeperImpl) -> None:
+    def start(
+        self, study: optuna.Study, sweeper: OptunaSweeperImpl, space: search_space.SearchSpace
+    ) -> None:
         from losslab.search.report import log_study_start
 
         log_study_start(
@@ -287,7 +289,7 @@ class _ParentRun:
             sweeper.storage_url or "",
             sweeper.sampler,
             sweeper.pruner,
-            search_space.parse(sweeper.params, []).distributions,
+            space.distributions,
             sweeper.n_trials,
         )
 

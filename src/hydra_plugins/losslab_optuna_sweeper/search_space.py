@@ -91,13 +91,17 @@ def parse(params: Mapping[str, str] | None, arguments: Iterable[str]) -> SearchS
     return space
 
 
-def as_override(key: str, value: object) -> str:
-    """A sampled value as a Hydra override; strings are quoted so they stay strings."""
+def override_value(value: object) -> str:
+    """A value as Hydra's override grammar reads it back; strings are quoted to stay strings."""
     if isinstance(value, str):
         escaped = value.replace("\\", "\\\\").replace("'", "\\'")
-        return f"{key}='{escaped}'"
+        return f"'{escaped}'"
     if value is None:
-        return f"{key}=null"
+        return "null"
     if isinstance(value, bool):
-        return f"{key}={str(value).lower()}"
-    return f"{key}={value!r}"
+        return str(value).lower()
+    return repr(value)
+
+
+def as_override(key: str, value: object) -> str:
+    return f"{key}={override_value(value)}"

@@ -59,6 +59,14 @@ def command() -> str:
     return "python " + " ".join([str(Path(sys.argv[0]).as_posix()), *sys.argv[1:]])
 
 
+def publish(name: str, lines: list[str], args: argparse.Namespace) -> None:
+    """Print a figure's section and, unless ``--no-write``, put it in BENCHMARKS.md."""
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        write_section(name, body)
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or append) the section ``name`` of BENCHMARKS.md."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"

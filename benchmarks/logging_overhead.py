@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import command, machine, median, parser, use_device, write_section  # noqa: E402
+from benchmarks.common import command, machine, median, parser, publish, use_device  # noqa: E402
 
 N, FEATURES, EPOCHS = 6049, 784, 3
 BATCH_KEYS = 5  # loss, accuracy, auc, precision, recall
@@ -172,10 +172,7 @@ def main() -> None:
     for name in variants:
         (s64, r64), (s512, r512) = rows[64][name], rows[512][name]
         lines.append(f"| {name} | {s64:.2f} s | {r64:.3f} | {s512:.2f} s | {r512:.3f} |")
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("logging-overhead", body)
+    publish("logging-overhead", lines, args)
 
 
 if __name__ == "__main__":

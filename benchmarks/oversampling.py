@@ -24,8 +24,8 @@ from benchmarks.common import (  # noqa: E402
     machine,
     median,
     parser,
+    publish,
     use_device,
-    write_section,
 )  # fmt: skip
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "creditcard" / "creditcard.csv.gz"
@@ -92,10 +92,7 @@ def main() -> None:
         lines.append(f"| {name} | {median(values) * 1000:.2f} | {median(values) / base:.3f} |")
     lines += ["", f"Loading and preparing `creditcard.csv.gz`: {median(load_times):.2f} s "
               f"(median of {args.repeats})."]  # fmt: skip
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("oversampling", body)
+    publish("oversampling", lines, args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import command, machine, median, parser, use_device, write_section  # noqa: E402
+from benchmarks.common import command, machine, median, parser, publish, use_device  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -79,10 +79,7 @@ def main() -> None:
         f"| two workers, `trainer.threads=1` each | {median(two):.1f} |",
         f"| **speed-up** | **{median(speedups):.2f}** |",
     ]
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("parallel-sweeps", body)
+    publish("parallel-sweeps", lines, args)
 
 
 if __name__ == "__main__":

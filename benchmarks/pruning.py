@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import command, machine, median, parser, use_device, write_section  # noqa: E402
+from benchmarks.common import command, machine, median, parser, publish, use_device  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -83,10 +83,7 @@ def main() -> None:
             f"| {gap:+.4f} |"
         )
     lines.append(f"| **median** | | | **{median(ratios):.3f}** | | | **{median(gaps):+.4f}** |")
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("pruning", body)
+    publish("pruning", lines, args)
 
 
 if __name__ == "__main__":

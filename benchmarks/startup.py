@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import command, machine, median, parser, use_device, write_section  # noqa: E402
+from benchmarks.common import command, machine, median, parser, publish, use_device  # noqa: E402
 
 TRAIN = str(Path(__file__).resolve().parents[1] / "train.py")
 
@@ -67,10 +67,7 @@ def main() -> None:
         "|---|---|",
         *[f"| {name} | {median(values):.2f} |" for name, values in rows.items()],
     ]
-    body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section("startup", body)
+    publish("startup", lines, args)
 
 
 if __name__ == "__main__":

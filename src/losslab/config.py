@@ -292,8 +292,14 @@ class TrackingConfig:
     batch_prefix: str = "batch/"
     log_model: bool = True
     ui_hint: str | None = None
+    # a store unreachable this long makes the run spill what is left next to its output
+    offline_after_s: float = 120.0
+    heartbeat_s: float = 60.0  # how often a run tells the store its process is alive
+    stale_after_s: float = 600.0  # a RUNNING run of another host silent this long is dead
 
     def __post_init__(self) -> None:
+        for key in ("offline_after_s", "heartbeat_s", "stale_after_s"):
+            _positive(f"tracking.{key}", getattr(self, key))
         if self.every_n_batches <= 0:
             raise ConfigError(
                 f"tracking.every_n_batches={self.every_n_batches!r} is not allowed; it must be >= 1"

@@ -82,20 +82,36 @@ def prepare(cfg: ImbalanceConfig, y_train: np.ndarray, task: str) -> Prepared:
 
 
 def oversampled(x: np.ndarray, y: np.ndarray, fraction: float, batch_size: int, seed: int):
-    """A repeating tf.data stream drawing ``fraction`` of its samples from the minority class.
+    """A repeating tf.data stream whose batches hold ``fraction`` minority samples.
 
     Returns ``(dataset, steps_per_epoch)``; an epoch sees as many samples as the training set.
+    Each batch is ``round(fraction * batch_size)`` minority rows and the rest majority rows,
+    drawn (with replacement) by index from a seed and the step number: two gathers per batch.
+    ``sample_from_datasets`` picks class by class, element by element, which on the
+    credit-card data made a step twenty times dearer than a class-weighted one
+    (``benchmarks/oversampling.py``); the fixed share also keeps every batch at the target.
     """
     import tensorflow as tf
 
     labels = np.asarray(y).ravel()
-    streams = []
-    for cls in (1, 0):
+    n_minority = min(batch_size - 1, max(1, round(fraction * batch_size)))
+    n_majority = batch_size - n_minority
+    parts = []
+    for cls, n in ((1, n_minority), (0, n_majority)):
         mask = labels == cls
-        ds = tf.data.Dataset.from_tensor_slices((x[mask], y[mask]))
-        streams.append(ds.shuffle(int(mask.sum()), seed=seed).repeat())
-    mixed = tf.data.Dataset.sample_from_datasets(
-        streams, weights=[fraction, 1.0 - fraction], seed=seed
-    )
+        parts.append((tf.constant(x[mask]), tf.constant(np.asarray(y)[mask]), n))
+
+    def batch(step):
+        xs, ys = [], []
+        for i, (xc, yc, n) in enumerate(parts):
+            pick = tf.random.stateless_uniform(
+                [n], seed=tf.stack([tf.cast(seed, tf.int64), 2 * step + i]),
+                maxval=tf.shape(xc, out_type=tf.int64)[0], dtype=tf.int64,
+            )  # fmt: skip
+            xs.append(tf.gather(xc, pick))
+            ys.append(tf.gather(yc, pick))
+        return tf.concat(xs, axis=0), tf.concat(ys, axis=0)
+
+    stream = tf.data.Dataset.counter().map(batch, num_parallel_calls=tf.data.AUTOTUNE)
     steps = math.ceil(len(x) / batch_size)
-    return mixed.batch(batch_size).prefetch(tf.data.AUTOTUNE), steps
+    return stream.prefetch(tf.data.AUTOTUNE), steps

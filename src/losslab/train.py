@@ -201,6 +201,7 @@ def train(
                     conf.tracking.every_n_batches,
                     conf.tracking.batch_prefix,
                     samples_per_epoch=len(ds.x_train),
+                    flush_timeout_s=conf.tracking.offline_after_s,
                 ),
             )
         fit_args: dict[str, Any] = {"class_weight": prepared.class_weight}
@@ -278,6 +279,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
     import os
 
     from losslab.tracking.run import MLFLOW_RUN_ID_ENV, TrackedRun, git_commit
+    from losslab.tracking.spill import SPILL_DIR
     from losslab.tracking.sweep import read_parent_id
 
     parent = read_parent_id(job.sweep_dir) if job.sweep_dir else None
@@ -307,6 +309,10 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
         tags=tags,
         artifact_location=conf.tracking.artifact_location,
         run_id=given,
+        spill_dir=Path(conf.paths.output_dir) / SPILL_DIR,
+        offline_after_s=conf.tracking.offline_after_s,
+        heartbeat_s=conf.tracking.heartbeat_s,
+        stale_after_s=conf.tracking.stale_after_s,
     )
 
 
@@ -328,6 +334,7 @@ def _log_end(tracked, conf, ev, history, model, ds, out: Path, value: float, bes
 
     from losslab import models, plots
 
+    tracked.sync()  # a store away for too long: the rest goes to the spill folder
     tracked.log_metrics({**ev.metrics, "objective": value, "best_epoch": best})
     tracked.log_text(models.summary_text(model), "model_summary.txt")
     confusion = {
@@ -376,7 +383,8 @@ def main(cfg: DictConfig) -> Any:
     job.tags.update(trial.tags())
     callbacks = trial.callbacks(str(cfg.objective))
     try:
-        return train(cfg, job, callbacks, on_run_start=trial.link_run).objective
+        with trial:
+            return train(cfg, job, callbacks, on_run_start=trial.link_run).objective
     except optuna.TrialPruned as pruned:
         log.info("trial %d pruned: %s", trial.ref.number, pruned)
         return search_trial.Pruned(str(pruned))

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from optuna.trial import TrialState
 
 from hydra_plugins.losslab_optuna_sweeper import search_space
 from losslab.search import storage as storages
+from losslab.search.heartbeat import Heartbeat
 from losslab.search.trial import Pruned, TrialRef
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,9 @@ class OptunaSweeperImpl:
         max_failure_rate: float,
         params: Any = None,
         custom_search_space: str | None = None,
+        heartbeat_interval: int | None = 60,
+        grace_period: int | None = None,
+        max_retry: int = 0,
     ) -> None:
         if n_trials < 1 or n_jobs < 1:
             raise ValueError(f"n_trials={n_trials} and n_jobs={n_jobs} must both be >= 1")
@@ -88,7 +94,13 @@ class OptunaSweeperImpl:
         self.max_failure_rate = max_failure_rate
         self.params = OmegaConf.to_container(params) if OmegaConf.is_config(params) else params
         self.custom_search_space = get_method(custom_search_space) if custom_search_space else None
+        if heartbeat_interval is not None and heartbeat_interval < 1:
+            raise ValueError(f"heartbeat_interval={heartbeat_interval} must be >= 1 or null")
+        self.heartbeat_interval = heartbeat_interval
+        self.grace_period = grace_period
+        self.max_retry = max_retry
         self.config: DictConfig | None = None
+        self.storage: optuna.storages.BaseStorage | None = None
         self.launcher = None
         self.job_idx = 0
 
@@ -104,9 +116,12 @@ class OptunaSweeperImpl:
     def _study(self, sweep_dir: Path) -> optuna.Study:
         self.storage_url = self.storage_url or storages.default_url(sweep_dir)
         self.study_name = self.study_name or sweep_dir.name
+        self.storage = storages.open_storage(
+            self.storage_url, self.heartbeat_interval, self.grace_period, self.max_retry
+        )
         study = optuna.create_study(
             study_name=self.study_name,
-            storage=storages.open_storage(self.storage_url),
+            storage=self.storage,
             pruner=self.pruner,
             directions=self.directions,
             load_if_exists=self.load_if_exists,
@@ -143,7 +158,7 @@ class OptunaSweeperImpl:
         if self.custom_search_space is not None:
             returned = self.custom_search_space(self.config, trial)
             extra = [search_space.as_override(k, v) for k, v in (returned or {}).items()]
-        ref = TrialRef(trial.number, self.study_name, self.storage_url)
+        ref = TrialRef(trial.number, self.study_name, self.storage_url, self.heartbeat_interval)
         env = [
             f"++hydra.job.env_set.{key}={search_space.override_value(value)}"
             for key, value in ref.env().items()
@@ -187,6 +202,22 @@ class OptunaSweeperImpl:
         study.tell(trial, state=TrialState.FAIL)
         return TrialState.FAIL
 
+    def _fail_stale(self, study: optuna.Study) -> None:
+        """End FAIL the trials whose jobs were killed (their heartbeat stopped)."""
+        if not self.heartbeat_interval:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+
+    def _beating(self, numbers: list[int]) -> Heartbeat | nullcontext:
+        """Heartbeats for a launched batch while the sweeper waits on it."""
+        if not self.heartbeat_interval:
+            return nullcontext()
+        study_id = self.storage.get_study_id_from_name(self.study_name)
+        ids = [self.storage.get_trial_id_from_study_id_trial_number(study_id, n) for n in numbers]
+        return Heartbeat(self.storage, ids, self.heartbeat_interval)
+
     def _remaining(self, study: optuna.Study) -> int:
         return self.n_trials - len(study.get_trials(deepcopy=False, states=COUNTED))
 
@@ -197,6 +228,7 @@ class OptunaSweeperImpl:
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         study = self._study(sweep_dir)
+        self._fail_stale(study)
         parent = _ParentRun.of(self.config, sweep_dir)
         if parent:
             parent.start(study, self, space)
@@ -211,13 +243,17 @@ class OptunaSweeperImpl:
         results: list[JobReturn] = []
         failed = 0
         try:
-            while (n := min(self.n_jobs, self._remaining(study))) > 0:
+            while True:
+                self._fail_stale(study)
+                if (n := min(self.n_jobs, self._remaining(study))) <= 0:
+                    break
                 batch = [self._ask(study, space) for _ in range(n)]
                 told: set[int] = set()
                 try:
-                    returns = self.launcher.launch(
-                        [overrides for _, overrides in batch], initial_job_idx=self.job_idx
-                    )
+                    with self._beating([trial.number for trial, _ in batch]):
+                        returns = self.launcher.launch(
+                            [overrides for _, overrides in batch], initial_job_idx=self.job_idx
+                        )
                     self.job_idx += len(batch)
                     for i, (trial, _) in enumerate(batch):
                         ret = returns[i] if i < len(returns) else None

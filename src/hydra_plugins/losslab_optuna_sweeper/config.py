@@ -92,6 +92,12 @@ class OptunaSweeperConf:
     # "pkg.module.function": called as fn(cfg, trial) for conditional parameters; may return
     # a dict of further fixed overrides
     custom_search_space: str | None = None
+    # trials of killed jobs: with an RDB storage, a trial whose heartbeat (every
+    # heartbeat_interval s, from the job and the waiting sweeper) stopped for grace_period s
+    # ends FAIL when a sweep next runs on the study, and is retried up to max_retry times
+    heartbeat_interval: int | None = 60
+    grace_period: int | None = None  # default: twice heartbeat_interval
+    max_retry: int = 0
 
 
 def register() -> None:

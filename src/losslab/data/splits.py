@@ -6,10 +6,28 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from losslab.data.dataset import DataError
+
 
 def stratify_key(y: np.ndarray) -> np.ndarray | None:
     """Labels to stratify on: the class for 1-D labels, None for multi-label matrices."""
     return y if y.ndim == 1 else None
+
+
+def check_stratifiable(y: np.ndarray, parts: str = "a stratified split") -> None:
+    """Two classes or more, each with at least two samples, or a clear :class:`DataError`."""
+    key = stratify_key(y)
+    if key is None:
+        return
+    classes, counts = np.unique(key, return_counts=True)
+    if len(classes) < 2:
+        raise DataError(
+            f"the labels hold class {[int(c) for c in classes]} only; "
+            "a classifier needs two classes"
+        )
+    few = {int(c): int(n) for c, n in zip(classes, counts, strict=True) if n < 2}
+    if few:
+        raise DataError(f"classes {few} have fewer than 2 samples; {parts} needs 2 per class")
 
 
 def split(
@@ -23,6 +41,7 @@ def split(
     if how == "tail":
         cut = len(x) - max(1, int(round(len(x) * fraction)))
         return x[:cut], y[:cut], x[cut:], y[cut:]
+    check_stratifiable(y)
     x_keep, x_out, y_keep, y_out = train_test_split(
         x, y, test_size=fraction, random_state=seed, stratify=stratify_key(y)
     )

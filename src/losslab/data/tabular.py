@@ -52,6 +52,14 @@ def read_creditcard(path: str | Path) -> pd.DataFrame:
     non_numeric = [c for c in CREDITCARD_COLUMNS if not pd.api.types.is_numeric_dtype(df[c])]
     if non_numeric:
         raise DataError(f"{path}: columns {non_numeric} hold non-numeric values")
+    values = df[CREDITCARD_COLUMNS].to_numpy(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        columns = [c for c, hit in zip(CREDITCARD_COLUMNS, bad.any(axis=0), strict=True) if hit]
+        raise DataError(
+            f"{path}: {int(bad.sum())} NaN or inf values in columns {columns}; "
+            "every value must be a finite number"
+        )
     labels = set(np.unique(df["Class"]).tolist())
     if not labels <= {0, 1}:
         raise DataError(f"{path}: Class holds {sorted(labels - {0, 1})}; only 0 and 1 allowed")

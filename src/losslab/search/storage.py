@@ -36,7 +36,12 @@ def check_url(url: str) -> None:
         )
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def open_storage(
+    url: str, heartbeat_s: int | None = None, grace_s: int | None = None, max_retry: int = 0
+) -> optuna.storages.BaseStorage:
+    """The storage at ``url``; for RDB storages with ``heartbeat_s``, trials whose heartbeat
+    stopped for ``grace_s`` (default twice the interval) can be failed, and retried up to
+    ``max_retry`` times with the same parameters."""
     check_url(url)
     if url.startswith(JOURNAL_PREFIX):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -48,4 +53,11 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    heartbeat: dict = {}
+    if heartbeat_s:
+        heartbeat = {"heartbeat_interval": heartbeat_s, "grace_period": grace_s}
+        if max_retry > 0:
+            heartbeat["heartbeat_stale_trial_callback"] = (
+                optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+            )
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)

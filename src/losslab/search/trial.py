@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 TRIAL_ENV = "LOSSLAB_OPTUNA_TRIAL"
 STUDY_ENV = "LOSSLAB_OPTUNA_STUDY"
 STORAGE_ENV = "LOSSLAB_OPTUNA_STORAGE"
+HEARTBEAT_ENV = "LOSSLAB_OPTUNA_HEARTBEAT"
 EPOCH_PREFIX = "val_"
 EVALUATION_PREFIXES = ("val_final_", "val_at_threshold_")
 
@@ -30,9 +31,13 @@ class TrialRef:
     number: int
     study_name: str
     storage: str
+    heartbeat_s: int | None = None
 
     def env(self) -> dict[str, str]:
-        return {TRIAL_ENV: str(self.number), STUDY_ENV: self.study_name, STORAGE_ENV: self.storage}
+        env = {TRIAL_ENV: str(self.number), STUDY_ENV: self.study_name, STORAGE_ENV: self.storage}
+        if self.heartbeat_s:
+            env[HEARTBEAT_ENV] = str(self.heartbeat_s)
+        return env
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,10 @@ def from_env() -> TrialRef | None:
     number = os.environ.get(TRIAL_ENV)
     if number is None:
         return None
-    return TrialRef(int(number), os.environ[STUDY_ENV], os.environ[STORAGE_ENV])
+    beat = os.environ.get(HEARTBEAT_ENV)
+    return TrialRef(
+        int(number), os.environ[STUDY_ENV], os.environ[STORAGE_ENV], int(beat) if beat else None
+    )
 
 
 def prunable(objective: str) -> bool:
@@ -55,11 +63,15 @@ def prunable(objective: str) -> bool:
 
 
 class JobTrial:
-    """The running trial of this job: pruning callback and links to the MLflow run."""
+    """The running trial of this job: pruning callback, heartbeat, link to the MLflow run.
+
+    Use it as a context manager around training: while inside, it beats for its trial.
+    """
 
     def __init__(self, ref: TrialRef, pruner: Any = None) -> None:
         import optuna
 
+        from losslab.search.heartbeat import Heartbeat
         from losslab.search.storage import open_storage
 
         self.ref = ref
@@ -69,6 +81,17 @@ class JobTrial:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, ref.number)
         self.multi_objective = len(study.directions) > 1
         self.trial = optuna.trial.Trial(study, trial_id)
+        beat = ref.heartbeat_s
+        self._heartbeat = Heartbeat(storage, [trial_id], beat) if beat else None
+
+    def __enter__(self) -> JobTrial:
+        if self._heartbeat is not None:
+            self._heartbeat.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.__exit__(*exc)
 
     def callbacks(self, objective: str) -> list[Any]:
         if self.multi_objective:

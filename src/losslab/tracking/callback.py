@@ -19,7 +19,8 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
     """Batch metrics at step = global batch index, epoch metrics at step = epoch.
 
     Each epoch also records ``learning_rate``, ``epoch_time_s`` and ``samples_per_second``.
-    ``on_train_end`` waits until every point is stored (``flush_timeout_s`` at most).
+    ``on_train_end`` waits until every point is stored, or until the store has been
+    unreachable for ``flush_timeout_s`` (the run then spills what is left).
     """
 
     def __init__(
@@ -61,4 +62,4 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
         self.writer.flush(wait=False)
 
     def on_train_end(self, logs=None) -> None:
-        self.writer.flush(wait=True, timeout=self.flush_timeout_s)
+        self.writer.wait_stored(self.flush_timeout_s)

@@ -30,22 +30,26 @@ class MlflowParentRun(Callback):
         from mlflow import MlflowClient
         from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
+        from losslab.tracking import stale
         from losslab.tracking.redact import redact_text
         from losslab.tracking.run import MLFLOW_RUN_ID_ENV, experiment_id
 
         sweep_dir = config.hydra.sweep.dir
         self.client = MlflowClient(config.tracking.uri)
-        existing = read_parent_id(sweep_dir) or os.environ.get(MLFLOW_RUN_ID_ENV)
-        if existing:  # a resumed sweep keeps its parent; `mlflow run` made one for us
-            self.run_id = existing
-            self.client.update_run(existing, status="RUNNING")
-            write_parent_id(sweep_dir, existing)
-            return
         exp = experiment_id(
             self.client,
             config.tracking.experiment or config.task_name,
             config.tracking.artifact_location,
         )
+        stale.end_dead_runs(self.client, exp, config.tracking.stale_after_s)
+        owner = {stale.PROCESS_TAG: stale.process_token()}
+        existing = read_parent_id(sweep_dir) or os.environ.get(MLFLOW_RUN_ID_ENV)
+        if existing:  # a resumed sweep keeps its parent; `mlflow run` made one for us
+            self.run_id = existing
+            self.client.update_run(existing, status="RUNNING")
+            self.client.set_tag(existing, stale.PROCESS_TAG, owner[stale.PROCESS_TAG])
+            write_parent_id(sweep_dir, existing)
+            return
         overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
         name = f"sweep-{sweep_dir.rstrip('/').rsplit('/', 1)[-1]}"
         run = self.client.create_run(
@@ -58,6 +62,7 @@ class MlflowParentRun(Callback):
                 "losslab.overrides": redact_text(" ".join(map(str, overrides))),
                 "losslab.sweeper": config.hydra.sweeper._target_,
                 "losslab.launcher": config.hydra.launcher._target_,
+                **owner,
             },
         )
         self.run_id = run.info.run_id

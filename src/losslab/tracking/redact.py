@@ -1,11 +1,14 @@
 """Keep secrets out of params, tags and config artifacts.
 
-A value is hidden when its key names a secret (password, token, ...) or when it is a URL
-with a password (``postgresql://user:pw@host/db``); the rest of the URL stays readable.
+A value is hidden when its key names a secret (password, token, ...), when it is a URL
+with a password (``postgresql://user:pw@host/db``; the rest of the URL stays readable), or
+when it holds the value of an environment variable whose name names a secret
+(``${oc.env:GITHUB_TOKEN}`` under any key).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
 
@@ -15,8 +18,23 @@ URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@\
 QUERY_SECRET = re.compile(r"(?P<head>[?&](password|token|secret|api[_-]?key)=)[^&\s]+", re.I)
 
 
+MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") would mask ordinary text
+
+
+def secret_env_values() -> list[str]:
+    """Values of environment variables named like secrets, longest first."""
+    values = {
+        value
+        for name, value in os.environ.items()
+        if SECRET_KEY.search(name) and len(value) >= MIN_SECRET_LENGTH
+    }
+    return sorted(values, key=len, reverse=True)
+
+
 def redact_text(text: str) -> str:
-    """Mask passwords in URLs and secret query parameters anywhere in ``text``."""
+    """Mask passwords in URLs, secret query parameters and secret environment values."""
+    for value in secret_env_values():
+        text = text.replace(value, MASK)
     text = URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
     return QUERY_SECRET.sub(lambda m: m.group("head") + MASK, text)
 

@@ -1,29 +1,39 @@
 """One MLflow run per training job: creation under its sweep's parent, params, artifacts,
 the model, and an honest final status.
 
-Everything goes through ``MlflowClient``; the run is also made the fluent active run so
-MLflow's model flavour links the logged model to it.
+Everything goes through ``MlflowClient``. A store that goes away mid-run does not stop
+training: metric points wait in the writer's queue, and once the store has been unreachable
+for ``offline_after_s`` the run records the rest into a spill folder to replay later
+(:mod:`losslab.tracking.spill`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
-from collections.abc import Mapping
+import sys
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
 import yaml
 from mlflow import MlflowClient
-from mlflow.entities import Param, RunStatus
+from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
+from losslab.tracking import stale
+from losslab.tracking.model import log_keras_model
 from losslab.tracking.redact import flatten, redact_text, redact_tree
+from losslab.tracking.spill import Spill
 from losslab.tracking.writer import MetricWriter
 
+log = logging.getLogger(__name__)
+
 MLFLOW_RUN_ID_ENV = "MLFLOW_RUN_ID"  # set by `mlflow run` for the run it made
-MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
 
@@ -66,12 +76,26 @@ def _is_pruned(exc_type: type) -> bool:
     return exc_type.__name__ == "TrialPruned" and exc_type.__module__.startswith("optuna")
 
 
+def unreachable(err: BaseException) -> bool:
+    """Whether ``err`` says the tracking store could not be reached (not a bad request)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            return True
+        text = str(seen)
+        if "Max retries exceeded" in text or "Connection refused" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class TrackedRun:
     """Context manager for one job's MLflow run.
 
     On a clean exit the run is FINISHED; on an exception FAILED with the error as the tag
     ``losslab.error``; on Ctrl-C KILLED; stopped by an Optuna pruner FINISHED and tagged
-    ``losslab.pruned``. Queued metrics are flushed first in every case.
+    ``losslab.pruned``. Queued metrics are flushed first in every case. Before the run is
+    created, runs of the experiment left RUNNING by dead processes are ended KILLED.
     """
 
     def __init__(
@@ -83,10 +107,16 @@ class TrackedRun:
         tags: Mapping[str, str] | None = None,
         artifact_location: str | None = None,
         run_id: str | None = None,
+        spill_dir: str | Path | None = None,
+        offline_after_s: float | None = None,
+        heartbeat_s: float = 60.0,
+        stale_after_s: float = 600.0,
     ) -> None:
         self.uri = uri
         self.client = MlflowClient(uri)
         all_tags = {k: redact_text(str(v)) for k, v in (tags or {}).items()}
+        all_tags[stale.PROCESS_TAG] = stale.process_token()
+        all_tags[stale.HEARTBEAT_TAG] = str(int(time.time()))
         if run_name:
             all_tags[MLFLOW_RUN_NAME] = run_name
         if parent_run_id:
@@ -94,27 +124,33 @@ class TrackedRun:
         if run_id:  # a run made for us, e.g. by `mlflow run`
             self.run = self.client.get_run(run_id)
             self.experiment_id = self.run.info.experiment_id
+            stale.end_dead_runs(self.client, self.experiment_id, stale_after_s)
             for key, value in all_tags.items():
                 self.client.set_tag(run_id, key, value)
         else:
             self.experiment_id = experiment_id(self.client, experiment, artifact_location)
+            stale.end_dead_runs(self.client, self.experiment_id, stale_after_s)
             self.run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = self.run.info.run_id
-        self.writer = MetricWriter(self.client, self.run_id)
+        self.writer = MetricWriter(
+            self.client, self.run_id, heartbeat=(heartbeat_s, self._heartbeat)
+        )
         self.status = RunStatus.to_string(RunStatus.RUNNING)
         self.model_uri: str | None = None  # set by log_model
+        self.spill_dir = Path(spill_dir) if spill_dir else None
+        self.offline_after_s = offline_after_s
+        self.spill: Spill | None = None  # set once the store stayed away too long
+
+    def _heartbeat(self) -> None:
+        self.client.set_tag(self.run_id, stale.HEARTBEAT_TAG, str(int(time.time())))
 
     def __enter__(self) -> TrackedRun:
-        # MLflow's model flavours log to the global tracking URI, which set_tracking_uri also
-        # exports as MLFLOW_TRACKING_URI: restore both on exit so later runs are unaffected
-        self._previous_uri = os.environ.get(MLFLOW_TRACKING_URI_ENV)
-        mlflow.set_tracking_uri(self.uri)
         os.environ.pop(MLFLOW_RUN_ID_ENV, None)  # an inherited id would hijack start_run
-        mlflow.start_run(run_id=self.run_id)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.writer.close(timeout=60)
+        self.sync()
+        self.writer.close(timeout=1 if self.offline else None)
         pruned = exc_type is not None and _is_pruned(exc_type)
         if exc_type is None or pruned:
             status = "FINISHED"
@@ -125,12 +161,52 @@ class TrackedRun:
         if pruned:
             self.set_tags({"losslab.pruned": "true", "losslab.pruned_reason": str(exc)})
         elif exc is not None:
-            self.client.set_tag(
-                self.run_id, "losslab.error", redact_text(f"{exc_type.__name__}: {exc}")[:5000]
-            )
-        mlflow.end_run(status=status)
-        mlflow.set_tracking_uri(self._previous_uri)
+            self.set_tags({"losslab.error": f"{exc_type.__name__}: {exc}"[:5000]})
+        self._call(
+            lambda: self.client.set_terminated(self.run_id, status),
+            lambda spill: spill.status(status),
+        )
         self.status = status
+        if self.spill is not None:
+            print(
+                f"MLflow store {redact_text(self.uri)} unreachable: run {self.run_id} kept in "
+                f"{self.spill.folder}; write it to MLflow later with: "
+                f"losslab-replay {self.spill.folder}",
+                file=sys.stderr,
+            )
+
+    # -- a store that went away -------------------------------------------------------------
+    @property
+    def offline(self) -> bool:
+        return self.spill is not None
+
+    def sync(self) -> bool:
+        """Wait until every queued point is stored; go offline if the store stays away."""
+        if self.offline:
+            return False
+        if self.writer.wait_stored(self.offline_after_s):
+            return True
+        self._go_offline(f"unreachable for more than {self.offline_after_s}s")
+        return False
+
+    def _go_offline(self, why: str) -> Spill:
+        if self.spill is None:
+            folder = self.spill_dir or Path.cwd() / "mlflow_spill"
+            self.spill = Spill(folder, self.uri, self.run_id)
+            self.spill.metrics(self.writer.abandon())
+            log.warning("MLflow store %s %s: recording into %s", self.uri, why, folder)
+        return self.spill
+
+    def _call(self, online: Callable[[], Any], offline: Callable[[Spill], Any]) -> Any:
+        """``online()`` against the store; into the spill if it is (or becomes) unreachable."""
+        if self.spill is None:
+            try:
+                return online()
+            except Exception as err:
+                if not unreachable(err):
+                    raise
+                self._go_offline(f"failed ({type(err).__name__})")
+        return offline(self.spill)
 
     # -- what a run records ---------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -141,40 +217,50 @@ class TrackedRun:
             self.client.log_batch(self.run_id, params=entries[i : i + MAX_PARAMS_PER_BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
-        self.writer.add(step, dict(metrics))
+        if self.spill is None:
+            self.writer.add(step, dict(metrics))
+            return
+        now = int(time.time() * 1000)
+        self.spill.metrics(Metric(k, float(v), now, step) for k, v in metrics.items())
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, redact_text(str(value)))
+        clean = {key: redact_text(str(value)) for key, value in tags.items()}
+
+        def online() -> None:
+            for key, value in clean.items():
+                self.client.set_tag(self.run_id, key, value)
+
+        self._call(online, lambda spill: spill.tags(clean))
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        self._call(
+            lambda: self.client.log_artifact(self.run_id, str(path), artifact_path),
+            lambda spill: spill.artifact(path, artifact_path),
+        )
 
     def log_artifacts(self, folder: str | Path, artifact_path: str | None = None) -> None:
-        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+        self._call(
+            lambda: self.client.log_artifacts(self.run_id, str(folder), artifact_path),
+            lambda spill: spill.artifact(folder, artifact_path),
+        )
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, redact_text(text), artifact_file)
+        clean = redact_text(text)
+        self._call(
+            lambda: self.client.log_text(self.run_id, clean, artifact_file),
+            lambda spill: spill.text(clean, artifact_file),
+        )
 
     def log_yaml(self, data: Any, artifact_file: str) -> None:
-        text = yaml.safe_dump(redact_tree(data), sort_keys=False)
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.log_text(yaml.safe_dump(redact_tree(data), sort_keys=False), artifact_file)
 
-    def log_model(self, model, input_example) -> str:
-        """The model through MLflow's TensorFlow flavour, with signature and input example.
+    def log_model(self, model, input_example) -> str | None:
+        """The model through MLflow's TensorFlow flavour, with signature and input example."""
 
-        The inference graph is logged uncompiled, so it loads anywhere without losslab's
-        (or the user's) custom loss. (``mlflow.keras.log_model`` writes the input example
-        before creating its folder and fails, so the TensorFlow flavour is used.)
-        """
-        import keras
-        import mlflow.tensorflow
-        from mlflow.models import infer_signature
+        def online() -> str:
+            self.model_uri = log_keras_model(
+                self.uri, self.run_id, self.experiment_id, model, input_example
+            )
+            return self.model_uri
 
-        inference = keras.Model(model.inputs, model.outputs, name=model.name)
-        signature = infer_signature(input_example, model.predict(input_example, verbose=0))
-        info = mlflow.tensorflow.log_model(
-            inference, name="model", signature=signature, input_example=input_example
-        )
-        self.model_uri = info.model_uri
-        return info.model_uri
+        return self._call(online, lambda spill: spill.model(model, input_example))

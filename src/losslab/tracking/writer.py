@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from mlflow.entities import Metric
 
@@ -24,11 +24,24 @@ MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch request
 class MetricWriter:
     """Queue of ``(step, timestamp_ms, {key: value}, prefix)`` rows for one run."""
 
-    def __init__(self, client, run_id: str, interval_s: float = 1.0, retry_s: float = 2.0):
+    def __init__(
+        self,
+        client,
+        run_id: str,
+        interval_s: float = 1.0,
+        retry_s: float = 2.0,
+        heartbeat: tuple[float, Callable[[], None]] | None = None,
+    ):
         self._client = client
         self._run_id = run_id
         self._interval = interval_s
         self._retry = retry_s
+        # (every_s, beat): called from the writer thread while the process lives
+        self._heartbeat = heartbeat
+        self._last_beat = 0.0
+        self._lock = threading.Lock()  # guards _pending against abandon()
+        self._abandoned = False
+        self.unreachable_since: float | None = None  # monotonic time of the first failure
         self._rows: deque[tuple[int, int, Mapping[str, float], str]] = deque()
         self._pending: list[Metric] = []
         self._wake = threading.Condition()
@@ -62,6 +75,39 @@ class MetricWriter:
                 self._wake.wait_for(lambda: self._done >= target, timeout=timeout)
             return self._done >= target
 
+    def wait_stored(self, give_up_after_s: float | None = None, poll_s: float = 0.5) -> bool:
+        """Block until every queued row is stored; False once the store has been unreachable
+        for more than ``give_up_after_s`` seconds (None: wait as long as it takes)."""
+        target = self._added
+        with self._wake:
+            self._flush_asked = True
+            self._wake.notify_all()
+            while self._done < target:
+                since = self.unreachable_since
+                if (
+                    give_up_after_s is not None
+                    and since is not None
+                    and time.monotonic() - since > give_up_after_s
+                ):
+                    return False
+                self._wake.wait(timeout=poll_s)
+            return True
+
+    def abandon(self) -> list[Metric]:
+        """Stop sending and return every point not known to be stored.
+
+        A request in flight when this is called may still land; replaying the spill skips
+        points the store already has, so nothing is counted twice.
+        """
+        with self._wake, self._lock:
+            self._closing = self._abandoned = True
+            unsent = list(self._pending)
+            self._pending.clear()
+            while self._rows:
+                unsent.extend(self._metrics([self._rows.popleft()]))
+            self._wake.notify_all()
+        return unsent
+
     def close(self, timeout: float | None = None) -> bool:
         stored = self.flush(wait=True, timeout=timeout)
         with self._wake:
@@ -82,9 +128,10 @@ class MetricWriter:
     def _take(self) -> int:
         """Move queued rows into the pending list, up to one request's worth."""
         taken = 0
-        while self._rows and len(self._pending) < MAX_METRICS_PER_BATCH:
-            self._pending.extend(self._metrics([self._rows.popleft()]))
-            taken += 1
+        with self._lock:
+            while self._rows and len(self._pending) < MAX_METRICS_PER_BATCH:
+                self._pending.extend(self._metrics([self._rows.popleft()]))
+                taken += 1
         return taken
 
     def _send(self, everything: bool) -> bool:
@@ -95,11 +142,32 @@ class MetricWriter:
                 self._client.log_batch(self._run_id, metrics=chunk, synchronous=True)
             except Exception as err:  # store unreachable or busy: keep the points, retry
                 self.last_error = err
+                if self.unreachable_since is None:
+                    self.unreachable_since = time.monotonic()
                 log.warning("MLflow log_batch failed (%s); retrying in %.1fs", err, self._retry)
+                with self._wake:
+                    self._wake.notify_all()  # let wait_stored() check how long it has been
                 return False
-            del self._pending[: len(chunk)]
+            self.unreachable_since = None
+            with self._lock:
+                if self._abandoned:
+                    return True
+                del self._pending[: len(chunk)]
             self.points_written += len(chunk)
         return True
+
+    def _beat(self) -> None:
+        if self._heartbeat is None:
+            return
+        every, beat = self._heartbeat
+        now = time.monotonic()
+        if now - self._last_beat < every:
+            return
+        self._last_beat = now
+        try:
+            beat()
+        except Exception as err:  # a missed heartbeat is retried at the next one
+            log.debug("heartbeat failed: %s", err)
 
     def _run(self) -> None:
         taken = 0  # rows moved into pending whose points are not all stored yet
@@ -109,10 +177,12 @@ class MetricWriter:
                     self._wake.wait(timeout=self._interval)
                 self._flush_asked = False
                 closing = self._closing
-            while self._rows or self._pending:
+            self._beat()
+            while (self._rows or self._pending) and not self._abandoned:
                 taken += self._take()
                 if not self._send(everything=not self._rows):
-                    time.sleep(self._retry)
+                    with self._wake:  # sleep, but wake for abandon()
+                        self._wake.wait_for(lambda: self._abandoned, timeout=self._retry)
                     continue
                 if not self._pending:
                     with self._wake:

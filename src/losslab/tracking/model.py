@@ -1,0 +1,62 @@
+"""Logging a trained Keras model through MLflow's TensorFlow flavour."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+EXPERIMENT_ID_ENV = "MLFLOW_EXPERIMENT_ID"
+EXPERIMENT_NAME_ENV = "MLFLOW_EXPERIMENT_NAME"
+
+
+def log_keras_model(
+    uri: str, run_id: str, experiment_id: str, model: Any, input_example: Any
+) -> str:
+    """Log ``model`` (with signature and input example) to run ``run_id``; its model URI.
+
+    The inference graph is logged uncompiled, so it loads anywhere without losslab's (or the
+    user's) custom loss. ``mlflow.keras.log_model`` writes the input example before creating
+    its folder and fails, so the TensorFlow flavour is used. The flavour takes the store and
+    the experiment of its LoggedModel from MLflow's globals (tracking URI, experiment id),
+    not from ``run_id``: both are set for the call and restored after it, so no fluent run
+    has to be started (and ended) around it.
+    """
+    import keras
+    import mlflow.tensorflow
+    from mlflow.models import infer_signature
+
+    inference = keras.Model(model.inputs, model.outputs, name=model.name)
+    signature = infer_signature(input_example, model.predict(input_example, verbose=0))
+    saved = {key: os.environ.pop(key, None) for key in (EXPERIMENT_ID_ENV, EXPERIMENT_NAME_ENV)}
+    previous_uri = os.environ.get(MLFLOW_TRACKING_URI_ENV)
+    os.environ[EXPERIMENT_ID_ENV] = experiment_id
+    mlflow.set_tracking_uri(uri)
+    try:
+        info = mlflow.tensorflow.log_model(
+            inference,
+            name="model",
+            signature=signature,
+            input_example=input_example,
+            run_id=run_id,
+        )
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return info.model_uri
+
+
+def load_keras_model(path: str, compile: bool = True) -> Any:
+    """A saved ``.keras`` model, loaded with Keras' safe mode on (no arbitrary code runs).
+
+    losslab's own losses are registered as Keras serializables, so they load by name.
+    """
+    import keras
+
+    import losslab.losses  # noqa: F401 - registers the custom losses
+
+    return keras.saving.load_model(path, compile=compile, safe_mode=True)

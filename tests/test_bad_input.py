@@ -1,0 +1,108 @@
+"""Bad data and config: one clear error naming the value and what is allowed, raised before
+training starts, and no run recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from losslab.config import ConfigError
+from losslab.data import DataError
+from losslab.tracking.spill import SPILL_DIR
+from losslab.train import train
+from tests.conftest import compose
+
+COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
+
+
+def creditcard_csv(folder: Path, n: int = 400, frauds: int = 20, **change) -> Path:
+    """A small file in the Kaggle layout; ``change`` sets (row, column) cells or drops columns."""
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(n, len(COLUMNS))), columns=COLUMNS)
+    df["Time"] = np.arange(n)
+    df["Amount"] = rng.uniform(1, 100, n)
+    df["Class"] = (np.arange(n) < frauds).astype(int)
+    for column in change.pop("drop", []):
+        df = df.drop(columns=column)
+    for (row, column), value in change.pop("cells", {}).items():
+        df[column] = df[column].astype(object if isinstance(value, str) else df[column].dtype)
+        df.loc[row, column] = value
+    path = folder / "cards.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def assert_nothing_recorded(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    if db.exists():
+        client = MlflowClient(f"sqlite:///{db}")
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        assert client.search_runs(experiments) == []
+    assert not (tmp_path / "out" / SPILL_DIR).exists()
+
+
+CSV_FAULTS = {
+    "missing columns": ({"drop": ["V2", "Amount"]}, r"lacks columns \['V2', 'Amount'\]"),
+    "non-numeric value": ({"cells": {(3, "V5"): "abc"}}, r"columns \['V5'\] hold non-numeric"),
+    "NaN feature": ({"cells": {(7, "V1"): np.nan}}, r"NaN or inf values in columns \['V1'\]"),
+    "inf feature": ({"cells": {(9, "Amount"): np.inf}}, r"NaN or inf.*\['Amount'\]"),
+    "label outside 0/1": ({"cells": {(5, "Class"): 2}}, r"Class holds \[2\]; only 0 and 1"),
+}
+
+
+@pytest.mark.parametrize("change, message", CSV_FAULTS.values(), ids=CSV_FAULTS.keys())
+def test_bad_csv_is_refused_before_training(tmp_path, change, message):
+    path = creditcard_csv(tmp_path, **change)
+    cfg = compose(tmp_path, "data=creditcard", f"data.path={path}")
+    with pytest.raises(DataError, match=message):
+        train(cfg)
+    assert_nothing_recorded(tmp_path)
+
+
+def test_missing_file_names_the_path(tmp_path):
+    cfg = compose(tmp_path, "data=creditcard", f"data.path={tmp_path}/nowhere.csv.gz")
+    with pytest.raises(DataError, match=r"data.path='.*nowhere.csv.gz' does not exist"):
+        train(cfg)
+    assert_nothing_recorded(tmp_path)
+
+
+def test_single_class_training_data_is_refused(tmp_path):
+    path = creditcard_csv(tmp_path, frauds=0)
+    with pytest.raises(DataError, match=r"class \[0\] only; a classifier needs two classes"):
+        train(compose(tmp_path, "data=creditcard", f"data.path={path}"))
+    assert_nothing_recorded(tmp_path)
+
+
+def test_too_few_samples_of_a_class_to_split(tmp_path):
+    path = creditcard_csv(tmp_path, frauds=1)
+    with pytest.raises(DataError, match=r"classes \{1: 1\} have fewer than 2 samples"):
+        train(compose(tmp_path, "data=creditcard", f"data.path={path}"))
+    assert_nothing_recorded(tmp_path)
+
+
+def test_more_minority_samples_than_exist(tmp_path):
+    with pytest.raises(DataError, match="data.n_minority=100000"):
+        train(compose(tmp_path, "data.n_minority=100000"))
+    assert_nothing_recorded(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.dropout=-0.1", r"model.dropout=-0.1 is not allowed; it must lie in \[0, 1\)"),
+        ("model.dropout=1.0", r"model.dropout=1.0 is not allowed; it must lie in \[0, 1\)"),
+        ("optimizer.lr=0", r"optimizer.lr=0.0 is not allowed; it must be a finite number > 0"),
+        ("imbalance.ratio=-2", r"imbalance.ratio=-2.0 is not allowed"),
+        ("trainer.batch_size=0", r"trainer.batch_size=0 is not allowed; it must be > 0"),
+        ("trainer.epochs=0", r"trainer.epochs=0 is not allowed; it must be > 0"),
+        ("tracking.offline_after_s=0", r"tracking.offline_after_s=0.0 is not allowed"),
+    ],
+)
+def test_out_of_range_config_is_refused_before_training(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=message):
+        train(compose(tmp_path, override))
+    assert_nothing_recorded(tmp_path)

@@ -1,0 +1,252 @@
+"""Faults caused for real: a tracking server that goes away, processes killed with SIGKILL
+and interrupted with SIGINT, NaN losses in a sweep, and four parallel jobs on SQLite."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import keras
+import pytest
+from mlflow import MlflowClient
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from losslab import data
+from losslab.config import to_objects
+from losslab.train import train
+from tests.conftest import REPO, MlflowServer, compose, run_cli
+from tests.test_sweep import STUDY, SWEEP, load, runs_by_type
+
+STUDY_DB = f"outputs/sweeps/{STUDY}/optuna.db"
+
+
+@pytest.fixture
+def fast_failing_http(monkeypatch):
+    """MLflow's client retries a refused connection for minutes by default; fail at once so
+    the losslab writer's own retry loop is what is tested."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+class Outage(keras.callbacks.Callback):
+    """Stops the server after ``down_after`` epochs; starts it again after ``up_after``."""
+
+    def __init__(self, server: MlflowServer, down_after: int, up_after: int | None) -> None:
+        super().__init__()
+        self.server, self.down_after, self.up_after = server, down_after, up_after
+        self.was_down = False
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if epoch + 1 == self.down_after:
+            self.server.stop()
+            with pytest.raises(OSError):
+                urllib.request.urlopen(f"{self.server.url}/health", timeout=2)
+            self.was_down = True
+        if self.up_after is not None and epoch + 1 == self.up_after:
+            self.server.start()
+
+
+def steps_per_epoch(result, batch_size: int) -> int:
+    return math.ceil(len(result.dataset.x_train) / batch_size)
+
+
+def assert_every_point_stored(client: MlflowClient, run_id: str, epochs: int, steps: int):
+    batch = client.get_metric_history(run_id, "batch/loss")
+    assert len(batch) == epochs * steps
+    assert sorted(m.step for m in batch) == list(range(epochs * steps))
+    assert len(client.get_metric_history(run_id, "val_loss")) == epochs
+
+
+def test_server_outage_queues_points_until_the_server_returns(tmp_path, fast_failing_http):
+    server = MlflowServer(tmp_path / "server-data")
+    server.folder.mkdir()
+    url = server.start()
+    try:
+        outage = Outage(server, down_after=1, up_after=3)
+        cfg = compose(tmp_path, "tracking=server", f"tracking.uri={url}", "trainer.epochs=5",
+                      "trainer.batch_size=16", "tracking.log_model=false")  # fmt: skip
+        result = train(cfg, extra_callbacks=[outage])
+        assert outage.was_down
+        client = MlflowClient(url)
+        run = client.get_run(result.run_id)
+        assert run.info.status == "FINISHED"
+        assert_every_point_stored(client, result.run_id, 5, steps_per_epoch(result, 16))
+        assert not (tmp_path / "out" / "mlflow_spill").exists()
+    finally:
+        server.stop()
+
+
+def test_store_that_never_returns_spills_and_replay_restores_the_run(tmp_path, fast_failing_http):
+    server = MlflowServer(tmp_path / "server-data")
+    server.folder.mkdir()
+    url = server.start()
+    try:
+        outage = Outage(server, down_after=1, up_after=None)
+        cfg = compose(tmp_path, "tracking=server", f"tracking.uri={url}", "trainer.epochs=3",
+                      "trainer.batch_size=16", "tracking.offline_after_s=2",
+                      "tracking.log_model=true")  # fmt: skip
+        result = train(cfg, extra_callbacks=[outage])  # training ends without an exception
+        spill = tmp_path / "out" / "mlflow_spill"
+        assert (spill / "spill.jsonl").is_file()
+
+        server.start()
+        replay = [sys.executable, "-m", "losslab.tracking.replay", str(spill)]
+        proc = subprocess.run(replay, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert "status FINISHED" in proc.stdout
+        client = MlflowClient(url)
+        run = client.get_run(result.run_id)
+        assert run.info.status == "FINISHED"
+        assert_every_point_stored(client, result.run_id, 3, steps_per_epoch(result, 16))
+        assert run.data.metrics["test_pr_auc"] == pytest.approx(result.metrics["test_pr_auc"])
+        assert run.data.tags["losslab.objective"] == "val_pr_auc"
+        arts = {a.path for d in ("plots", "evaluation")
+                for a in client.list_artifacts(result.run_id, d)}  # fmt: skip
+        assert {"plots/pr_curve.png", "evaluation/confusion_matrix.json"} <= arts
+        models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+        assert [m.source_run_id for m in models] == [result.run_id]
+
+        again = subprocess.run(replay, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 2 and "already replayed" in again.stderr
+        assert len(client.get_metric_history(result.run_id, "val_loss")) == 3
+    finally:
+        server.stop()
+
+
+def _wait_for_running_trial(db: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Until a trial of the study is RUNNING with its MLflow run linked and training under way."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        if db.is_file():
+            with sqlite3.connect(db, timeout=30) as con:
+                linked = con.execute(
+                    "SELECT count(*) FROM trials t JOIN trial_user_attributes a "
+                    "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' "
+                    "AND a.key = 'mlflow_run_id'"
+                ).fetchone()[0]
+            if linked:
+                time.sleep(4)  # some epochs into training
+                return
+        time.sleep(0.5)
+    raise AssertionError("no trial started training in time")
+
+
+def _start_sweep(tmp_path: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *SWEEP, *extra],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(tmp_path):
+    beat = ["hydra.sweeper.n_trials=2", "hydra.sweeper.heartbeat_interval=1",
+            "hydra.sweeper.grace_period=2", "hydra.sweeper.max_retry=1"]  # fmt: skip
+    proc = _start_sweep(tmp_path, *beat, "trainer.epochs=500")
+    _wait_for_running_trial(tmp_path / STUDY_DB, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    time.sleep(3)  # past the grace period
+    run_cli(tmp_path, *SWEEP, *beat)
+
+    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    killed, retry = study.trials
+    assert killed.state == TrialState.FAIL
+    assert retry.state == TrialState.COMPLETE
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == killed.number
+    assert retry.params == killed.params
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    dead = client.get_run(killed.user_attrs["mlflow_run_id"])
+    assert dead.info.status == "KILLED"
+    assert "ended without closing the run" in dead.data.tags["losslab.error"]
+    sweeps, jobs = runs_by_type(tmp_path)
+    assert [r.info.status for r in sweeps] == ["FINISHED"]  # the resumed sweep's parent
+    assert sorted(r.info.status for r in jobs) == ["FINISHED", "KILLED"]
+
+
+def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_path):
+    proc = _start_sweep(tmp_path, "hydra.sweeper.n_trials=2", "trainer.epochs=500")
+    _wait_for_running_trial(tmp_path / STUDY_DB, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode != 0, stderr
+
+    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    (interrupted,) = study.trials
+    assert interrupted.state == TrialState.FAIL
+    assert interrupted.user_attrs["fail_reason"] == "sweep interrupted"
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run = client.get_run(interrupted.user_attrs["mlflow_run_id"])
+    assert run.info.status == "KILLED"
+    batch = client.get_metric_history(run.info.run_id, "batch/loss")
+    epochs = client.get_metric_history(run.info.run_id, "val_loss")
+    steps = sorted(m.step for m in batch)
+    assert steps == list(range(len(steps)))  # every queued point, no gap
+    assert epochs and len(steps) >= len(epochs) * 3  # 3+ batches per debug epoch
+    sweeps, _ = runs_by_type(tmp_path)
+    assert [r.info.status for r in sweeps] == ["KILLED"]
+
+    run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2")
+    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    sweeps, _ = runs_by_type(tmp_path)
+    assert [r.info.status for r in sweeps] == ["FINISHED"]
+
+
+def test_nan_loss_fails_its_trial_and_the_sweep_goes_on(tmp_path):
+    run_cli(
+        tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none",
+        "hydra.sweeper.max_failure_rate=0.9", "loss=custom",
+        "loss._target_=choice(tests.custom_losses.nan_loss,keras.losses.binary_crossentropy)",
+        env={"PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    assert len(study.trials) == 4
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    states = set()
+    for trial in study.trials:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        if trial.params["loss._target_"].endswith("nan_loss"):
+            assert trial.state == TrialState.FAIL
+            assert "training loss became nan" in trial.user_attrs["fail_reason"]
+            assert run.info.status == "FAILED"
+            assert "FloatingPointError" in run.data.tags["losslab.error"]
+            assert len(client.get_metric_history(run.info.run_id, "loss")) == 1  # stopped at once
+        else:
+            assert trial.state == TrialState.COMPLETE and run.info.status == "FINISHED"
+        states.add(trial.state)
+    assert states == {TrialState.FAIL, TrialState.COMPLETE}
+
+
+def test_four_parallel_jobs_share_one_sqlite_store_and_study(tmp_path):
+    proc = run_cli(
+        tmp_path, *SWEEP, "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=4",
+        "hydra.sweeper.n_jobs=4", "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none",
+        "trainer.epochs=3", "trainer.batch_size=16", "tracking.log_model=false", timeout=600,
+    )  # fmt: skip
+    assert "database is locked" not in proc.stdout + proc.stderr
+    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    _, jobs = runs_by_type(tmp_path)
+    assert len(jobs) == 4 and {r.info.status for r in jobs} == {"FINISHED"}
+    pids = {r.data.tags["losslab.process"] for r in jobs}
+    assert len(pids) >= 2  # jobs really ran in separate processes
+    cfg = to_objects(compose(tmp_path))
+    steps = math.ceil(len(data.load(cfg.data, cfg.seed, tmp_path).x_train) / 16)
+    for run in jobs:
+        history = client.get_metric_history(run.info.run_id, "batch/loss")
+        assert sorted(m.step for m in history) == list(range(3 * steps))
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 3

@@ -1,0 +1,91 @@
+"""Properties of the splitters and of the class-weight and bias computations, over many
+generated label sets (hypothesis)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from losslab import imbalance
+from losslab.data.splits import split
+
+SETTINGS = settings(max_examples=60, deadline=None)
+
+
+@st.composite
+def binary_labels(draw, min_per_class: int = 2, max_size: int = 400) -> np.ndarray:
+    n_min = draw(st.integers(min_per_class, max_size // 4))
+    n_maj = draw(st.integers(n_min, max_size))
+    y = np.array([1] * n_min + [0] * n_maj, dtype=np.float32)
+    return np.random.default_rng(draw(st.integers(0, 2**16))).permutation(y)
+
+
+@SETTINGS
+@given(
+    y=binary_labels(min_per_class=8),
+    val=st.floats(0.1, 0.4),
+    test=st.floats(0.1, 0.4),
+    seed=st.integers(0, 1000),
+)
+def test_train_val_test_splits_partition_the_samples_and_keep_class_shares(y, val, test, seed):
+    ids = np.arange(len(y), dtype=np.float64)[:, None]  # each sample's id as its only feature
+    x_rest, y_rest, x_test, y_test = split(ids, y, test, seed)
+    x_train, y_train, x_val, y_val = split(x_rest, y_rest, val, seed)
+    parts = [x_train.ravel(), x_val.ravel(), x_test.ravel()]
+    together = np.concatenate(parts)
+    assert len(together) == len(y) and len(np.unique(together)) == len(y)  # no sample twice
+    for x_part, y_part in ((x_train, y_train), (x_val, y_val), (x_test, y_test)):
+        np.testing.assert_array_equal(y[x_part.ravel().astype(int)], y_part)  # labels follow
+    share = y.mean()
+    for y_part in (y_train, y_val, y_test):
+        assert abs(y_part.sum() - share * len(y_part)) <= 1.0  # stratified to within a sample
+
+
+@SETTINGS
+@given(y=binary_labels(), seed=st.integers(0, 1000), fraction=st.floats(0.05, 0.5))
+def test_tail_split_takes_the_unshuffled_end(y, seed, fraction):
+    x = np.arange(len(y))[:, None]
+    x_keep, _, x_out, _ = split(x, y, fraction, seed, how="tail")
+    assert x_out.ravel().tolist() == list(range(len(x_keep), len(y)))
+
+
+@SETTINGS
+@given(y=binary_labels(min_per_class=1), ratio=st.floats(1e-3, 1e4))
+def test_ratio_weights_are_positive_and_respect_the_ratio(y, ratio):
+    weights = imbalance.ratio_weights(y, ratio)
+    minority = int(np.argmin(np.bincount(y.astype(int), minlength=2)))
+    assert set(weights) == {0, 1} and all(w > 0 for w in weights.values())
+    assert np.isclose(weights[minority] / weights[1 - minority], ratio)
+
+
+@SETTINGS
+@given(y=binary_labels(min_per_class=1))
+def test_balanced_weights_give_each_class_the_same_total_weight(y):
+    weights = imbalance.balanced_weights(y)
+    counts = np.bincount(y.astype(int))
+    assert all(w > 0 for w in weights.values())
+    totals = [weights[c] * counts[c] for c in (0, 1)]
+    assert np.allclose(totals, len(y) / 2)  # total / (2 * n_c) per sample
+
+
+@SETTINGS
+@given(y=binary_labels(min_per_class=1))
+def test_initial_bias_makes_the_first_prediction_the_prior(y):
+    bias = imbalance.initial_bias(y, "binary")
+    assert np.allclose(1 / (1 + np.exp(-bias)), y.mean(), rtol=1e-5)
+
+
+@SETTINGS
+@given(
+    columns=st.lists(st.floats(0.02, 0.98), min_size=1, max_size=6),
+    n=st.integers(50, 300),
+    seed=st.integers(0, 1000),
+)
+def test_initial_bias_per_output_of_multilabel_data(columns, n, seed):
+    rng = np.random.default_rng(seed)
+    y = (rng.random((n, len(columns))) < np.array(columns)).astype(np.float32)
+    y[0], y[1] = 1, 0  # every output holds both values
+    bias = imbalance.initial_bias(y, "multilabel")
+    assert bias.shape == (len(columns),)
+    assert np.allclose(1 / (1 + np.exp(-bias)), y.mean(axis=0), rtol=1e-5)

@@ -37,12 +37,15 @@ def run_workers(folder: Path, name: str, workers: int, threads: int, trials: int
         for i in range(workers)
     ]  # fmt: skip
     t0 = time.perf_counter()
+    logs = [folder / f"{name}-worker{i}.log" for i in range(workers)]
     procs = [
-        subprocess.Popen(c, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for c in commands
+        subprocess.Popen(c, cwd=folder, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        for c, log in zip(commands, logs, strict=True)
     ]
-    if any(p.wait() != 0 for p in procs):
-        raise RuntimeError(f"a worker of {name} failed")
+    codes = [p.wait() for p in procs]
+    for code, log in zip(codes, logs, strict=True):
+        if code != 0:
+            raise RuntimeError(f"{log.name} failed:\n{log.read_text()[-3000:]}")
     elapsed = time.perf_counter() - t0
     import optuna
 

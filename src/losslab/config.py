@@ -54,6 +54,7 @@ DATA_SOURCES = (
     "multilabel",
 )
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
+FALLBACK_SOURCES = ("synthetic_fraud", "digits_pair", "multilabel")  # need no file
 
 
 @dataclass
@@ -92,6 +93,9 @@ class DataConfig:
     n_labels: int = 12
     labels_per_sample: int = 1
     num_words: int = 10000
+    # the source used instead when a file-based source is given no file (e.g. synthetic_fraud
+    # for creditcard without data.path); null: a missing file is an error
+    fallback: str | None = None
 
     def __post_init__(self) -> None:
         _choice("data.source", self.source, DATA_SOURCES)
@@ -111,7 +115,9 @@ class DataConfig:
             value = getattr(self, key)
             if value is not None and value <= 0:
                 raise ConfigError(f"data.{key}={value!r} is not allowed; it must be > 0 or null")
-        if self.source == "creditcard" and not self.path:
+        if self.fallback is not None:
+            _choice("data.fallback", self.fallback, FALLBACK_SOURCES)
+        if self.source == "creditcard" and not self.path and self.fallback is None:
             raise ConfigError("data.path is missing; give the credit-card CSV (plain or .gz)")
         _fraction("data.positive_fraction", self.positive_fraction)
         for key in ("n_samples", "n_features", "n_labels", "num_words"):

@@ -185,3 +185,27 @@ def format_confusion(ev: Evaluation) -> str:
         for i, row in enumerate(ev.confusion)
     ]
     return "\n".join([head, *rows])
+
+
+def curve_points(ev: Evaluation, max_points: int = 200) -> dict[str, dict[str, list[float]]]:
+    """Test ROC and PR points, thinned to ``max_points``, so runs can be overlaid later.
+
+    Binary: the positive class; multi-class and multi-label: micro-averaged over outputs.
+    """
+    y, p = ev.y_test, ev.p_test
+    if ev.task == "multiclass":
+        y = np.eye(p.shape[1])[y.astype(int)]
+    y, p = np.asarray(y).ravel(), np.asarray(p).ravel()
+    fpr, tpr, _ = skm.roc_curve(y, p)
+    precision, recall, _ = skm.precision_recall_curve(y, p)
+
+    def thin(*arrays: np.ndarray) -> list[list[float]]:
+        keep = np.unique(np.linspace(0, len(arrays[0]) - 1, max_points).round().astype(int))
+        return [np.round(a[keep], 5).tolist() for a in arrays]
+
+    fpr, tpr = thin(fpr, tpr)
+    recall, precision = thin(recall, precision)
+    return {
+        "roc": {"fpr": fpr, "tpr": tpr},
+        "pr": {"recall": recall, "precision": precision},
+    }

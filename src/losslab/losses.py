@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 from losslab.config import LossConfig
@@ -78,9 +79,25 @@ def _custom(target: str, kwargs: dict[str, Any]) -> keras.losses.Loss | Callable
     return obj
 
 
-def get(cfg: LossConfig) -> keras.losses.Loss | Callable:
-    """The loss object for ``cfg``; bad names or arguments raise ValueError at once."""
+def balanced_pos_weight(labels: np.ndarray) -> list[float]:
+    """neg / pos per output: each output's positive term weighs as much as its negative one.
+
+    An output with no positive in training has no positive term to weigh: it gets 1.
+    """
+    y = np.asarray(labels, dtype=np.float64).reshape(len(labels), -1)
+    pos = y.sum(axis=0)
+    return np.where(pos > 0, (len(y) - pos) / np.maximum(pos, 1), 1.0).tolist()
+
+
+def get(cfg: LossConfig, labels: np.ndarray | None = None) -> keras.losses.Loss | Callable:
+    """The loss object for ``cfg``; bad names or arguments raise ValueError at once.
+
+    ``pos_weight: balanced`` (weighted_bce) is computed from the training ``labels``; without
+    them (checking a config before the data is loaded) it stands at 1.
+    """
     kwargs = dict(cfg.kwargs)
+    if kwargs.get("pos_weight") == "balanced":
+        kwargs["pos_weight"] = balanced_pos_weight(labels) if labels is not None else 1.0
     presets: dict[str, Callable[[], Any]] = {
         "bce": lambda: keras.losses.BinaryCrossentropy(**kwargs),
         "weighted_bce": lambda: WeightedBinaryCrossentropy(**kwargs),

@@ -160,6 +160,7 @@ def train(
     keras.utils.set_random_seed(conf.seed)
     ds = data.load(conf.data, conf.seed, root)
     losses.check_task(conf.loss, ds.task)
+    loss = losses.get(conf.loss, ds.y_train)
     prepared = imbalance.prepare(conf.imbalance, ds.y_train, ds.task)
     one_hot = losses.wants_one_hot(conf.loss, ds.task)
     train_metrics = metrics.for_task(ds.task, ds.n_outputs, one_hot)
@@ -333,6 +334,7 @@ def _log_end(tracked, conf, ev, history, model, ds, out: Path, value: float, bes
     import json
 
     from losslab import models, plots
+    from losslab.evaluate import curve_points
 
     tracked.sync()  # a store away for too long: the rest goes to the spill folder
     tracked.log_metrics({**ev.metrics, "objective": value, "best_epoch": best})
@@ -345,6 +347,7 @@ def _log_end(tracked, conf, ev, history, model, ds, out: Path, value: float, bes
     if ev.confusion_at_half is not None:
         confusion["at_0.5"] = ev.confusion_at_half.tolist()
     tracked.log_text(json.dumps(confusion, indent=2), "evaluation/confusion_matrix.json")
+    tracked.log_text(json.dumps(curve_points(ev)), "evaluation/curves.json")
     plot_dir = out / "plots"
     plot_dir.mkdir(exist_ok=True)
     plots.confusion_matrix(ev, plot_dir / "confusion_matrix.png")

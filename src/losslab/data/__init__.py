@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 
 from losslab.config import DataConfig
@@ -10,12 +11,21 @@ from losslab.data.dataset import DataError, Dataset
 
 __all__ = ["DataError", "Dataset", "load"]
 
+log = logging.getLogger(__name__)
+
 
 def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
     from losslab.data import digits, images, multilabel, tabular, text
 
     seed = cfg.seed if cfg.seed is not None else seed
+    if cfg.source == "creditcard" and not cfg.path and cfg.fallback:
+        log.warning(
+            "data.path is not set: no credit-card CSV to read, so data.fallback=%s is used "
+            "instead (give data.path=.../creditcard.csv.gz for the real data)",
+            cfg.fallback,
+        )
+        cfg = dataclasses.replace(cfg, source=cfg.fallback, path=None)
     root = Path(root)
     if cfg.source_dir is not None and not Path(cfg.source_dir).is_absolute():
         cfg = dataclasses.replace(cfg, source_dir=str(root / cfg.source_dir))

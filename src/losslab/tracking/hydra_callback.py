@@ -33,8 +33,10 @@ class MlflowParentRun(Callback):
         from losslab.tracking import stale
         from losslab.tracking.redact import redact_text
         from losslab.tracking.run import MLFLOW_RUN_ID_ENV, experiment_id
+        from losslab.tracking.store import ensure_ready
 
         sweep_dir = config.hydra.sweep.dir
+        ensure_ready(config.tracking.uri)
         self.client = MlflowClient(config.tracking.uri)
         exp = experiment_id(
             self.client,

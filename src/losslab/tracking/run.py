@@ -29,6 +29,7 @@ from losslab.tracking import stale
 from losslab.tracking.model import log_keras_model
 from losslab.tracking.redact import flatten, redact_text, redact_tree
 from losslab.tracking.spill import Spill
+from losslab.tracking.store import ensure_ready
 from losslab.tracking.writer import MetricWriter
 
 log = logging.getLogger(__name__)
@@ -113,6 +114,7 @@ class TrackedRun:
         stale_after_s: float = 600.0,
     ) -> None:
         self.uri = uri
+        ensure_ready(uri)
         self.client = MlflowClient(uri)
         all_tags = {k: redact_text(str(v)) for k, v in (tags or {}).items()}
         all_tags[stale.PROCESS_TAG] = stale.process_token()

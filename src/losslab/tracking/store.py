@@ -1,0 +1,38 @@
+"""A tracking store that is ready before several processes use it at once.
+
+MLflow creates (and migrates) a SQLite store's tables the first time a process opens it; two
+processes opening a new ``mlflow.db`` together (two sweep workers, parallel jobs) both run the
+migrations and one fails ("table _alembic_tmp_metrics already exists"). Opening the store once
+under an exclusive file lock makes the first process create it and the others find it made.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+SQLITE_PREFIX = "sqlite:///"
+_ready: set[str] = set()
+
+
+def sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith(SQLITE_PREFIX):
+        return None
+    return Path(uri[len(SQLITE_PREFIX) :].split("?", 1)[0])
+
+
+def ensure_ready(uri: str) -> None:
+    """Create a SQLite store's tables under a lock; other stores need nothing."""
+    path = sqlite_path(uri)
+    if path is None or uri in _ready:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _ready.add(uri)

@@ -1,0 +1,108 @@
+"""Each reproduced study, tiny: one multirun per experiment, then the comparison read back
+from MLflow has one row per run with that run's values."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import CREDITCARD, MNIST_DIR, REPO, run_cli
+
+FAST = ["trainer.epochs=2", "trainer.verbose=0", "trainer.threads=1", "model.units=[16]"]
+
+
+def imdb_npz(folder: Path) -> Path:
+    rng = np.random.default_rng(0)
+    seqs = np.empty(300, dtype=object)
+    labels = rng.integers(0, 2, size=300)
+    for i in range(300):  # reviews of one class use more words from their own half
+        words = rng.integers(1, 400, size=rng.integers(10, 60))
+        seqs[i] = [int(w) // 2 * 2 + int(labels[i]) for w in words]
+    path = folder / "imdb.npz"
+    np.savez(path, x_train=seqs[:200], y_train=labels[:200], x_test=seqs[200:],
+             y_test=labels[200:])  # fmt: skip
+    return path
+
+
+EXPERIMENTS = {
+    "mnist_9v4": (
+        ["equal_weights", "class_weights_100", "weighted_bce", "focal"],
+        [f"data.source_dir={MNIST_DIR}", "data.max_majority=400", "data.n_minority=40",
+         "data.test_per_class=100", "data.val_fraction=0.1", "trainer.batch_size=64"],
+    ),
+    "fraud_tutorial": (
+        ["baseline", "initial_bias", "class_weights", "oversampling"],
+        [f"data.path={CREDITCARD}", "data.max_rows=20000", "trainer.batch_size=512"],
+    ),
+    "imdb_regularization": (["plain", "l2", "dropout"], ["data.num_words=400"]),
+    "multilabel": (["bce", "weighted_bce", "focal"], ["data.n_samples=1500"]),
+}  # fmt: skip
+
+
+def run_experiment(tmp_path: Path, name: str, overrides: list[str]):
+    return run_cli(tmp_path, "-m", f"+experiment={name}", *FAST, *overrides, timeout=600)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_and_its_comparison_reads_back_every_run(tmp_path, name):
+    variants, overrides = EXPERIMENTS[name]
+    if name == "imdb_regularization":
+        overrides = [*overrides, f"data.path={imdb_npz(tmp_path)}"]
+    run_experiment(tmp_path, name, overrides)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / "compare.py"), "--experiment", name],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "outputs" / "compare" / name
+    table = pd.read_csv(out / "comparison.csv")
+    assert sorted(table["run"]) == sorted(f"+variant={v}" for v in variants)
+    assert all(f"+variant={v}" in proc.stdout for v in variants)  # printed in the terminal
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    for row in table.itertuples(index=False):
+        run = client.get_run(row.run_id)
+        assert run.data.tags["losslab.overrides"].startswith(row.run)
+        assert row.status == run.info.status == "FINISHED"
+        for metric in ("test_pr_auc", "test_recall", "test_precision", "test_macro_f1"):
+            if metric in table.columns:
+                assert getattr(row, metric) == pytest.approx(run.data.metrics[metric])
+    if "test_recall" in table.columns:  # binary: recall and precision follow the confusion
+        for row in table.itertuples(index=False):
+            (tn, fp), (fn, tp) = json.loads(row.confusion)
+            assert row.test_recall == pytest.approx(tp / (tp + fn))
+            if tp + fp:
+                assert row.test_precision == pytest.approx(tp / (tp + fp))
+
+    parent = client.get_run(table.run_id[0]).data.tags["mlflow.parentRunId"]
+    logged = {a.path for a in client.list_artifacts(parent, "comparison")}
+    assert {"comparison/comparison.html", "comparison/comparison.csv",
+            "comparison/pr_curves.png", "comparison/learning_curves.png"} <= logged  # fmt: skip
+    page = (out / "comparison.html").read_text()
+    assert page.count("<tr>") == len(variants) + 1 and page.count("data:image/png") == 3
+
+
+def test_fraud_tutorial_without_a_csv_falls_back_to_synthetic_data(tmp_path):
+    proc = run_experiment(tmp_path, "fraud_tutorial", ["hydra.sweeper.params={}",
+                                                        "+variant=baseline"])  # fmt: skip
+    said = proc.stdout + proc.stderr
+    assert "data.path is not set" in said and "data.fallback=synthetic_fraud" in said
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    exp = client.get_experiment_by_name("fraud_tutorial").experiment_id
+    (job,) = [r for r in client.search_runs([exp]) if r.data.tags["losslab.run_type"] == "job"]
+    assert job.data.tags["losslab.data"] == "synthetic_fraud"
+
+
+def test_compare_names_a_missing_experiment(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / "compare.py"), "--experiment", "nope"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "experiment='nope' does not exist" in proc.stderr

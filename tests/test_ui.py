@@ -1,0 +1,121 @@
+"""The MLflow UI in a real browser: headless Chromium (Debian ``chromium`` and
+``chromium-driver``, driven by Selenium) opens a multirun recorded on a real ``mlflow server``
+and finds the parent with its children, a batch-level metric chart and the confusion matrix."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import run_cli
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+EXPANDER = "button[data-component-id*='runnamecellrenderer']"  # the +/- of a parent run
+
+
+@pytest.fixture
+def browser(tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        raise RuntimeError("Chromium is not installed: apt-get install -y chromium chromium-driver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                "--window-size=1600,1200", f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, condition: Callable[[], object], what: str, timeout: float = 60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            found = condition()
+        except Exception:  # the page is still rendering
+            found = None
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what} did not appear; page text:\n{page_text(driver)[:3000]}")
+
+
+def page_text(driver) -> str:
+    return driver.find_element("tag name", "body").text
+
+
+def test_mlflow_ui_shows_the_multirun_its_metrics_and_artifacts(tmp_path, mlflow_server, browser):
+    from selenium.webdriver.common.by import By
+
+    run_cli(tmp_path, "-m", "loss=focal,bce", "tracking=server", f"tracking.uri={mlflow_server}",
+            "task_name=ui-check", "trainer.epochs=2")  # fmt: skip
+    client = MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name("ui-check").experiment_id
+    runs = client.search_runs([exp])
+    (parent,) = [r for r in runs if r.data.tags.get("losslab.run_type") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    # the experiment: the parent run, expanded to show its two children
+    browser.get(f"{mlflow_server}/#/experiments/{exp}/runs")
+    wait_for(browser, lambda: parent.info.run_name in page_text(browser), "the parent run")
+    browser.save_screenshot(str(shots / "experiment.png"))
+    expander = wait_for(
+        browser,
+        lambda: browser.find_elements(By.CSS_SELECTOR, EXPANDER),
+        "the expander of the parent run",
+    )
+    expander[0].click()
+    for child in children:  # each child's row links to its page
+        link = f"a[href$='/runs/{child.info.run_id}']"
+        wait_for(browser, lambda q=link: browser.find_elements(By.CSS_SELECTOR, q), "a child run")
+    browser.save_screenshot(str(shots / "experiment-expanded.png"))
+
+    # a child: its batch-level metric chart
+    child = children[0]
+    browser.get(f"{mlflow_server}/#/experiments/{exp}/runs/{child.info.run_id}/model-metrics")
+    wait_for(browser, lambda: "batch/loss" in page_text(browser), "the batch/loss chart")
+    charts = wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "svg.main-svg"),
+                      "a drawn chart")  # fmt: skip
+    assert len(charts) >= 2
+    browser.save_screenshot(str(shots / "child-metrics.png"))
+
+    # and its confusion matrix artifact, shown as an image
+    browser.get(f"{mlflow_server}/#/experiments/{exp}/runs/{child.info.run_id}/artifacts")
+    folder = wait_for(
+        browser,
+        lambda: [e for e in browser.find_elements(By.XPATH, "//*[text()='plots']")],
+        "the plots folder",
+    )
+    folder[0].click()
+    png = wait_for(
+        browser,
+        lambda: [e for e in browser.find_elements(By.XPATH, "//*[text()='confusion_matrix.png']")],
+        "confusion_matrix.png",
+    )
+    png[0].click()
+    artifact = "plots/confusion_matrix.png"
+    stored = client.download_artifacts(child.info.run_id, artifact, str(tmp_path))
+    width = int.from_bytes(Path(stored).read_bytes()[16:20], "big")  # from the PNG header
+    shown = wait_for(
+        browser,
+        lambda: [i for i in browser.find_elements(By.TAG_NAME, "img")
+                 if (i.get_attribute("src") or "").startswith("blob:")
+                 and browser.execute_script("return arguments[0].naturalWidth", i) == width],
+        "the confusion-matrix image",
+    )  # fmt: skip
+    assert shown and "confusion_matrix.png" in page_text(browser)
+    browser.save_screenshot(str(shots / "child-confusion-matrix.png"))
+    assert len(list(shots.glob("*.png"))) == 4

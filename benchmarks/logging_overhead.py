@@ -12,11 +12,9 @@ log_every_n_steps=1)`` with its final flush; losslab's callback on SQLite and on
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -61,26 +59,6 @@ def naive_callback():
                 mlflow.log_metric(key, value, step=epoch)
 
     return Naive()
-
-
-def start_server(folder: Path) -> tuple[subprocess.Popen, str]:
-    from tests.conftest import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{folder}/server.db", "--workers", "1",
-         "--artifacts-destination", str(folder / "artifacts")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(180):
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("mlflow server did not start")
 
 
 def timed_fit(x, y, batch: int, variant: str, uri: str) -> tuple[float, int | None]:
@@ -128,7 +106,11 @@ def main() -> None:
     y = (rng.random(N) < 0.02).astype("float32")
     folder = Path(tempfile.mkdtemp(prefix="bench-logging-"))
     sqlite = f"sqlite:///{folder}/mlflow.db"
-    server, url = start_server(folder)
+    from tests.conftest import MlflowServer
+
+    (folder / "server").mkdir()
+    server = MlflowServer(folder / "server")
+    url = server.start()
     variants = {
         "no callback": ("none", sqlite),
         "naive: log_metric per metric per batch (sync)": ("naive", sqlite),
@@ -156,7 +138,7 @@ def main() -> None:
             rows[batch] = {name: (median(t), median(t) / base) for name, t in times.items()}
             print(batch, {k: round(v[1], 3) for k, v in rows[batch].items()}, flush=True)
     finally:
-        server.terminate()
+        server.stop()
     lines = [
         "## 1. Logging overhead (fit + final flush, relative to no callback)",
         "",

@@ -15,7 +15,13 @@ from mlflow import MlflowClient
 
 from tests.conftest import CREDITCARD, MNIST_DIR, REPO, run_cli
 
-FAST = ["trainer.epochs=2", "trainer.verbose=0", "trainer.threads=1", "model.units=[16]"]
+FAST = [
+    "trainer.epochs=2",
+    "trainer.verbose=0",
+    "trainer.threads=1",
+    "model.units=[16]",
+    "tracking.log_model=false",
+]
 
 
 def imdb_npz(folder: Path) -> Path:

@@ -147,7 +147,7 @@ class TrackedRun:
         self.client.set_tag(self.run_id, stale.HEARTBEAT_TAG, str(int(time.time())))
 
     def __enter__(self) -> TrackedRun:
-        os.environ.pop(MLFLOW_RUN_ID_ENV, None)  # an inherited id would hijack start_run
+        os.environ.pop(MLFLOW_RUN_ID_ENV, None)  # an inherited id would redirect fluent calls
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -79,21 +79,3 @@ def write_section(name: str, body: str) -> None:
         else f"{text.rstrip()}\n\n{block}\n"
     )
     BENCHMARKS_MD.write_text(text)
-
-
-def compose(root: Path, *overrides: str):
-    """The config ``python train.py OVERRIDES`` would run, with its folders under ``root``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from losslab.config import register_configs
-
-    register_configs()
-    paths = [
-        f"paths.root_dir={root}",
-        f"paths.output_dir={root}/out",
-        f"paths.log_dir={root}/outputs",
-    ]
-    conf = Path(__file__).resolve().parents[1] / "conf"
-    with initialize_config_dir(str(conf), version_base="1.3"):
-        return hydra_compose("train", overrides=[*paths, *overrides])

@@ -18,15 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import (  # noqa: E402
-    command,
-    compose,
-    machine,
-    median,
-    parser,
-    publish,
-    use_device,
-)  # fmt: skip
+from benchmarks.common import command, machine, median, parser, publish, use_device  # noqa: E402
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "creditcard" / "creditcard.csv.gz"
 COMMON = ["data=creditcard", f"data.path={CSV}", "model=mlp_fraud", "trainer.batch_size=2048",
@@ -57,7 +49,7 @@ def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     use_device(args.device)
     from losslab import data
-    from losslab.config import to_objects
+    from losslab.config import compose, to_objects
     from losslab.train import train
 
     root = Path(tempfile.mkdtemp(prefix="bench-oversampling-"))
@@ -65,7 +57,7 @@ def main() -> None:
     step: dict[str, list[float]] = {name: [] for name in VARIANTS}
     n_rows = 0
     for rep in range(args.repeats):
-        conf = to_objects(compose(root, *COMMON))
+        conf = to_objects(compose(COMMON, root))
         t0 = time.perf_counter()
         ds = data.load(conf.data, conf.seed, root)
         load_times.append(time.perf_counter() - t0)
@@ -73,7 +65,7 @@ def main() -> None:
         names = list(VARIANTS) if rep % 2 == 0 else list(reversed(VARIANTS))
         for name in names:
             timer = step_timer()
-            train(compose(root, *COMMON, VARIANTS[name]), extra_callbacks=[timer])
+            train(compose([*COMMON, VARIANTS[name]], root), extra_callbacks=[timer])
             step[name].append(timer.seconds_per_step())
         print(rep, {k: round(v[-1] * 1000, 2) for k, v in step.items()}, flush=True)
     base = median(step["class weights (balanced)"])

@@ -13,7 +13,6 @@ them to the parent run under ``comparison/``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -29,12 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from losslab.compare import CompareError, compare, markdown
+    from losslab.tracking.store import default_uri
 
-    uri = (
-        args.tracking_uri
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    )
+    uri = args.tracking_uri or default_uri(Path.cwd())
     out = Path(args.out or Path("outputs") / "compare" / (args.experiment or args.parent_run))
     try:
         result = compare(uri, out, args.experiment, args.parent_run, not args.no_log)

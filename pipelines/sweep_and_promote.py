@@ -32,11 +32,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def tracking_uri(root: Path) -> str:
-    """What ``tracking=local`` records into, so this pipeline reads the same store."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
-
-
 def run_sweep(args: argparse.Namespace, sweep_dir: Path, env: dict[str, str]) -> None:
     command = [
         sys.executable, str(REPO / "train.py"), "-m", "hparams_search=optuna",
@@ -60,10 +55,8 @@ def best_trial(client, sweep_dir: Path) -> tuple[str, dict]:
 
 def retrain(args: argparse.Namespace, root: Path, sweep_dir: Path, params: dict):
     """The best configuration trained again in this process, its model logged."""
-    from hydra import compose, initialize_config_dir
-
     from hydra_plugins.losslab_optuna_sweeper.search_space import as_override
-    from losslab.config import register_configs
+    from losslab.config import compose
     from losslab.train import JobInfo, train
 
     kept = [o for o in args.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
@@ -73,9 +66,7 @@ def retrain(args: argparse.Namespace, root: Path, sweep_dir: Path, params: dict)
         f"paths.log_dir={root / 'outputs'}", f"paths.output_dir={sweep_dir / 'retrain'}",
         "tracking.log_model=true",
     ]  # fmt: skip
-    register_configs()
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
+    cfg = compose(overrides)
     job = JobInfo(
         name="retrain",
         overrides=[*kept, *best],
@@ -125,8 +116,10 @@ def promote(client, args: argparse.Namespace, cfg, result) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from losslab.tracking.store import default_uri
+
     root = Path.cwd()
-    uri = tracking_uri(root)
+    uri = default_uri(root)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     env.pop("MLFLOW_RUN_ID", None)  # a run made by `mlflow run` is not the sweep's parent
     os.environ.update({"MLFLOW_TRACKING_URI": uri})

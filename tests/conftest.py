@@ -24,20 +24,10 @@ FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
 def compose(tmp_path: Path, *overrides: str):
-    """The config ``python train.py`` would compose, with its folders under ``tmp_path``."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The config ``python train.py debug=default ...`` composes, folders under ``tmp_path``."""
+    from losslab.config import compose as compose_train
 
-    from losslab.config import register_configs
-
-    register_configs()
-    paths = [
-        f"paths.root_dir={tmp_path}",
-        f"paths.output_dir={tmp_path}/out",
-        f"paths.log_dir={tmp_path}/outputs",
-    ]
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return hydra_compose("train", overrides=[*paths, "debug=default", *overrides])
+    return compose_train(["debug=default", *overrides], root=tmp_path)
 
 
 def run_cli(cwd: Path, *args: str, check: bool = True, timeout: int = 300, env=None):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
@@ -351,6 +352,25 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+
+
+def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> Any:
+    """The config ``python train.py OVERRIDES`` composes, for code outside Hydra's app (tests,
+    benchmarks, pipelines). With ``root``, every folder a run writes lies under it.
+
+    The config groups are the repository's ``conf/``, beside ``train.py``.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    paths = []
+    if root is not None:
+        paths = [f"paths.root_dir={root}", f"paths.output_dir={root}/out",
+                 f"paths.log_dir={root}/outputs"]  # fmt: skip
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        return hydra_compose("train", overrides=[*paths, *overrides])
 
 
 def to_objects(cfg: Any) -> TrainConfig:

@@ -9,12 +9,20 @@ under an exclusive file lock makes the first process create it and the others fi
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 
 from mlflow import MlflowClient
 
 SQLITE_PREFIX = "sqlite:///"
 _ready: set[str] = set()
+
+
+def default_uri(root: str | Path) -> str:
+    """What ``tracking=local`` records into when started in ``root``: ``$MLFLOW_TRACKING_URI``,
+    else ``root/mlflow.db`` (conf/tracking/local.yaml); for tools reading those runs back."""
+    path = Path(root).absolute() / "mlflow.db"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{path}"
 
 
 def sqlite_path(uri: str) -> Path | None:

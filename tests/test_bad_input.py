@@ -106,3 +106,13 @@ def test_out_of_range_config_is_refused_before_training(tmp_path, override, mess
     with pytest.raises(ConfigError, match=message):
         train(compose(tmp_path, override))
     assert_nothing_recorded(tmp_path)
+
+
+def test_early_stopping_on_a_metric_not_recorded_each_epoch(tmp_path):
+    """The Optuna preset monitors the objective; one computed after training cannot be."""
+    overrides = ("trainer.early_stopping.enabled=true", "trainer.early_stopping.monitor=val_f1")
+    with pytest.raises(
+        ConfigError, match=r"monitor='val_f1' is not recorded every epoch.*enabled=false"
+    ):
+        train(compose(tmp_path, *overrides))
+    assert_nothing_recorded(tmp_path)

@@ -182,6 +182,35 @@ def test_hopeless_trials_are_pruned(tmp_path):
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 4
 
 
+def test_trial_restoring_its_best_epoch_reports_its_best_so_far(tmp_path):
+    """With restore_best_weights on the objective, the pruner sees what the trial would return."""
+    run_cli(
+        tmp_path, *SWEEP, "trainer.epochs=4", "hydra.sweeper.n_trials=2",
+        "hydra/sweeper/pruner=none", "optimizer.lr=choice(0.05,0.003)",
+        "trainer.early_stopping.enabled=true", "trainer.early_stopping.monitor=val_pr_auc",
+        "trainer.early_stopping.patience=10",
+    )  # fmt: skip
+    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    for trial in study.trials:
+        history = client.get_metric_history(trial.user_attrs["mlflow_run_id"], "val_pr_auc")
+        epochs = [m.value for m in sorted(history, key=lambda m: m.step)]
+        reported = [trial.intermediate_values[step] for step in range(len(epochs))]
+        assert reported == pytest.approx([max(epochs[: i + 1]) for i in range(len(epochs))])
+        assert trial.value == pytest.approx(max(epochs))
+
+
+def test_best_so_far_follows_the_direction_of_the_metric():
+    from losslab.search.pruning import BestSoFarPruningCallback
+
+    study = optuna.create_study(direction="minimize")
+    trial = study.ask()
+    callback = BestSoFarPruningCallback(trial, "val_loss", maximize=False)
+    for epoch, value in enumerate([0.5, 0.3, 0.4, float("nan"), 0.2]):
+        callback.on_epoch_end(epoch, {"val_loss": value})
+    assert study.trials[0].intermediate_values == {0: 0.5, 1: 0.3, 2: 0.3, 3: 0.3, 4: 0.2}
+
+
 def test_failing_job_fails_its_trial_and_the_sweep_goes_on(tmp_path):
     run_cli(
         tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.75",

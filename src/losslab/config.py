@@ -238,6 +238,15 @@ class EarlyStoppingConfig:
         if self.patience < 0:
             raise ConfigError(f"trainer.early_stopping.patience={self.patience!r} must be >= 0")
 
+    @property
+    def maximizes(self) -> bool:
+        """Mode ``auto``: a metric named like a loss is minimised, any other maximised."""
+        return self.mode == "max" or (self.mode == "auto" and "loss" not in self.monitor)
+
+    def restores(self, metric: str) -> bool:
+        """Whether training ends on the weights of ``metric``'s best epoch."""
+        return self.enabled and self.restore_best_weights and self.monitor == metric
+
 
 @dataclass
 class TrainerConfig:

@@ -119,13 +119,20 @@ def _check_objective(objective: str, history_keys: Sequence[str]) -> None:
     )
 
 
+def _check_early_stopping(es: config_lib.EarlyStoppingConfig, epoch_keys: Sequence[str]) -> None:
+    if es.enabled and es.monitor not in epoch_keys:
+        raise config_lib.ConfigError(
+            f"trainer.early_stopping.monitor={es.monitor!r} is not recorded every epoch; choose "
+            f"one of {sorted(epoch_keys)} or set trainer.early_stopping.enabled=false"
+        )
+
+
 def _best_epoch(history: dict[str, list[float]], cfg: TrainConfig) -> int:
     es = cfg.trainer.early_stopping
     values = history.get(es.monitor)
     if not es.enabled or not es.restore_best_weights or not values:
         return len(next(iter(history.values()))) - 1
-    maximize = es.mode == "max" or (es.mode == "auto" and "loss" not in es.monitor)
-    return int(np.nanargmax(values) if maximize else np.nanargmin(values))
+    return int(np.nanargmax(values) if es.maximizes else np.nanargmin(values))
 
 
 def objective_value(name: str, metrics: dict[str, float], history, best_epoch: int) -> float:
@@ -165,7 +172,9 @@ def train(
     one_hot = losses.wants_one_hot(conf.loss, ds.task)
     train_metrics = metrics.for_task(ds.task, ds.n_outputs, one_hot)
     history_keys = ["loss", *[m.name for m in train_metrics]]
-    _check_objective(conf.objective, [*history_keys, *[f"val_{k}" for k in history_keys]])
+    epoch_keys = [*history_keys, *[f"val_{k}" for k in history_keys]]
+    _check_objective(conf.objective, epoch_keys)
+    _check_early_stopping(conf.trainer.early_stopping, epoch_keys)
 
     def labels(y: np.ndarray) -> np.ndarray:
         return keras.utils.to_categorical(y, ds.n_outputs) if one_hot else y
@@ -384,7 +393,8 @@ def main(cfg: DictConfig) -> Any:
     import optuna
 
     job.tags.update(trial.tags())
-    callbacks = trial.callbacks(str(cfg.objective))
+    early_stopping = config_lib.EarlyStoppingConfig(**cfg.trainer.early_stopping)
+    callbacks = trial.callbacks(str(cfg.objective), early_stopping)
     try:
         with trial:
             return train(cfg, job, callbacks, on_run_start=trial.link_run).objective

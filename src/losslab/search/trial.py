@@ -3,7 +3,8 @@
 The sweeper passes the trial number, study name and storage through ``hydra.job.env_set``,
 which every Hydra launcher applies where the job runs (same process, joblib worker, submitit
 or Slurm node). The job opens the same storage, reports its objective after each epoch through
-optuna-integration's ``KerasPruningCallback`` and stops when the pruner says so; the sweeper
+optuna-integration's ``KerasPruningCallback`` (or, when the objective is the restored best
+epoch, the best value so far) and stops when the pruner says so; the sweeper
 then ends the trial PRUNED. Nothing here runs unless those variables are set.
 """
 
@@ -12,7 +13,10 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from losslab.config import EarlyStoppingConfig
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +97,20 @@ class JobTrial:
         if self._heartbeat is not None:
             self._heartbeat.__exit__(*exc)
 
-    def callbacks(self, objective: str) -> list[Any]:
+    def callbacks(
+        self, objective: str, early_stopping: EarlyStoppingConfig | None = None
+    ) -> list[Any]:
+        """The pruning callback; with ``early_stopping`` restoring the objective's best epoch,
+        it reports the best value so far, which is what the trial returns."""
         if self.multi_objective:
             return []  # Optuna prunes single-objective studies only
         if not prunable(objective):
             log.warning("objective %s is not an epoch metric: trial is not pruned", objective)
             return []
+        if early_stopping is not None and early_stopping.restores(objective):
+            from losslab.search.pruning import BestSoFarPruningCallback
+
+            return [BestSoFarPruningCallback(self.trial, objective, early_stopping.maximizes)]
         from optuna_integration import KerasPruningCallback
 
         return [KerasPruningCallback(self.trial, objective)]

@@ -1,0 +1,36 @@
+"""The Keras pruning callback for a trial whose objective is its best epoch, not its last.
+
+With ``trainer.early_stopping.restore_best_weights`` monitoring the objective, a trial returns
+the value of its best epoch. optuna-integration's ``KerasPruningCallback`` reports each raw
+epoch value, so the pruner would compare one noisy epoch of this trial with the raw epochs of
+finished trials, while their objectives are their best. Reporting the best value so far (what
+the trial would return if stopped now) keeps the pruner's curves and the objective the same
+quantity; the rest (interval, pruning, the message) is optuna-integration's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from optuna_integration import KerasPruningCallback
+
+
+class BestSoFarPruningCallback(KerasPruningCallback):
+    """Report the running best of ``monitor`` (highest when ``maximize``, else lowest)."""
+
+    def __init__(self, trial: Any, monitor: str, maximize: bool, interval: int = 1) -> None:
+        super().__init__(trial, monitor, interval)
+        self._maximize = maximize
+        self._best = math.nan
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = dict(logs or {})
+        if self._monitor in logs:
+            value = float(logs[self._monitor])
+            if math.isnan(self._best):
+                self._best = value
+            elif math.isfinite(value):
+                self._best = max(self._best, value) if self._maximize else min(self._best, value)
+            logs[self._monitor] = self._best  # a NaN epoch keeps the best so far
+        super().on_epoch_end(epoch, logs)

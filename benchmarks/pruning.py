@@ -36,22 +36,28 @@ MNIST = REPO.parent / "shared" / "data" / "mnist"
 MEDIAN = ["hydra.sweeper.pruner.n_startup_trials=3", "hydra.sweeper.pruner.n_warmup_steps=0"]
 
 
+def study(folder: Path, seed: int, pruner: str) -> tuple[str, str]:
+    """Name and storage URL of one sweep's study; its log is ``<folder>/<name>.log``."""
+    name = f"seed{seed}-{pruner}"
+    return name, f"sqlite:///{folder}/{name}.db"
+
+
 def start_sweep(
     folder: Path, seed: int, pruner: str, trials: int, epochs: int, extra: list[str]
 ) -> subprocess.Popen:
-    name = f"seed{seed}-{pruner}"
-    storage = f"sqlite:///{folder}/{name}.db"
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), "-m", "hparams_search=optuna",
-         "data=mnist_9v4", f"data.source_dir={MNIST}", "data.val_fraction=0.3", "model=mlp",
-         f"trainer.epochs={epochs}",
-         "trainer.batch_size=64", "trainer.threads=1", "trainer.verbose=0", "tracking=none",
-         f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.sampler.seed={seed}",
-         f"hydra/sweeper/pruner={pruner}", f"hydra.sweeper.storage={storage}",
-         f"hydra.sweeper.study_name={name}", f"hydra.sweep.dir={folder}/{name}",
-         *(MEDIAN if pruner == "median" else []), *extra],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=(folder / f"{name}.log").open("w"),
-    )  # fmt: skip
+    name, storage = study(folder, seed, pruner)
+    with (folder / f"{name}.log").open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, str(REPO / "train.py"), "-m", "hparams_search=optuna",
+             "data=mnist_9v4", f"data.source_dir={MNIST}", "data.val_fraction=0.3", "model=mlp",
+             f"trainer.epochs={epochs}",
+             "trainer.batch_size=64", "trainer.threads=1", "trainer.verbose=0", "tracking=none",
+             f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.sampler.seed={seed}",
+             f"hydra/sweeper/pruner={pruner}", f"hydra.sweeper.storage={storage}",
+             f"hydra.sweeper.study_name={name}", f"hydra.sweep.dir={folder}/{name}",
+             *(MEDIAN if pruner == "median" else []), *extra],
+            cwd=folder, stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
 
 
 def result(folder: Path, seed: int, pruner: str) -> tuple[int, float]:
@@ -60,11 +66,10 @@ def result(folder: Path, seed: int, pruner: str) -> tuple[int, float]:
 
     from losslab.search.storage import open_storage
 
-    name = f"seed{seed}-{pruner}"
-    storage = f"sqlite:///{folder}/{name}.db"
-    study = optuna.load_study(study_name=name, storage=open_storage(storage))
-    spent = sum(len(t.intermediate_values) for t in study.trials)
-    return spent, study.best_value
+    name, storage = study(folder, seed, pruner)
+    finished = optuna.load_study(study_name=name, storage=open_storage(storage))
+    spent = sum(len(t.intermediate_values) for t in finished.trials)
+    return spent, finished.best_value
 
 
 def main() -> None:
@@ -85,7 +90,7 @@ def main() -> None:
         }
         for pruner, job in jobs.items():
             if job.wait():
-                log = folder / f"seed{seed}-{pruner}.log"
+                log = folder / f"{study(folder, seed, pruner)[0]}.log"
                 sys.exit(f"{pruner} sweep, seed {seed} failed:\n{log.read_text()[-3000:]}")
         pruned_epochs, pruned_best = result(folder, seed, "median")
         full_epochs, full_best = result(folder, seed, "none")

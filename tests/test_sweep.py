@@ -183,12 +183,11 @@ def test_hopeless_trials_are_pruned(tmp_path):
 
 
 def test_trial_restoring_its_best_epoch_reports_its_best_so_far(tmp_path):
-    """With restore_best_weights on the objective, the pruner sees what the trial would return."""
+    """The preset restores each trial's best epoch of the objective (val_pr_auc), and the pruner
+    sees what the trial would return."""
     run_cli(
         tmp_path, *SWEEP, "trainer.epochs=4", "hydra.sweeper.n_trials=2",
         "hydra/sweeper/pruner=none", "optimizer.lr=choice(0.05,0.003)",
-        "trainer.early_stopping.enabled=true", "trainer.early_stopping.monitor=val_pr_auc",
-        "trainer.early_stopping.patience=10",
     )  # fmt: skip
     study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")

@@ -40,7 +40,10 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
         self.pos_weight = list(pos_weight) if isinstance(pos_weight, Sequence) else pos_weight
 
     def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, y_pred.dtype)
+        # ``fit`` passes binary labels as (B,) against (B, 1) predictions; broadcasting the
+        # two would score a (B, B) matrix. Keras aligns ranks in a private helper, so the
+        # labels take the predictions' shape here (a size mismatch still raises).
+        y_true = ops.reshape(ops.cast(y_true, y_pred.dtype), ops.shape(y_pred))
         eps = keras.config.epsilon()
         p = ops.clip(y_pred, eps, 1.0 - eps)
         w = ops.convert_to_tensor(self.pos_weight, dtype=y_pred.dtype)

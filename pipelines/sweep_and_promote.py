@@ -116,11 +116,12 @@ def promote(client, args: argparse.Namespace, cfg, result) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    from losslab.tracking.redact import environment_snapshot
     from losslab.tracking.store import default_uri
 
     root = Path.cwd()
     uri = default_uri(root)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env = {**environment_snapshot(), "MLFLOW_TRACKING_URI": uri}
     env.pop("MLFLOW_RUN_ID", None)  # a run made by `mlflow run` is not the sweep's parent
     os.environ.update({"MLFLOW_TRACKING_URI": uri})
     os.environ.pop("MLFLOW_RUN_ID", None)

@@ -52,3 +52,31 @@ def test_models_load_in_safe_mode(tmp_path):
     x = np.ones((2, 3), np.float32)
     loaded = load_keras_model(str(tmp_path / "plain.keras"))
     np.testing.assert_allclose(loaded.predict(x, verbose=0), plain.predict(x, verbose=0))
+
+
+def test_environment_reads_survive_a_thread_deleting_variables():
+    """MLflow's telemetry thread deletes a variable while the run masks secrets."""
+    import os
+    import threading
+
+    from losslab.tracking.redact import secret_env_values
+
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            for i in range(50):
+                os.environ[f"LOSSLAB_CHURN_{i}"] = "x"
+            for i in range(50):
+                os.environ.pop(f"LOSSLAB_CHURN_{i}", None)
+
+    os.environ["LOSSLAB_TEST_SECRET_TOKEN"] = TOKEN
+    thread = threading.Thread(target=churn)
+    thread.start()
+    try:
+        for _ in range(3000):
+            assert TOKEN in secret_env_values()
+    finally:
+        stop.set()
+        thread.join()
+        os.environ.pop("LOSSLAB_TEST_SECRET_TOKEN")

@@ -21,11 +21,26 @@ QUERY_SECRET = re.compile(r"(?P<head>[?&](password|token|secret|api[_-]?key)=)[^
 MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") would mask ordinary text
 
 
+def environment_snapshot() -> dict[str, str]:
+    """A copy of ``os.environ`` that other threads cannot break.
+
+    Iterating ``os.environ`` reads each key back by name; when another thread deletes a
+    variable meanwhile (MLflow's telemetry thread drops ``_MLFLOW_TELEMETRY_SESSION_ID``
+    whenever it cannot reach its endpoint) the read raises ``KeyError``. A retry sees the
+    environment without it.
+    """
+    while True:
+        try:
+            return dict(os.environ.items())
+        except KeyError:
+            continue
+
+
 def secret_env_values() -> list[str]:
     """Values of environment variables named like secrets, longest first."""
     values = {
         value
-        for name, value in os.environ.items()
+        for name, value in environment_snapshot().items()
         if SECRET_KEY.search(name) and len(value) >= MIN_SECRET_LENGTH
     }
     return sorted(values, key=len, reverse=True)

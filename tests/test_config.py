@@ -26,7 +26,7 @@ def test_default_composes_to_typed_objects(tmp_path):
         ("trainer.batch_size=0", "trainer.batch_size=0"),
         ("trainer.epochs=-1", "trainer.epochs=-1"),
         ("optimizer.name=adagrad", "choose one of ['adam', 'adamw', 'rmsprop', 'sgd']"),
-        ("evaluation.threshold=best", "choose one of ['f1', 'recall_at_precision', 'fixed']"),
+        ("evaluation.threshold=best", "one of ['f1', 'recall_at_fpr', 'recall_at_precision'"),
     ],
 )
 def test_out_of_range_values_name_the_key(tmp_path, override, needle):

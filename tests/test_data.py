@@ -27,7 +27,7 @@ def test_digits_default_is_imbalanced_with_balanced_test():
                          val_fraction=0.25), seed=0)  # fmt: skip
     assert ds.task == "binary" and ds.input_shape == (64,)
     assert int(ds.y_train.sum() + ds.y_val.sum()) == 20
-    assert ds.y_val.sum() == 5  # stratified: a quarter of the minority
+    assert ds.y_val.sum() == 10  # a quarter would be 5: raised to the floor, min_val_minority
     assert ds.y_test.sum() == 60 and (ds.y_test == 0).sum() == 60
     assert ds.class_names == ["9", "4"]
     assert_no_leakage(ds)

@@ -39,9 +39,13 @@ def imdb_npz(folder: Path) -> Path:
 
 EXPERIMENTS = {
     "mnist_9v4": (
-        ["equal_weights", "class_weights_100", "weighted_bce", "focal"],
+        ["equal_weights", "class_weights_100", "weighted_bce", "focal", "oversampling"],
         [f"data.source_dir={MNIST_DIR}", "data.max_majority=400", "data.n_minority=40",
-         "data.test_per_class=100", "data.val_fraction=0.1", "trainer.batch_size=64"],
+         "data.val_fraction=0.1", "trainer.batch_size=64"],
+    ),
+    "mnist_9v4_source": (
+        ["source_equal_weights", "source_class_weights_100"],
+        [f"data.source_dir={MNIST_DIR}", "data.max_majority=400", "trainer.batch_size=64"],
     ),
     "fraud_tutorial": (
         ["baseline", "initial_bias", "class_weights", "oversampling"],
@@ -84,6 +88,7 @@ def test_experiment_runs_and_its_comparison_reads_back_every_run(tmp_path, name)
         for row in table.itertuples(index=False):
             (tn, fp), (fn, tp) = json.loads(row.confusion)
             assert row.test_recall == pytest.approx(tp / (tp + fn))
+            assert row.test_majority_recall == pytest.approx(tn / (tn + fp))
             if tp + fp:
                 assert row.test_precision == pytest.approx(tp / (tp + fp))
 

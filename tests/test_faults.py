@@ -26,6 +26,9 @@ from tests.conftest import REPO, MlflowServer, compose, run_cli
 from tests.test_sweep import STUDY, SWEEP, load, runs_by_type
 
 STUDY_DB = f"outputs/sweeps/{STUDY}/optuna.db"
+# the killed sweeps train for 500 epochs to still be running when killed; the resumed one
+# trains the debug epochs, a change of the study's sweep that must be allowed explicitly
+RESUME_SHORTER = "hydra.sweeper.allow_changed_study=true"
 
 
 @pytest.fixture
@@ -159,7 +162,7 @@ def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(t
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(3)  # past the grace period
-    run_cli(tmp_path, *SWEEP, *beat)
+    run_cli(tmp_path, *SWEEP, *beat, RESUME_SHORTER)
 
     study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
     killed, retry = study.trials
@@ -198,7 +201,7 @@ def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_
     sweeps, _ = runs_by_type(tmp_path)
     assert [r.info.status for r in sweeps] == ["KILLED"]
 
-    run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2")
+    run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2", RESUME_SHORTER)
     study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     sweeps, _ = runs_by_type(tmp_path)

@@ -14,8 +14,10 @@ from optuna.trial import TrialState
 
 from tests.conftest import REPO, run_cli
 
-SWEEP = ["-m", "hparams_search=optuna", "debug=default", "trainer.epochs=2", "trainer.threads=1"]
-STUDY = "losslab-digits_9v4"  # ${task_name}-<data choice>
+STUDY = "losslab-digits_9v4"
+# named, so a test finds its study; by default the name ends in the sweep's fingerprint
+SWEEP = ["-m", "hparams_search=optuna", "debug=default", "trainer.epochs=2", "trainer.threads=1",
+         f"hydra.sweeper.study_name={STUDY}"]  # fmt: skip
 
 
 def load(storage: str, name: str = STUDY) -> optuna.Study:
@@ -78,6 +80,37 @@ def test_empty_search_range_fails_before_any_trial(tmp_path):
 
 
 # -- studies -----------------------------------------------------------------------------
+def test_a_sweep_selecting_on_test_data_is_refused_before_any_run(tmp_path):
+    proc = run_cli(tmp_path, *SWEEP, "objective=test_pr_auc", check=False)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert errors == [
+        "error: objective='test_pr_auc' is computed on the test split; a sweep must select on "
+        "validation data: use e.g. objective=val_recall_at_fpr or objective=val_pr_auc"
+    ]
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()
+
+
+def test_sweeps_on_other_data_never_share_a_study(tmp_path):
+    default = [a for a in SWEEP if not a.startswith("hydra.sweeper.study_name")]
+    for majority in (9, 8):
+        run_cli(tmp_path, *default, "hydra.sweeper.n_trials=1", f"data.majority={majority}")
+    folders = sorted((tmp_path / "outputs" / "sweeps").iterdir())
+    assert len(folders) == 2 and all(f.name.startswith(f"{STUDY}-") for f in folders)
+    for folder in folders:  # each its own study, holding its own single trial
+        assert len(load(f"sqlite:///{folder}/optuna.db", folder.name).trials) == 1
+
+    named = [*SWEEP, "hydra.sweeper.n_trials=2"]
+    run_cli(tmp_path, *named)
+    proc = run_cli(tmp_path, *named, "data.n_minority=19", check=False)
+    assert proc.returncode == 2
+    assert "data.n_minority: 20 -> 19" in proc.stderr
+    assert "hydra.sweeper.allow_changed_study=true" in proc.stderr
+    sweeps, _ = runs_by_type(tmp_path)
+    assert len(sweeps) == 3  # the refused sweep recorded nothing
+    assert len(load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db").trials) == 2
+
+
 def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2")
     run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=3")
@@ -161,11 +194,14 @@ def test_postgresql_storage(tmp_path, postgres_url):
 
 
 def test_hopeless_trials_are_pruned(tmp_path):
-    """lr=1e-9 cannot learn: after the first trials, its val_loss is worse than the median."""
+    """lr=1e-9 cannot learn: after the first trials, its val_roc_auc is worse than the median.
+
+    (Not val_loss: validation holds more of the minority than training, by its floor, so the
+    loss of an early epoch can be worse than that of an untrained model.)"""
     run_cli(
         tmp_path, *SWEEP, "trainer.epochs=4", "hydra.sweeper.n_trials=8",
         "optimizer.lr=choice(0.01,1e-9)", "model.dropout=0.0", "imbalance.ratio=1.0",
-        "objective=val_loss", "direction=minimize",
+        "objective=val_roc_auc",
         "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0",
     )  # fmt: skip
     study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
@@ -213,7 +249,7 @@ def test_best_so_far_follows_the_direction_of_the_metric():
 def test_failing_job_fails_its_trial_and_the_sweep_goes_on(tmp_path):
     run_cli(
         tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.75",
-        "data.n_minority=choice(5,100000)", "hydra/sweeper/pruner=none",
+        "data.n_minority=choice(20,100000)", "hydra/sweeper/pruner=none",
     )  # fmt: skip
     study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert len(study.trials) == 4

@@ -25,7 +25,7 @@ def test_multirun_runs_one_job_per_loss(tmp_path):
 
 def test_class_weights_lift_minority_recall(tmp_path):
     """The reference study in small: unweighted, the minority is ignored at threshold 0.5."""
-    common = ("data.n_minority=8", "trainer.epochs=4", "trainer.batch_size=64", "tracking=none")
+    common = ("data.n_minority=20", "trainer.epochs=4", "trainer.batch_size=64", "tracking=none")
     plain = train(compose(tmp_path, *common))
     weighted = train(compose(tmp_path, *common, "imbalance=class_weight", "imbalance.ratio=20"))
     assert plain.metrics["test_at_0.5_recall"] < 0.3

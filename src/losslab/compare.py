@@ -29,18 +29,23 @@ PARENT_TAG = "mlflow.parentRunId"
 RUN_TYPE_TAG = "losslab.run_type"
 # the scores shown, in this order, when any run has them
 METRICS = (
+    "objective",
     "test_recall",
+    "test_majority_recall",
+    "test_recall_at_fpr",
     "test_precision",
-    "test_f1",
-    "test_roc_auc",
     "test_pr_auc",
+    "test_roc_auc",
     "threshold",
+    "test_at_0.5_recall",
+    "test_at_0.5_majority_recall",
     "test_macro_f1",
     "test_micro_f1",
     "test_min_recall",
-    "test_accuracy",
+    "epochs_run",
     "best_epoch",
 )
+TRIAL_TAG = "optuna.trial_number"
 IGNORED_PARAMS = ("paths.", "tracking.", "tags.")
 
 
@@ -121,17 +126,29 @@ def build_table(client: MlflowClient, runs: list[Run], folder: Path) -> pd.DataF
     ]
     varied = _varying(params)
     shown = [m for m in METRICS if any(m in r.data.metrics for r in runs)]
+    trials = any(TRIAL_TAG in r.data.tags for r in runs)
     rows = []
     for label, run, p in zip(labels(runs), runs, params, strict=True):
-        row: dict[str, Any] = {"run": label, "run_id": run.info.run_id, "status": run.info.status}
+        row: dict[str, Any] = {"run": label, "run_id": run.info.run_id, "status": state(run)}
+        if trials:
+            row["trial"] = run.data.tags.get(TRIAL_TAG)
         row.update({k: p.get(k) for k in varied})
         row.update({m: run.data.metrics.get(m) for m in shown})
         confusion = _artifact_json(
             client, run.info.run_id, "evaluation/confusion_matrix.json", folder / run.info.run_id
         )
         row["confusion"] = json.dumps(confusion["at_threshold"]) if confusion else None
+        at_half = (confusion or {}).get("at_0.5")
+        row["confusion_at_0.5"] = json.dumps(at_half) if at_half else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def state(run: Run) -> str:
+    """The run's status, PRUNED for a trial the pruner stopped (MLflow has no such status)."""
+    if run.data.tags.get("losslab.pruned") == "true":
+        return "PRUNED"
+    return run.info.status
 
 
 def markdown(table: pd.DataFrame) -> str:

@@ -73,6 +73,13 @@ class DataConfig:
     # how the validation split is taken: "stratified" (default) or "tail", the last
     # val_fraction of the unshuffled training arrays as Keras' validation_split does
     val_split: str = "stratified"
+    # every class keeps at least this many samples in validation, and training as many (for
+    # multi-label data: positive labels of all outputs together); else refused. 0: no floor
+    min_val_minority: int = 10
+    # k > 1: k stratified folds of train + validation, one model each; the objective is the
+    # mean over folds, the threshold is chosen on the out-of-fold predictions, and the test
+    # predictions are the mean of the k models
+    folds: int = 1
     # image pairs and digits: which label is the majority (0) and the minority (1) class
     dataset: str = "mnist"
     majority: int = 9
@@ -101,6 +108,17 @@ class DataConfig:
     def __post_init__(self) -> None:
         _choice("data.source", self.source, DATA_SOURCES)
         _choice("data.val_split", self.val_split, ("stratified", "tail"))
+        if self.min_val_minority < 0:
+            raise ConfigError(
+                f"data.min_val_minority={self.min_val_minority!r} is not allowed; it must be >= 0"
+            )
+        if self.folds < 1:
+            raise ConfigError(f"data.folds={self.folds!r} is not allowed; it must be >= 1")
+        if self.folds > 1 and self.val_split == "tail":
+            raise ConfigError(
+                f"data.folds={self.folds} needs data.val_split=stratified; the tail split has "
+                "one validation part only"
+            )
         _fraction("data.val_fraction", self.val_fraction)
         _fraction("data.test_fraction", self.test_fraction)
         if self.source in ("image_pair", "image_classes"):
@@ -127,18 +145,31 @@ class DataConfig:
 
 
 # ----------------------------------------------------------------------------- model
+MODEL_KINDS = ("mlp", "cnn")
+IMAGE_SOURCES = ("digits_pair", "image_pair", "image_classes")
+
+
 @dataclass
 class ModelConfig:
-    """An MLP: hidden ``units``, each followed by ``dropout``, with L2 on every kernel."""
+    """An MLP: hidden ``units``, each followed by ``dropout``, with L2 on every kernel.
 
+    ``kind: cnn`` puts convolution blocks (``filters``, each a 3x3 convolution and 2x2
+    max-pooling) in front of the dense layers; it needs image data.
+    """
+
+    kind: str = "mlp"
     units: list[int] = field(default_factory=lambda: [64, 32])
     activation: str = "relu"
     dropout: float = 0.0
     l2: float = 0.0
+    filters: list[int] = field(default_factory=lambda: [32, 64])
 
     def __post_init__(self) -> None:
+        _choice("model.kind", self.kind, MODEL_KINDS)
         if not self.units or any(u <= 0 for u in self.units):
             raise ConfigError(f"model.units={list(self.units)!r}: give one or more sizes > 0")
+        if self.kind == "cnn" and (not self.filters or any(f <= 0 for f in self.filters)):
+            raise ConfigError(f"model.filters={list(self.filters)!r}: give one or more sizes > 0")
         _fraction("model.dropout", self.dropout, low_open=False)
         if self.l2 < 0:
             raise ConfigError(f"model.l2={self.l2!r} is not allowed; it must be >= 0")
@@ -210,17 +241,31 @@ class ImbalanceConfig:
     ``ratio`` is the weight of the minority class over the weight of the majority class.
     ``target_fraction`` is the minority share of each oversampled batch stream.
     ``initial_bias`` sets the output bias to the log prior odds, log(pos/neg).
+    ``augment`` (oversampling of image data) shifts (``shift``, a fraction of the size),
+    rotates (``rotation``, a fraction of a full turn) and zooms (``zoom``) each minority
+    sample drawn, so repeated draws are not copies.
     """
 
     strategy: str = "none"
     ratio: float = 1.0
     target_fraction: float = 0.5
     initial_bias: bool = False
+    augment: bool = False
+    shift: float = 0.1
+    rotation: float = 0.03
+    zoom: float = 0.1
 
     def __post_init__(self) -> None:
         _choice("imbalance.strategy", self.strategy, IMBALANCE_STRATEGIES)
         _positive("imbalance.ratio", self.ratio)
         _fraction("imbalance.target_fraction", self.target_fraction)
+        for key in ("shift", "rotation", "zoom"):
+            _fraction(f"imbalance.{key}", getattr(self, key), low_open=False)
+        if self.augment and self.strategy != "oversample":
+            raise ConfigError(
+                f"imbalance.augment=true augments the oversampled stream; imbalance="
+                f"{self.strategy} has none: use imbalance=oversample (or augment_oversample)"
+            )
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -237,11 +282,6 @@ class EarlyStoppingConfig:
         _choice("trainer.early_stopping.mode", self.mode, ("auto", "min", "max"))
         if self.patience < 0:
             raise ConfigError(f"trainer.early_stopping.patience={self.patience!r} must be >= 0")
-
-    @property
-    def maximizes(self) -> bool:
-        """Mode ``auto``: a metric named like a loss is minimised, any other maximised."""
-        return self.mode == "max" or (self.mode == "auto" and "loss" not in self.monitor)
 
     def restores(self, metric: str) -> bool:
         """Whether training ends on the weights of ``metric``'s best epoch."""
@@ -273,20 +313,27 @@ class TrainerConfig:
 
 
 # ----------------------------------------------------------------------------- evaluation
+THRESHOLD_RULES = ("f1", "recall_at_fpr", "recall_at_precision", "fixed")
+
+
 @dataclass
 class EvaluationConfig:
     """How the decision threshold is chosen on validation data.
 
-    ``f1``: the threshold with the best F1; ``recall_at_precision``: the highest recall whose
-    precision is at least ``min_precision``; ``fixed``: ``fixed_threshold``.
+    ``f1``: the threshold with the best F1; ``recall_at_fpr``: the highest minority recall
+    whose false-positive rate on the majority is at most ``max_fpr``; ``recall_at_precision``:
+    the highest recall whose precision is at least ``min_precision`` (none: nothing is called
+    positive); ``fixed``: ``fixed_threshold``.
     """
 
     threshold: str = "f1"
+    max_fpr: float = 0.01
     min_precision: float = 0.5
     fixed_threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        _choice("evaluation.threshold", self.threshold, ("f1", "recall_at_precision", "fixed"))
+        _choice("evaluation.threshold", self.threshold, THRESHOLD_RULES)
+        _fraction("evaluation.max_fpr", self.max_fpr)
         _fraction("evaluation.min_precision", self.min_precision, high_open=False)
         _fraction("evaluation.fixed_threshold", self.fixed_threshold)
 
@@ -351,6 +398,17 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _choice("direction", self.direction, ("maximize", "minimize"))
+        images = self.data.source in IMAGE_SOURCES
+        if self.model.kind == "cnn" and not images:
+            raise ConfigError(
+                f"model.kind=cnn needs image data; data.source={self.data.source!r} is not "
+                f"one of {list(IMAGE_SOURCES)}"
+            )
+        if self.imbalance.augment and not images:
+            raise ConfigError(
+                f"imbalance.augment=true needs image data; data.source={self.data.source!r} "
+                f"is not one of {list(IMAGE_SOURCES)}"
+            )
 
 
 def register_configs() -> None:
@@ -359,8 +417,15 @@ def register_configs() -> None:
     Every group option is merged onto its typed field, so one schema checks them all.
     """
     from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
 
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    if not OmegaConf.has_resolver("losslab_study_id"):
+        from losslab.objectives import direction_of
+        from losslab.search.study import resolve_fingerprint
+
+        OmegaConf.register_new_resolver("losslab_study_id", resolve_fingerprint)
+        OmegaConf.register_new_resolver("losslab_direction", direction_of)
 
 
 def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> Any:

@@ -30,10 +30,50 @@ class Evaluation:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def choose_threshold(y: np.ndarray, p: np.ndarray, cfg: EvaluationConfig) -> float:
+# a threshold no sigmoid output reaches: nothing is called positive
+NEVER = float(np.nextafter(np.float32(1.0), np.float32(2.0)))
+
+
+class EvaluationError(ValueError):
+    """Validation that cannot judge: too few samples of a class for the rule asked for."""
+
+
+def check_judgeable(y: np.ndarray, what: str, min_positives: int) -> None:
+    """Refuse a threshold or score computed on fewer than ``min_positives`` minority samples,
+    or on validation without a majority sample: it would be noise, not a judgement."""
+    positives = int(np.sum(y == 1))
+    negatives = len(y) - positives
+    if negatives == 0 or positives < max(1, min_positives):
+        raise EvaluationError(
+            f"{what} needs validation with both classes and at least {max(1, min_positives)} "
+            f"minority samples (data.min_val_minority); validation holds {positives} minority "
+            f"and {negatives} majority samples: use a stratified split (data.val_split="
+            "stratified), more minority samples, or evaluation.threshold=fixed"
+        )
+
+
+def recall_at_fpr(y: np.ndarray, p: np.ndarray, max_fpr: float) -> tuple[float, float]:
+    """The highest minority recall whose false-positive rate on the majority is at most
+    ``max_fpr``, and the threshold that gives it (exact, from every distinct score).
+
+    A model that ranks nothing above the majority scores 0; its threshold calls nothing
+    positive.
+    """
+    fpr, tpr, thresholds = skm.roc_curve(y, p, drop_intermediate=False)
+    ok = np.flatnonzero(fpr <= max_fpr + 1e-12)  # the first point (nothing positive) always
+    best = ok[np.argmax(tpr[ok])]
+    return float(tpr[best]), float(min(thresholds[best], NEVER))
+
+
+def choose_threshold(
+    y: np.ndarray, p: np.ndarray, cfg: EvaluationConfig, min_positives: int = 1
+) -> float:
     """The decision threshold for positive scores ``p`` against 0/1 labels ``y``."""
-    if cfg.threshold == "fixed" or len(np.unique(y)) < 2:
+    if cfg.threshold == "fixed":
         return float(cfg.fixed_threshold)
+    check_judgeable(y, f"evaluation.threshold={cfg.threshold}", min_positives)
+    if cfg.threshold == "recall_at_fpr":
+        return recall_at_fpr(y, p, cfg.max_fpr)[1]
     precision, recall, thresholds = skm.precision_recall_curve(y, p)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     if cfg.threshold == "f1":
@@ -45,8 +85,8 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, cfg: EvaluationConfig) -> flo
         )
         return float(thresholds[int(np.argmax(f1))])
     ok = precision >= cfg.min_precision
-    if not ok.any():
-        return float(thresholds[int(np.argmax(precision))])
+    if not ok.any():  # no threshold is precise enough: call nothing positive (recall 0)
+        return NEVER
     best = np.flatnonzero(ok)[np.argmax(recall[ok])]
     return float(thresholds[best])
 
@@ -57,6 +97,7 @@ def _binary_scores(y: np.ndarray, p: np.ndarray, t: float, prefix: str) -> dict[
     return {
         f"{prefix}precision": float(skm.precision_score(y, pred, zero_division=0)),
         f"{prefix}recall": float(skm.recall_score(y, pred, zero_division=0)),
+        f"{prefix}majority_recall": float(tn / max(tn + fp, 1)),
         f"{prefix}f1": float(skm.f1_score(y, pred, zero_division=0)),
         f"{prefix}accuracy": float(skm.accuracy_score(y, pred)),
         f"{prefix}tp": float(tp),
@@ -75,16 +116,22 @@ def _ranking_scores(y: np.ndarray, p: np.ndarray, prefix: str, average: str = "m
     }
 
 
-def evaluate_binary(ds: Dataset, p_val: np.ndarray, p_test: np.ndarray, cfg: EvaluationConfig):
+def evaluate_binary(
+    ds: Dataset, p_val: np.ndarray, p_test: np.ndarray, cfg: EvaluationConfig, min_positives=1
+) -> Evaluation:
+    """Threshold from validation; test scores at it, at 0.5 and at ``cfg.max_fpr``."""
     y_val, y_test = ds.y_val.ravel(), ds.y_test.ravel()
     p_val, p_test = p_val.ravel(), p_test.ravel()
-    t = choose_threshold(y_val, p_val, cfg)
+    t = choose_threshold(y_val, p_val, cfg, min_positives)
     scores = {"threshold": t}
     scores.update(_binary_scores(y_test, p_test, t, "test_"))
     scores.update(_binary_scores(y_test, p_test, 0.5, "test_at_0.5_"))
     scores.update(_ranking_scores(y_test, p_test, "test_"))
     scores.update(_binary_scores(y_val, p_val, t, "val_at_threshold_"))
     scores.update(_ranking_scores(y_val, p_val, "val_final_"))
+    for split, y, p in (("test_", y_test, p_test), ("val_final_", y_val, p_val)):
+        if len(np.unique(y)) == 2:
+            scores[f"{split}recall_at_fpr"] = recall_at_fpr(y, p, cfg.max_fpr)[0]
     labels = [0, 1]
     return Evaluation(
         task="binary",
@@ -160,10 +207,15 @@ def evaluate_multilabel(
     )
 
 
-def evaluate(ds: Dataset, p_val: np.ndarray, p_test: np.ndarray, cfg: EvaluationConfig):
-    """Scores for the task of ``ds`` from predicted probabilities on validation and test."""
+def evaluate(
+    ds: Dataset, p_val: np.ndarray, p_test: np.ndarray, cfg: EvaluationConfig, min_positives=1
+) -> Evaluation:
+    """Scores for the task of ``ds`` from predicted probabilities on validation and test.
+
+    ``min_positives``: the fewest minority samples a validation threshold may be chosen on.
+    """
     if ds.task == "binary":
-        return evaluate_binary(ds, p_val, p_test, cfg)
+        return evaluate_binary(ds, p_val, p_test, cfg, min_positives)
     if ds.task == "multiclass":
         return evaluate_multiclass(ds, p_val, p_test)
     return evaluate_multilabel(ds, p_val, p_test, cfg)

@@ -81,7 +81,35 @@ def prepare(cfg: ImbalanceConfig, y_train: np.ndarray, task: str) -> Prepared:
     return prepared
 
 
-def oversampled(x: np.ndarray, y: np.ndarray, fraction: float, batch_size: int, seed: int):
+def augmenter(cfg: ImbalanceConfig, image_shape: tuple[int, ...], seed: int):
+    """Small random shifts, rotations and zooms of flat images, as Keras' preprocessing layers
+    draw them; empty borders are filled with 0 (background), not reflected."""
+    import keras
+
+    layers = keras.Sequential(
+        [
+            keras.layers.RandomTranslation(cfg.shift, cfg.shift, "constant", seed=seed),
+            keras.layers.RandomRotation(cfg.rotation, "constant", seed=seed + 1),
+            keras.layers.RandomZoom(cfg.zoom, None, "constant", seed=seed + 2),
+        ],
+        name="minority_augmentation",
+    )
+
+    def augment(flat):
+        images = keras.ops.reshape(flat, (-1, *image_shape))
+        return keras.ops.reshape(layers(images, training=True), keras.ops.shape(flat))
+
+    return augment
+
+
+def oversampled(
+    x: np.ndarray,
+    y: np.ndarray,
+    fraction: float,
+    batch_size: int,
+    seed: int,
+    augment_minority=None,
+):
     """A repeating tf.data stream whose batches hold ``fraction`` minority samples.
 
     Returns ``(dataset, steps_per_epoch)``; an epoch sees as many samples as the training set.
@@ -90,6 +118,7 @@ def oversampled(x: np.ndarray, y: np.ndarray, fraction: float, batch_size: int, 
     ``sample_from_datasets`` picks class by class, element by element, which on the
     credit-card data made a step twenty times dearer than a class-weighted one
     (``benchmarks/oversampling.py``); the fixed share also keeps every batch at the target.
+    ``augment_minority`` (see :func:`augmenter`) transforms the minority rows of each batch.
     """
     import tensorflow as tf
 
@@ -105,11 +134,15 @@ def oversampled(x: np.ndarray, y: np.ndarray, fraction: float, batch_size: int, 
         xs, ys = [], []
         for i, (xc, yc, n) in enumerate(parts):
             pick = tf.random.stateless_uniform(
-                [n], seed=tf.stack([tf.cast(seed, tf.int64), 2 * step + i]),
-                maxval=tf.shape(xc, out_type=tf.int64)[0], dtype=tf.int64,
-            )  # fmt: skip
+                [n],
+                seed=tf.stack([tf.cast(seed, tf.int64), 2 * step + i]),
+                maxval=tf.shape(xc, out_type=tf.int64)[0],
+                dtype=tf.int64,
+            )
             xs.append(tf.gather(xc, pick))
             ys.append(tf.gather(yc, pick))
+        if augment_minority is not None:
+            xs[0] = augment_minority(xs[0])
         return tf.concat(xs, axis=0), tf.concat(ys, axis=0)
 
     stream = tf.data.Dataset.counter().map(batch, num_parallel_calls=tf.data.AUTOTUNE)

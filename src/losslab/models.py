@@ -20,14 +20,22 @@ def build(
     n_outputs: int,
     task: str,
     output_bias: np.ndarray | None = None,
+    image_shape: Sequence[int] | None = None,
+    name: str | None = None,
 ) -> keras.Model:
-    """Input -> [Dense(units) -> Dropout] per hidden layer -> Dense(n_outputs).
+    """Input -> [convolution blocks] -> [Dense(units) -> Dropout] per layer -> Dense(n_outputs).
 
-    ``output_bias`` initialises the output layer's bias (log prior odds for imbalance).
+    The input stays the flat vector every data source gives (one signature for the logged
+    model); a CNN reshapes it to ``image_shape`` first. ``output_bias`` initialises the
+    output layer's bias (log prior odds for imbalance).
     """
     regularizer = keras.regularizers.L2(cfg.l2) if cfg.l2 > 0 else None
     inputs = keras.Input(shape=tuple(input_shape), name="features")
-    x = keras.layers.Flatten()(inputs) if len(input_shape) > 1 else inputs
+    x = inputs
+    if cfg.kind == "cnn":
+        x = _conv_blocks(x, cfg, image_shape, regularizer)
+    if len(x.shape) > 2:
+        x = keras.layers.Flatten()(x)
     for i, units in enumerate(cfg.units):
         x = keras.layers.Dense(
             units, activation=cfg.activation, kernel_regularizer=regularizer, name=f"dense_{i}"
@@ -42,7 +50,25 @@ def build(
         kernel_regularizer=regularizer,
         name="output",
     )(x)
-    return keras.Model(inputs, outputs, name="mlp")
+    return keras.Model(inputs, outputs, name=name or cfg.kind)
+
+
+def _conv_blocks(x, cfg: ModelConfig, image_shape: Sequence[int] | None, regularizer):
+    if image_shape is None:
+        raise ValueError("model.kind=cnn needs image data; this data set has flat features")
+    x = keras.layers.Reshape(tuple(image_shape), name="image")(x)
+    for i, filters in enumerate(cfg.filters):
+        x = keras.layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            activation=cfg.activation,
+            kernel_regularizer=regularizer,
+            name=f"conv_{i}",
+        )(x)
+        if min(x.shape[1:3]) >= 2:
+            x = keras.layers.MaxPooling2D(2, name=f"pool_{i}")(x)
+    return x
 
 
 def summary_text(model: keras.Model) -> str:

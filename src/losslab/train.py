@@ -19,12 +19,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from losslab import config as config_lib
+from losslab import objectives
 from losslab.config import TrainConfig
 
 log = logging.getLogger(__name__)
-
-HISTORY_EXTRAS = ("loss",)
-EVALUATION_PREFIXES = ("test_", "val_final_", "val_at_threshold_")
 
 
 @dataclass
@@ -108,39 +106,273 @@ def _optimizer(cfg: config_lib.OptimizerConfig):
     return keras.optimizers.Adam(weight_decay=cfg.weight_decay, **common)
 
 
-def _check_objective(objective: str, history_keys: Sequence[str]) -> None:
-    if objective in history_keys or objective == "threshold":
+@dataclass
+class Setup:
+    """One job's checked inputs: config, data (one dataset per validation fold), loss, remedy."""
+
+    conf: TrainConfig
+    ds: Any
+    folds: list[Any]
+    loss: Any
+    prepared: Any
+    one_hot: bool
+    epoch_keys: list[str]
+
+
+@dataclass
+class FoldFit:
+    """One trained model with its epoch history and its predictions."""
+
+    model: Any
+    history: dict[str, list[float]]
+    best_epoch: int
+    p_val: np.ndarray
+    p_test: np.ndarray
+
+
+def _configs(cfg: DictConfig | TrainConfig) -> tuple[TrainConfig, DictConfig]:
+    """The validated objects and the composed config (for params and the config artifact)."""
+    if isinstance(cfg, DictConfig):
+        return config_lib.to_objects(cfg), cfg
+    return cfg, OmegaConf.structured(cfg)
+
+
+def prepare(conf: TrainConfig) -> Setup:
+    """Load the data and check that data, loss, remedy, objective and validation fit together,
+    before any run is recorded or batch trained."""
+    from losslab import data, imbalance, losses
+
+    losses.get(conf.loss)  # bad loss arguments fail before the data is loaded
+    ds = data.load(conf.data, conf.seed, Path(conf.paths.root_dir))
+    losses.check_task(conf.loss, ds.task)
+    prepared = imbalance.prepare(conf.imbalance, ds.y_train, ds.task)
+    one_hot = losses.wants_one_hot(conf.loss, ds.task)
+    folds = data.folds(ds, conf.data, conf.seed)
+    setup = Setup(
+        conf,
+        ds,
+        folds,
+        losses.get(conf.loss, ds.y_train),
+        prepared,
+        one_hot,
+        _epoch_keys(ds, one_hot),
+    )
+    _check(setup)
+    return setup
+
+
+def _epoch_keys(ds, one_hot: bool) -> list[str]:
+    from losslab import metrics
+
+    names = ["loss", *[m.name for m in metrics.for_task(ds.task, ds.n_outputs, one_hot)]]
+    keys = [*names, *[f"val_{k}" for k in names]]
+    return [*keys, "val_recall_at_fpr"] if ds.task == "binary" else keys
+
+
+def _check(setup: Setup) -> None:
+    from losslab.evaluate import check_judgeable
+
+    conf = setup.conf
+    objectives.check_recorded(conf.objective, setup.epoch_keys)
+    es = conf.trainer.early_stopping
+    if es.enabled and es.monitor not in setup.epoch_keys:
+        raise config_lib.ConfigError(
+            f"trainer.early_stopping.monitor={es.monitor!r} is not recorded every epoch; choose "
+            f"one of {sorted(setup.epoch_keys)} or set trainer.early_stopping.enabled=false"
+        )
+    if setup.ds.task != "binary":
         return
-    if objective.startswith(EVALUATION_PREFIXES):
-        return
-    raise config_lib.ConfigError(
-        f"objective={objective!r} is not recorded; choose one of {sorted(history_keys)} "
-        f"or an evaluation metric starting with {list(EVALUATION_PREFIXES)}"
+    floor = conf.data.min_val_minority
+    for fold in setup.folds:
+        if conf.evaluation.threshold != "fixed":
+            check_judgeable(fold.y_val, f"evaluation.threshold={conf.evaluation.threshold}", floor)
+        if objectives.needs_both_classes(conf.objective):
+            check_judgeable(fold.y_val, f"objective={conf.objective}", floor)
+
+
+def _early_stopping(conf: TrainConfig):
+    import keras
+
+    es = conf.trainer.early_stopping
+    higher = objectives.maximizes(es.monitor, es.mode, conf.objective, conf.direction)
+    return keras.callbacks.EarlyStopping(
+        monitor=es.monitor,
+        mode="max" if higher else "min",
+        patience=es.patience,
+        min_delta=es.min_delta,
+        restore_best_weights=es.restore_best_weights,
     )
 
 
-def _check_early_stopping(es: config_lib.EarlyStoppingConfig, epoch_keys: Sequence[str]) -> None:
-    if es.enabled and es.monitor not in epoch_keys:
-        raise config_lib.ConfigError(
-            f"trainer.early_stopping.monitor={es.monitor!r} is not recorded every epoch; choose "
-            f"one of {sorted(epoch_keys)} or set trainer.early_stopping.enabled=false"
+def _callbacks(setup: Setup, fold, k: int, tracked, extra: Sequence[Any]) -> list[Any]:
+    """Ours first (the validation operating point, then the logger), so every later callback
+    (pruning, early stopping) sees what is logged."""
+    import keras
+
+    from losslab.metrics import ValidationRecallAtFpr
+
+    conf = setup.conf
+    callbacks: list[Any] = []
+    if setup.ds.task == "binary":
+        callbacks.append(ValidationRecallAtFpr(fold.x_val, fold.y_val, conf.evaluation.max_fpr))
+    if tracked is not None:
+        from losslab.tracking.callback import MlflowMetricsLogger
+
+        callbacks.append(
+            MlflowMetricsLogger(
+                tracked.writer,
+                conf.tracking.every_n_batches,
+                conf.tracking.batch_prefix,
+                samples_per_epoch=len(fold.x_train),
+                flush_timeout_s=conf.tracking.offline_after_s,
+                prefix=f"fold_{k}/" if len(setup.folds) > 1 else "",
+            )
         )
+    callbacks.append(keras.callbacks.TerminateOnNaN())
+    for callback in extra:
+        if hasattr(callback, "start_fold"):
+            callback.start_fold(k, conf.trainer.epochs)
+        callbacks.append(callback)
+    if conf.trainer.early_stopping.enabled:
+        callbacks.append(_early_stopping(conf))
+    return callbacks
 
 
-def _best_epoch(history: dict[str, list[float]], cfg: TrainConfig) -> int:
-    es = cfg.trainer.early_stopping
+def _fit_arguments(setup: Setup, fold, k: int) -> dict[str, Any]:
+    import keras
+
+    from losslab import imbalance
+
+    conf, ds = setup.conf, setup.ds
+
+    def labels(y: np.ndarray) -> np.ndarray:
+        return keras.utils.to_categorical(y, ds.n_outputs) if setup.one_hot else y
+
+    args: dict[str, Any] = {
+        "class_weight": setup.prepared.class_weight,
+        "validation_data": (fold.x_val, labels(fold.y_val)),
+        "epochs": conf.trainer.epochs,
+        "verbose": _verbose(str(conf.trainer.verbose)),
+    }
+    if setup.prepared.oversample_fraction is None:
+        return {
+            **args,
+            "x": fold.x_train,
+            "y": labels(fold.y_train),
+            "batch_size": conf.trainer.batch_size,
+            "shuffle": conf.trainer.shuffle,
+        }
+    augment = None
+    if conf.imbalance.augment:
+        augment = imbalance.augmenter(conf.imbalance, ds.image_shape, conf.seed + k)
+    stream, steps = imbalance.oversampled(
+        fold.x_train,
+        fold.y_train,
+        setup.prepared.oversample_fraction,
+        conf.trainer.batch_size,
+        conf.seed + k,
+        augment,
+    )
+    return {**args, "x": stream, "steps_per_epoch": steps, "shuffle": False}
+
+
+def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
+    """Build, compile and fit one model on fold ``k``; predict validation and test."""
+    import keras
+
+    from losslab import metrics, models
+
+    conf, ds, fold = setup.conf, setup.ds, setup.folds[k]
+    keras.utils.set_random_seed(conf.seed + k)
+    model = models.build(
+        conf.model,
+        ds.input_shape,
+        ds.n_outputs,
+        ds.task,
+        setup.prepared.output_bias,
+        ds.image_shape,
+        name=f"{conf.model.kind}_fold_{k}" if len(setup.folds) > 1 else None,
+    )
+    model.compile(
+        optimizer=_optimizer(conf.optimizer),
+        loss=setup.loss,
+        metrics=metrics.for_task(ds.task, ds.n_outputs, setup.one_hot),
+    )
+    fit = model.fit(
+        **_fit_arguments(setup, fold, k), callbacks=_callbacks(setup, fold, k, tracked, extra)
+    )
+    history = {key: [float(v) for v in values] for key, values in fit.history.items()}
+    if any(not math.isfinite(v) for v in history.get("loss", [])):
+        raise FloatingPointError(
+            f"training loss became {history['loss'][-1]} at epoch {len(history['loss'])}"
+        )
+    return FoldFit(
+        model,
+        history,
+        _best_epoch(history, conf),
+        model.predict(fold.x_val, verbose=0, batch_size=4096),
+        model.predict(ds.x_test, verbose=0, batch_size=4096),
+    )
+
+
+def _best_epoch(history: dict[str, list[float]], conf: TrainConfig) -> int:
+    es = conf.trainer.early_stopping
     values = history.get(es.monitor)
     if not es.enabled or not es.restore_best_weights or not values:
         return len(next(iter(history.values()))) - 1
-    return int(np.nanargmax(values) if es.maximizes else np.nanargmin(values))
+    higher = objectives.maximizes(es.monitor, es.mode, conf.objective, conf.direction)
+    return int(np.nanargmax(values) if higher else np.nanargmin(values))
 
 
-def objective_value(name: str, metrics: dict[str, float], history, best_epoch: int) -> float:
+def objective_value(name: str, metrics: dict[str, float], fits: Sequence[FoldFit]) -> float:
+    """An evaluation metric, or the mean over folds of an epoch metric at each best epoch."""
     if name in metrics:
         return float(metrics[name])
-    if name in history:
-        return float(history[name][best_epoch])
-    raise KeyError(f"objective={name!r} not found; recorded: {sorted([*metrics, *history])}")
+    if all(name in f.history for f in fits):
+        return float(np.mean([f.history[name][f.best_epoch] for f in fits]))
+    recorded = sorted([*metrics, *fits[0].history])
+    raise KeyError(f"objective={name!r} not found; recorded: {recorded}")
+
+
+def mean_history(fits: Sequence[FoldFit]) -> dict[str, list[float]]:
+    """Each epoch metric averaged over folds, for the epochs every fold ran."""
+    if len(fits) == 1:
+        return fits[0].history
+    n = min(len(next(iter(f.history.values()))) for f in fits)
+    return {
+        key: np.mean([f.history[key][:n] for f in fits], axis=0).tolist() for key in fits[0].history
+    }
+
+
+def evaluate_fits(setup: Setup, fits: Sequence[FoldFit]):
+    """One evaluation: validation predictions out of fold, test predictions the mean of the
+    folds' models, so a threshold is chosen on every minority sample the folds hold."""
+    import dataclasses
+
+    from losslab.evaluate import evaluate
+
+    ds = setup.ds
+    if len(fits) > 1:
+        ds = dataclasses.replace(
+            ds,
+            x_val=np.concatenate([f.x_val for f in setup.folds]),
+            y_val=np.concatenate([f.y_val for f in setup.folds]),
+        )
+    p_val = np.concatenate([f.p_val for f in fits])
+    p_test = np.mean([f.p_test for f in fits], axis=0)
+    conf = setup.conf
+    return evaluate(ds, p_val, p_test, conf.evaluation, conf.data.min_val_minority)
+
+
+def final_model(fits: Sequence[FoldFit]):
+    """The model the test predictions came from: the fold models' mean when there are folds."""
+    if len(fits) == 1:
+        return fits[0].model
+    import keras
+
+    inputs = keras.Input(shape=fits[0].model.input_shape[1:], name="features")
+    outputs = keras.layers.Average(name="fold_mean")([f.model(inputs) for f in fits])
+    return keras.Model(inputs, outputs, name="fold_ensemble")
 
 
 def train(
@@ -151,138 +383,60 @@ def train(
 ) -> Result:
     """Train and evaluate one configuration; record it in MLflow when tracking is on."""
     started = time.perf_counter()
-    raw = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
-    conf = config_lib.to_objects(raw) if isinstance(cfg, DictConfig) else cfg
+    conf, raw = _configs(cfg)
     job = job or JobInfo()
-    root = Path(conf.paths.root_dir)
     out = Path(conf.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-
     _limit_threads(conf.trainer.threads)
-    import keras
-
-    from losslab import data, imbalance, losses, metrics, models
-
-    loss = losses.get(conf.loss)
-    keras.utils.set_random_seed(conf.seed)
-    ds = data.load(conf.data, conf.seed, root)
-    losses.check_task(conf.loss, ds.task)
-    loss = losses.get(conf.loss, ds.y_train)
-    prepared = imbalance.prepare(conf.imbalance, ds.y_train, ds.task)
-    one_hot = losses.wants_one_hot(conf.loss, ds.task)
-    train_metrics = metrics.for_task(ds.task, ds.n_outputs, one_hot)
-    history_keys = ["loss", *[m.name for m in train_metrics]]
-    epoch_keys = [*history_keys, *[f"val_{k}" for k in history_keys]]
-    _check_objective(conf.objective, epoch_keys)
-    _check_early_stopping(conf.trainer.early_stopping, epoch_keys)
-
-    def labels(y: np.ndarray) -> np.ndarray:
-        return keras.utils.to_categorical(y, ds.n_outputs) if one_hot else y
-
-    tracked = _start_run(conf, job, ds) if conf.tracking.enabled else None
+    setup = prepare(conf)
+    tracked = _start_run(conf, job, setup.ds) if conf.tracking.enabled else None
     with tracked or nullcontext():
         if tracked is not None:
             _log_start(tracked, conf, raw, job)
             if on_run_start is not None:
                 on_run_start(tracked)
-        model = models.build(
-            conf.model, ds.input_shape, ds.n_outputs, ds.task, prepared.output_bias
-        )
-        model.compile(optimizer=_optimizer(conf.optimizer), loss=loss, metrics=train_metrics)
-        callbacks = [keras.callbacks.TerminateOnNaN(), *extra_callbacks]
-        es = conf.trainer.early_stopping
-        if es.enabled:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor=es.monitor,
-                    mode=es.mode,
-                    patience=es.patience,
-                    min_delta=es.min_delta,
-                    restore_best_weights=es.restore_best_weights,
-                )
-            )
-        if tracked is not None:
-            from losslab.tracking.callback import MlflowMetricsLogger
-
-            callbacks.insert(
-                0,
-                MlflowMetricsLogger(
-                    tracked.writer,
-                    conf.tracking.every_n_batches,
-                    conf.tracking.batch_prefix,
-                    samples_per_epoch=len(ds.x_train),
-                    flush_timeout_s=conf.tracking.offline_after_s,
-                ),
-            )
-        fit_args: dict[str, Any] = {"class_weight": prepared.class_weight}
-        if prepared.oversample_fraction is not None:
-            stream, steps = imbalance.oversampled(
-                ds.x_train,
-                ds.y_train,
-                prepared.oversample_fraction,
-                conf.trainer.batch_size,
-                conf.seed,
-            )
-            fit_args.update(x=stream, steps_per_epoch=steps, shuffle=False)
-        else:
-            fit_args.update(
-                x=ds.x_train,
-                y=labels(ds.y_train),
-                batch_size=conf.trainer.batch_size,
-                shuffle=conf.trainer.shuffle,
-            )
         log.info(
             "data %s: %s; first batch after %.1fs",
-            ds.name,
-            ds.class_counts(),
+            setup.ds.name,
+            setup.ds.class_counts(),
             time.perf_counter() - started,
         )
-        fit = model.fit(
-            **fit_args,
-            epochs=conf.trainer.epochs,
-            validation_data=(ds.x_val, labels(ds.y_val)),
-            callbacks=callbacks,
-            verbose=_verbose(str(conf.trainer.verbose)),
-        )
-        history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
-        if any(not math.isfinite(v) for v in history.get("loss", [])):
-            raise FloatingPointError(
-                f"training loss became {history['loss'][-1]} at epoch {len(history['loss'])}"
-            )
-        from losslab.evaluate import evaluate, format_confusion
-
-        p_val = model.predict(ds.x_val, verbose=0, batch_size=4096)
-        p_test = model.predict(ds.x_test, verbose=0, batch_size=4096)
-        ev = evaluate(ds, p_val, p_test, conf.evaluation)
-        best = _best_epoch(history, conf)
-        value = objective_value(conf.objective, ev.metrics, history, best)
+        fits = [fit_fold(setup, k, tracked, extra_callbacks) for k in range(len(setup.folds))]
+        ev = evaluate_fits(setup, fits)
+        history = mean_history(fits)
+        value = objective_value(conf.objective, ev.metrics, fits)
+        model = final_model(fits)
         model.save(out / "model.keras")
         if tracked is not None:
-            _log_end(tracked, conf, ev, history, model, ds, out, value, best)
-        print(
-            f"\nTest confusion matrix ({ds.name}, threshold "
-            f"{'argmax' if ev.threshold is None else f'{ev.threshold:.3f}'}):"
-        )
-        print(format_confusion(ev))
-        shown = {
-            k: round(v, 4)
-            for k, v in ev.metrics.items()
-            if k
-            in (
-                "test_precision",
-                "test_recall",
-                "test_f1",
-                "test_roc_auc",
-                "test_pr_auc",
-                "test_macro_f1",
-                "test_accuracy",
-            )
-        }
-        print(f"{shown}\nobjective {conf.objective} = {value:.4f}")
+            _log_end(tracked, setup, fits, ev, history, model, value)
+        report(setup, ev, value)
         if tracked is not None:
             _print_ui_hint(conf, tracked)
     run_id, model_uri = (tracked.run_id, tracked.model_uri) if tracked else (None, None)
-    return Result(value, run_id, ev.metrics, history, ev, model, ds, model_uri)
+    return Result(value, run_id, ev.metrics, history, ev, model, setup.ds, model_uri)
+
+
+SHOWN = (
+    "test_recall",
+    "test_majority_recall",
+    "test_precision",
+    "test_recall_at_fpr",
+    "test_pr_auc",
+    "test_roc_auc",
+    "test_macro_f1",
+    "test_accuracy",
+)
+
+
+def report(setup: Setup, ev, value: float) -> None:
+    """The terminal summary: test confusion matrix, the scores that judge the minority class."""
+    from losslab.evaluate import format_confusion
+
+    at = "argmax" if ev.threshold is None else f"{ev.threshold:.3f}"
+    print(f"\nTest confusion matrix ({setup.ds.name}, threshold {at}):")
+    print(format_confusion(ev))
+    shown = {k: round(ev.metrics[k], 4) for k in SHOWN if k in ev.metrics}
+    print(f"{shown}\nobjective {setup.conf.objective} = {value:.4f}")
 
 
 def _start_run(conf: TrainConfig, job: JobInfo, ds):
@@ -339,14 +493,36 @@ def _log_start(tracked, conf: TrainConfig, raw: DictConfig, job: JobInfo) -> Non
             tracked.log_yaml(yaml.safe_load(path.read_text()), f"config/hydra/{path.name}")
 
 
-def _log_end(tracked, conf, ev, history, model, ds, out: Path, value: float, best: int) -> None:
+def _log_end(tracked, setup: Setup, fits, ev, history, model, value: float) -> None:
+    """Everything known once training is over: scores, epochs, plots, the model."""
+    tracked.sync()  # a store away for too long: the rest goes to the spill folder
+    epochs_run = [len(f.history["loss"]) for f in fits]
+    best = [f.best_epoch for f in fits]
+    tracked.log_metrics(
+        {
+            **ev.metrics,
+            "objective": value,
+            "best_epoch": float(np.mean(best)),
+            "epochs_run": float(np.mean(epochs_run)),
+        }
+    )
+    if len(fits) > 1:
+        for k, (run, b) in enumerate(zip(epochs_run, best, strict=True)):
+            tracked.log_metrics({f"fold_{k}/epochs_run": run, f"fold_{k}/best_epoch": b})
+        for epoch in range(len(history["loss"])):
+            tracked.log_metrics({key: values[epoch] for key, values in history.items()}, epoch)
+    tracked.set_tags({"losslab.objective": setup.conf.objective})
+    _log_evaluation(tracked, setup, ev, history, model)
+    if setup.conf.tracking.log_model:
+        tracked.log_model(model, setup.ds.x_train[:5])
+
+
+def _log_evaluation(tracked, setup: Setup, ev, history, model) -> None:
     import json
 
     from losslab import models, plots
     from losslab.evaluate import curve_points
 
-    tracked.sync()  # a store away for too long: the rest goes to the spill folder
-    tracked.log_metrics({**ev.metrics, "objective": value, "best_epoch": best})
     tracked.log_text(models.summary_text(model), "model_summary.txt")
     confusion = {
         "labels": ev.class_names,
@@ -357,16 +533,13 @@ def _log_end(tracked, conf, ev, history, model, ds, out: Path, value: float, bes
         confusion["at_0.5"] = ev.confusion_at_half.tolist()
     tracked.log_text(json.dumps(confusion, indent=2), "evaluation/confusion_matrix.json")
     tracked.log_text(json.dumps(curve_points(ev)), "evaluation/curves.json")
-    plot_dir = out / "plots"
+    plot_dir = Path(setup.conf.paths.output_dir) / "plots"
     plot_dir.mkdir(exist_ok=True)
     plots.confusion_matrix(ev, plot_dir / "confusion_matrix.png")
     plots.roc_curve(ev, plot_dir / "roc_curve.png")
     plots.pr_curve(ev, plot_dir / "pr_curve.png")
     plots.learning_curves(history, plot_dir / "learning_curves.png")
     tracked.log_artifacts(plot_dir, "plots")
-    tracked.set_tags({"losslab.objective": conf.objective})
-    if conf.tracking.log_model:
-        tracked.log_model(model, ds.x_train[:5])
 
 
 def _print_ui_hint(conf: TrainConfig, tracked) -> None:
@@ -392,12 +565,13 @@ def main(cfg: DictConfig) -> Any:
         return train(cfg, job).objective
     import optuna
 
+    conf = config_lib.to_objects(cfg)
     job.tags.update(trial.tags())
-    early_stopping = config_lib.EarlyStoppingConfig(**cfg.trainer.early_stopping)
-    callbacks = trial.callbacks(str(cfg.objective), early_stopping)
+    higher = objectives.maximizes(conf.objective, "auto", conf.objective, conf.direction)
+    callbacks = trial.callbacks(conf.objective, higher, conf.trainer.early_stopping)
     try:
         with trial:
-            return train(cfg, job, callbacks, on_run_start=trial.link_run).objective
+            return train(conf, job, callbacks, on_run_start=trial.link_run).objective
     except optuna.TrialPruned as pruned:
         log.info("trial %d pruned: %s", trial.ref.number, pruned)
         return search_trial.Pruned(str(pruned))

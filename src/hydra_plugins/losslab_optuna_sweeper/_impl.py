@@ -73,6 +73,7 @@ class OptunaSweeperImpl:
         heartbeat_interval: int | None = 60,
         grace_period: int | None = None,
         max_retry: int = 0,
+        allow_changed_study: bool = False,
     ) -> None:
         if n_trials < 1 or n_jobs < 1:
             raise ValueError(f"n_trials={n_trials} and n_jobs={n_jobs} must both be >= 1")
@@ -99,6 +100,7 @@ class OptunaSweeperImpl:
         self.heartbeat_interval = heartbeat_interval
         self.grace_period = grace_period
         self.max_retry = max_retry
+        self.allow_changed_study = allow_changed_study
         self.config: DictConfig | None = None
         self.storage: optuna.storages.BaseStorage | None = None
         self.launcher = None
@@ -132,7 +134,20 @@ class OptunaSweeperImpl:
                 f"study {self.study_name!r} in {self.storage_url} has directions "
                 f"{[d.name.lower() for d in study.directions]}, not {self.directions}"
             )
+        self._stamp(study)
         return study
+
+    def _stamp(self, study: optuna.Study) -> None:
+        """A new study records what it is about; an existing one must be about the same."""
+        from losslab.search import study as identities
+
+        if self.config is None or "data" not in self.config:
+            return
+        current = identities.identity(self.config)
+        stored = study.user_attrs.get(identities.IDENTITY_ATTR)
+        identities.check_same(stored, current, self.study_name, self.allow_changed_study)
+        if stored is None:
+            study.set_user_attr(identities.IDENTITY_ATTR, current)
 
     def _sampler(self, n_existing: int) -> optuna.samplers.BaseSampler:
         """The configured sampler; joining a study that has trials, a seed derived from both.
@@ -163,6 +178,10 @@ class OptunaSweeperImpl:
             f"++hydra.job.env_set.{key}={search_space.override_value(value)}"
             for key, value in ref.env().items()
         ]
+        # the sweep's folder as the sweep resolved it: a folder named after the study's
+        # fingerprint would otherwise be resolved again from each job's own overrides
+        sweep_dir = search_space.override_value(str(self.config.hydra.sweep.dir))
+        env.append(f"hydra.sweep.dir={sweep_dir}")
         sampled = [search_space.as_override(k, v) for k, v in trial.params.items()]
         return trial, [*space.fixed, *sampled, *extra, *env]
 

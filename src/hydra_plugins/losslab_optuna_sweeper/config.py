@@ -18,6 +18,7 @@ class TPESamplerConf:
     seed: int | None = 42
     n_startup_trials: int = 10
     multivariate: bool = False
+    group: bool = False  # with multivariate: conditional parameters modelled per subspace
     constant_liar: bool = False  # set true when several trials run at once
 
 
@@ -79,6 +80,8 @@ class OptunaSweeperConf:
     # "maximize" | "minimize", or a list of them for a multi-objective study
     direction: Any = "maximize"
     study_name: str | None = None  # default: the sweep folder's name
+    # add trials to a named study made for other data, objective or search space
+    allow_changed_study: bool = False
     # SQLAlchemy URL (sqlite:///x.db, postgresql+psycopg://u@h/db) or journal:/path/x.log;
     # default: sqlite:///<sweep dir>/optuna.db
     storage: str | None = None

@@ -6,10 +6,12 @@ import dataclasses
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from losslab.config import DataConfig
 from losslab.data.dataset import DataError, Dataset
 
-__all__ = ["DataError", "Dataset", "load"]
+__all__ = ["DataError", "Dataset", "folds", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -39,3 +41,19 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         "multilabel": lambda: multilabel.load_multilabel(cfg, seed),
     }
     return loaders[cfg.source]()
+
+
+def folds(ds: Dataset, cfg: DataConfig, seed: int) -> list[Dataset]:
+    """``ds`` itself when ``cfg.folds`` is 1; else one dataset per stratified fold of its
+    training and validation samples together (the test split is the same in each)."""
+    from losslab.data.splits import stratified_folds
+
+    if cfg.folds == 1:
+        return [ds]
+    seed = cfg.seed if cfg.seed is not None else seed
+    x = np.concatenate([ds.x_train, ds.x_val])
+    y = np.concatenate([ds.y_train, ds.y_val])
+    return [
+        dataclasses.replace(ds, x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val])
+        for train, val in stratified_folds(y, cfg.folds, seed, cfg.min_val_minority)
+    ]

@@ -31,6 +31,8 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: list[str] = field(default_factory=list)
+    # (height, width, channels) of flattened images, for convolutions and augmentation
+    image_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         check(self)

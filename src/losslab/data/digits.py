@@ -7,7 +7,7 @@ from sklearn.datasets import load_digits
 
 from losslab.config import DataConfig
 from losslab.data.dataset import DataError, Dataset
-from losslab.data.splits import split
+from losslab.data.splits import validation_split
 
 
 def load_pair(cfg: DataConfig, seed: int) -> Dataset:
@@ -34,7 +34,7 @@ def load_pair(cfg: DataConfig, seed: int) -> Dataset:
         )
     train = np.concatenate([major[n_test:], pool_minor[:n_minor]])
     x, y = x_all[train], (digits.target[train] == cfg.minority).astype(np.float32)
-    x_train, y_train, x_val, y_val = split(x, y, cfg.val_fraction, seed, cfg.val_split)
+    x_train, y_train, x_val, y_val = validation_split(x, y, cfg, seed)
     return Dataset(
         name=f"digits_{cfg.majority}v{cfg.minority}",
         task="binary",
@@ -45,4 +45,5 @@ def load_pair(cfg: DataConfig, seed: int) -> Dataset:
         x_test=x_all[test],
         y_test=(digits.target[test] == cfg.minority).astype(np.float32),
         class_names=[str(cfg.majority), str(cfg.minority)],
+        image_shape=(8, 8, 1),
     )

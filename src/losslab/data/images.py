@@ -7,7 +7,7 @@ import numpy as np
 from losslab.config import DataConfig
 from losslab.data.dataset import DataError, Dataset
 from losslab.data.idx import load_folder
-from losslab.data.splits import split, subsample
+from losslab.data.splits import subsample, validation_split
 
 FASHION_NAMES = [
     "t-shirt",
@@ -64,7 +64,7 @@ def load_pair(cfg: DataConfig, seed: int) -> Dataset:
     idx = np.concatenate([major, minor])
     x = _flat(x_tr[idx])
     y = (y_tr[idx] == cfg.minority).astype(np.float32)
-    x_train, y_train, x_val, y_val = split(x, y, cfg.val_fraction, seed, cfg.val_split)
+    x_train, y_train, x_val, y_val = validation_split(x, y, cfg, seed)
     test = np.flatnonzero((y_te == cfg.majority) | (y_te == cfg.minority))
     return Dataset(
         name=f"{cfg.dataset}_{cfg.majority}v{cfg.minority}",
@@ -79,6 +79,7 @@ def load_pair(cfg: DataConfig, seed: int) -> Dataset:
             _class_name(cfg.dataset, cfg.majority),
             _class_name(cfg.dataset, cfg.minority),
         ],
+        image_shape=(28, 28, 1),
     )
 
 
@@ -86,7 +87,7 @@ def load_classes(cfg: DataConfig, seed: int) -> Dataset:
     """All ten classes with integer labels; ``max_train`` subsamples training, stratified."""
     (x_tr, y_tr), (x_te, y_te) = _load_arrays(cfg)
     x, y = subsample(_flat(x_tr), y_tr.astype(np.int64), cfg.max_train, seed)
-    x_train, y_train, x_val, y_val = split(x, y, cfg.val_fraction, seed, cfg.val_split)
+    x_train, y_train, x_val, y_val = validation_split(x, y, cfg, seed)
     return Dataset(
         name=cfg.dataset,
         task="multiclass",
@@ -97,4 +98,5 @@ def load_classes(cfg: DataConfig, seed: int) -> Dataset:
         x_test=_flat(x_te),
         y_test=y_te.astype(np.int64),
         class_names=[_class_name(cfg.dataset, k) for k in range(10)],
+        image_shape=(28, 28, 1),
     )

@@ -7,7 +7,7 @@ from sklearn.datasets import make_multilabel_classification
 
 from losslab.config import DataConfig
 from losslab.data.dataset import Dataset
-from losslab.data.splits import split, standardize
+from losslab.data.splits import split, standardize, validation_split
 
 
 def load_multilabel(cfg: DataConfig, seed: int) -> Dataset:
@@ -22,7 +22,7 @@ def load_multilabel(cfg: DataConfig, seed: int) -> Dataset:
     )
     y = y.astype(np.float32)
     x_rest, y_rest, x_test, y_test = split(x, y, cfg.test_fraction, seed)
-    x_train, y_train, x_val, y_val = split(x_rest, y_rest, cfg.val_fraction, seed)
+    x_train, y_train, x_val, y_val = validation_split(x_rest, y_rest, cfg, seed)
     x_train, x_val, x_test = standardize(x_train, x_val, x_test)
     return Dataset(
         "multilabel",

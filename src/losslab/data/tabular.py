@@ -14,7 +14,7 @@ from sklearn.datasets import make_classification
 
 from losslab.config import DataConfig
 from losslab.data.dataset import DataError, Dataset
-from losslab.data.splits import split, standardize, subsample
+from losslab.data.splits import split, standardize, subsample, validation_split
 
 CREDITCARD_COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
 AMOUNT_EPS = 0.001
@@ -22,7 +22,7 @@ AMOUNT_EPS = 0.001
 
 def _tabular(name: str, x: np.ndarray, y: np.ndarray, cfg: DataConfig, seed: int) -> Dataset:
     x_rest, y_rest, x_test, y_test = split(x, y, cfg.test_fraction, seed)
-    x_train, y_train, x_val, y_val = split(x_rest, y_rest, cfg.val_fraction, seed)
+    x_train, y_train, x_val, y_val = validation_split(x_rest, y_rest, cfg, seed)
     x_train, x_val, x_test = standardize(x_train, x_val, x_test, clip=cfg.clip)
     return Dataset(
         name,

@@ -8,7 +8,7 @@ import numpy as np
 
 from losslab.config import DataConfig
 from losslab.data.dataset import DataError, Dataset
-from losslab.data.splits import split, subsample
+from losslab.data.splits import subsample, validation_split
 
 
 def multi_hot(sequences, num_words: int) -> np.ndarray:
@@ -40,7 +40,7 @@ def load_imdb(cfg: DataConfig, seed: int, root: Path) -> Dataset:
     x = multi_hot(x_tr, cfg.num_words)
     y = np.asarray(y_tr, dtype=np.float32)
     x, y = subsample(x, y, cfg.max_train, seed)
-    x_train, y_train, x_val, y_val = split(x, y, cfg.val_fraction, seed)
+    x_train, y_train, x_val, y_val = validation_split(x, y, cfg, seed)
     return Dataset(
         "imdb",
         "binary",

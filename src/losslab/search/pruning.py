@@ -17,20 +17,33 @@ from optuna_integration import KerasPruningCallback
 
 
 class BestSoFarPruningCallback(KerasPruningCallback):
-    """Report the running best of ``monitor`` (highest when ``maximize``, else lowest)."""
+    """Report the running best of ``monitor`` (highest when ``maximize``, else lowest).
 
-    def __init__(self, trial: Any, monitor: str, maximize: bool, interval: int = 1) -> None:
+    ``best_so_far=False`` reports each raw epoch, as the stock callback does. With validation
+    folds a trial trains one model after another: :meth:`start_fold` moves the reported steps
+    on by the epochs of a fold, so fold ``k`` of every trial is compared at the same steps.
+    """
+
+    def __init__(
+        self, trial: Any, monitor: str, maximize: bool, best_so_far: bool = True, interval: int = 1
+    ) -> None:
         super().__init__(trial, monitor, interval)
         self._maximize = maximize
+        self._best_so_far = best_so_far
+        self._best = math.nan
+        self._offset = 0
+
+    def start_fold(self, fold: int, epochs: int) -> None:
+        self._offset = fold * epochs
         self._best = math.nan
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         logs = dict(logs or {})
-        if self._monitor in logs:
+        if self._best_so_far and self._monitor in logs:
             value = float(logs[self._monitor])
             if math.isnan(self._best):
                 self._best = value
             elif math.isfinite(value):
                 self._best = max(self._best, value) if self._maximize else min(self._best, value)
             logs[self._monitor] = self._best  # a NaN epoch keeps the best so far
-        super().on_epoch_end(epoch, logs)
+        super().on_epoch_end(self._offset + epoch, logs)

@@ -24,8 +24,6 @@ TRIAL_ENV = "LOSSLAB_OPTUNA_TRIAL"
 STUDY_ENV = "LOSSLAB_OPTUNA_STUDY"
 STORAGE_ENV = "LOSSLAB_OPTUNA_STORAGE"
 HEARTBEAT_ENV = "LOSSLAB_OPTUNA_HEARTBEAT"
-EPOCH_PREFIX = "val_"
-EVALUATION_PREFIXES = ("val_final_", "val_at_threshold_")
 
 
 @dataclass(frozen=True)
@@ -61,11 +59,6 @@ def from_env() -> TrialRef | None:
     )
 
 
-def prunable(objective: str) -> bool:
-    """Only a validation metric recorded every epoch can be reported while training."""
-    return objective.startswith(EPOCH_PREFIX) and not objective.startswith(EVALUATION_PREFIXES)
-
-
 class JobTrial:
     """The running trial of this job: pruning callback, heartbeat, link to the MLflow run.
 
@@ -98,22 +91,20 @@ class JobTrial:
             self._heartbeat.__exit__(*exc)
 
     def callbacks(
-        self, objective: str, early_stopping: EarlyStoppingConfig | None = None
+        self, objective: str, maximize: bool, early_stopping: EarlyStoppingConfig | None = None
     ) -> list[Any]:
         """The pruning callback; with ``early_stopping`` restoring the objective's best epoch,
         it reports the best value so far, which is what the trial returns."""
+        from losslab.objectives import prunable
+        from losslab.search.pruning import BestSoFarPruningCallback
+
         if self.multi_objective:
             return []  # Optuna prunes single-objective studies only
         if not prunable(objective):
             log.warning("objective %s is not an epoch metric: trial is not pruned", objective)
             return []
-        if early_stopping is not None and early_stopping.restores(objective):
-            from losslab.search.pruning import BestSoFarPruningCallback
-
-            return [BestSoFarPruningCallback(self.trial, objective, early_stopping.maximizes)]
-        from optuna_integration import KerasPruningCallback
-
-        return [KerasPruningCallback(self.trial, objective)]
+        best_so_far = early_stopping is not None and early_stopping.restores(objective)
+        return [BestSoFarPruningCallback(self.trial, objective, maximize, best_so_far)]
 
     def tags(self) -> dict[str, str]:
         return {

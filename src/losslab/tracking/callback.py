@@ -20,7 +20,8 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
 
     Each epoch also records ``learning_rate``, ``epoch_time_s`` and ``samples_per_second``.
     ``on_train_end`` waits until every point is stored, or until the store has been
-    unreachable for ``flush_timeout_s`` (the run then spills what is left).
+    unreachable for ``flush_timeout_s`` (the run then spills what is left). ``prefix`` goes in
+    front of every key (``fold_1/`` when one run trains a model per validation fold).
     """
 
     def __init__(
@@ -30,11 +31,13 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
         batch_prefix: str = "batch/",
         samples_per_epoch: int | None = None,
         flush_timeout_s: float | None = None,
+        prefix: str = "",
     ) -> None:
         super().__init__()
         self.writer = writer
         self.every_n_batches = every_n_batches
-        self.batch_prefix = batch_prefix
+        self.batch_prefix = prefix + batch_prefix
+        self.prefix = prefix
         self.samples_per_epoch = samples_per_epoch
         self.flush_timeout_s = flush_timeout_s
         self.global_step = 0
@@ -58,7 +61,7 @@ class MlflowMetricsLogger(keras.callbacks.Callback):
             values["learning_rate"] = float(
                 keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
             )
-        self.writer.add(epoch, values)
+        self.writer.add(epoch, values, self.prefix)
         self.writer.flush(wait=False)
 
     def on_train_end(self, logs=None) -> None:

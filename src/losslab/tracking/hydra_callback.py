@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from losslab.config import ConfigError
 from losslab.tracking.sweep import read_parent_id, write_parent_id
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,14 @@ class MlflowParentRun(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not HydraConfig.initialized():
             HydraConfig.instance().set_config(config)
+        from losslab.search import study
+
+        if study.is_optuna_sweep(config):
+            try:
+                study.preflight(config)
+            except ConfigError as err:  # Hydra only warns about a callback's exceptions
+                print(f"error: {err}", file=sys.stderr)
+                raise SystemExit(2) from None
         if not config.tracking.enabled:
             return
         from mlflow import MlflowClient

@@ -1,0 +1,122 @@
+"""What a study is about, so that sweeps on other data, another objective or another search
+space never continue it by accident.
+
+A study's identity is its data selection, its objective with direction, and its search space
+(the sweeper's ``params``, the sweep's command-line overrides and ``custom_search_space``).
+The default study name ends in a short hash of it, so a changed sweep starts a study (and a
+sweep folder) of its own; a study named explicitly stores its identity when created and is
+refused to a sweep with another one unless ``hydra.sweeper.allow_changed_study=true``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from losslab.config import ConfigError
+
+IDENTITY_ATTR = "losslab.identity"
+
+
+def identity(config: DictConfig) -> dict[str, Any]:
+    """The parts of a composed sweep config that make its trials comparable."""
+    sweeper = config.hydra.sweeper
+    params = sweeper.get("params")
+    space = {
+        "params": OmegaConf.to_container(params, resolve=False) if params else {},
+        "overrides": " ".join(sorted(str(o) for o in config.hydra.overrides.task)),
+        "custom_search_space": sweeper.get("custom_search_space"),
+    }
+    return {
+        "data": json.loads(_canonical(OmegaConf.to_container(config.data, resolve=True))),
+        "objective": {"name": str(config.objective), "direction": str(config.direction)},
+        "search_space": space,
+    }
+
+
+def _leaves(node: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix: node}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        out.update(_leaves(value, f"{prefix}.{key}"))
+    return out
+
+
+def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``data.n_minority: 100 -> 50`` for every leaf that differs."""
+    before, after = _leaves(stored, ""), _leaves(current, "")
+    keys = sorted(set(before) | set(after))
+    return [
+        f"{k.lstrip('.')}: {before.get(k)} -> {after.get(k)}"
+        for k in keys
+        if before.get(k) != after.get(k)
+    ]
+
+
+def fingerprint(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(_canonical(parts).encode()).hexdigest()[:8]
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def stored_identity(storage_url: str, study_name: str) -> dict[str, Any] | None:
+    """The identity an existing study was made with; None when there is no such study (the
+    storage is not created for the question)."""
+    from losslab.search.storage import JOURNAL_PREFIX, open_storage
+
+    for prefix in ("sqlite:///", JOURNAL_PREFIX):
+        if storage_url.startswith(prefix) and not Path(storage_url[len(prefix) :]).exists():
+            return None
+    storage = open_storage(storage_url)
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return None
+    return storage.get_study_user_attrs(study_id).get(IDENTITY_ATTR, {})
+
+
+def check_same(
+    stored: dict[str, Any] | None, current: dict[str, Any], study_name: str, allow: bool
+) -> None:
+    """Refuse to continue a study made for other data, objective or search space."""
+    if not stored or allow:
+        return
+    changed = differences(stored, current)
+    if changed:
+        raise ConfigError(
+            f"hydra.sweeper.study_name={study_name}: that study was made for another sweep "
+            f"({'; '.join(changed)}); name a new study, or set "
+            "hydra.sweeper.allow_changed_study=true to add these trials to it"
+        )
+
+
+def preflight(config: DictConfig) -> None:
+    """Checks of an Optuna sweep made before its parent run exists: the objective is not a
+    test metric, and a named study that exists was made for the same sweep."""
+    from losslab.objectives import check_sweepable
+    from losslab.search.storage import default_url
+
+    check_sweepable(str(config.objective))
+    sweeper = config.hydra.sweeper
+    url = sweeper.get("storage") or default_url(config.hydra.sweep.dir)
+    name = sweeper.get("study_name") or Path(config.hydra.sweep.dir).name
+    check_same(
+        stored_identity(url, name), identity(config), name, sweeper.get("allow_changed_study")
+    )
+
+
+def resolve_fingerprint(*, _root_: DictConfig) -> str:
+    """``${losslab_study_id:}`` in a config: the fingerprint of the sweep it is part of."""
+    return fingerprint(identity(_root_))
+
+
+def is_optuna_sweep(config: DictConfig) -> bool:
+    target = str(config.hydra.sweeper.get("_target_", ""))
+    return target.startswith("hydra_plugins.losslab_optuna_sweeper.")

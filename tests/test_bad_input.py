@@ -8,13 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from losslab.config import ConfigError
 from losslab.data import DataError
-from losslab.tracking.spill import SPILL_DIR
 from losslab.train import train
-from tests.conftest import compose
+from tests.helpers import assert_nothing_recorded, compose
 
 COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
 
@@ -34,15 +32,6 @@ def creditcard_csv(folder: Path, n: int = 400, frauds: int = 20, **change) -> Pa
     path = folder / "cards.csv"
     df.to_csv(path, index=False)
     return path
-
-
-def assert_nothing_recorded(tmp_path: Path) -> None:
-    db = tmp_path / "mlflow.db"
-    if db.exists():
-        client = MlflowClient(f"sqlite:///{db}")
-        experiments = [e.experiment_id for e in client.search_experiments()]
-        assert client.search_runs(experiments) == []
-    assert not (tmp_path / "out" / SPILL_DIR).exists()
 
 
 CSV_FAULTS = {

@@ -13,8 +13,7 @@ from losslab.config import ConfigError, to_objects
 from losslab.data import DataError
 from losslab.evaluate import EvaluationError
 from losslab.train import train
-from tests.conftest import compose
-from tests.test_bad_input import assert_nothing_recorded
+from tests.helpers import assert_nothing_recorded, compose
 
 QUIET = ["trainer.verbose=0", "trainer.threads=1"]
 

@@ -10,7 +10,7 @@ import pytest
 
 from losslab.config import DataConfig
 from losslab.data import DataError, load
-from tests.conftest import CREDITCARD, FASHION_DIR, MNIST_DIR
+from tests.helpers import CREDITCARD, FASHION_DIR, MNIST_DIR
 
 
 def rows(x: np.ndarray) -> set[bytes]:

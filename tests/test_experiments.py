@@ -13,7 +13,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import CREDITCARD, MNIST_DIR, REPO, run_cli
+from tests.helpers import CREDITCARD, MNIST_DIR, REPO, run_cli
+
+pytestmark = pytest.mark.slow  # each study is a multirun in a subprocess
 
 FAST = [
     "trainer.epochs=2",

@@ -22,8 +22,18 @@ from optuna.trial import TrialState
 from losslab import data
 from losslab.config import to_objects
 from losslab.train import train
-from tests.conftest import REPO, MlflowServer, compose, run_cli
-from tests.test_sweep import STUDY, SWEEP, load, runs_by_type
+from tests.helpers import (
+    REPO,
+    STUDY,
+    SWEEP,
+    MlflowServer,
+    compose,
+    load_study,
+    run_cli,
+    runs_by_type,
+)
+
+pytestmark = pytest.mark.slow  # real servers, signals and killed subprocesses
 
 STUDY_DB = f"outputs/sweeps/{STUDY}/optuna.db"
 # the killed sweeps train for 500 epochs to still be running when killed; the resumed one
@@ -164,7 +174,7 @@ def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(t
     time.sleep(3)  # past the grace period
     run_cli(tmp_path, *SWEEP, *beat, RESUME_SHORTER)
 
-    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     killed, retry = study.trials
     assert killed.state == TrialState.FAIL
     assert retry.state == TrialState.COMPLETE
@@ -186,7 +196,7 @@ def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode != 0, stderr
 
-    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     (interrupted,) = study.trials
     assert interrupted.state == TrialState.FAIL
     assert interrupted.user_attrs["fail_reason"] == "sweep interrupted"
@@ -202,7 +212,7 @@ def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_
     assert [r.info.status for r in sweeps] == ["KILLED"]
 
     run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2", RESUME_SHORTER)
-    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     sweeps, _ = runs_by_type(tmp_path)
     assert [r.info.status for r in sweeps] == ["FINISHED"]
@@ -215,7 +225,7 @@ def test_nan_loss_fails_its_trial_and_the_sweep_goes_on(tmp_path):
         "loss._target_=choice(tests.custom_losses.nan_loss,keras.losses.binary_crossentropy)",
         env={"PYTHONPATH": str(REPO)},
     )  # fmt: skip
-    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     assert len(study.trials) == 4
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     states = set()
@@ -240,7 +250,7 @@ def test_four_parallel_jobs_share_one_sqlite_store_and_study(tmp_path):
         "trainer.epochs=3", "trainer.batch_size=16", "tracking.log_model=false", timeout=600,
     )  # fmt: skip
     assert "database is locked" not in proc.stdout + proc.stderr
-    study = load(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     _, jobs = runs_by_type(tmp_path)

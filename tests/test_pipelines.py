@@ -7,9 +7,12 @@ import sys
 
 import mlflow
 import numpy as np
+import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import REPO
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow  # a sweep, a retrain and the registry through subprocesses
 
 COMMON = [
     "debug=default", "trainer.epochs=2", "trainer.threads=1", "hydra.sweeper.n_trials=2",

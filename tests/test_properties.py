@@ -51,15 +51,6 @@ def test_tail_split_takes_the_unshuffled_end(y, seed, fraction):
 
 
 @SETTINGS
-@given(y=binary_labels(min_per_class=1), ratio=st.floats(1e-3, 1e4))
-def test_ratio_weights_are_positive_and_respect_the_ratio(y, ratio):
-    weights = imbalance.ratio_weights(y, ratio)
-    minority = int(np.argmin(np.bincount(y.astype(int), minlength=2)))
-    assert set(weights) == {0, 1} and all(w > 0 for w in weights.values())
-    assert np.isclose(weights[minority] / weights[1 - minority], ratio)
-
-
-@SETTINGS
 @given(y=binary_labels(min_per_class=1))
 def test_balanced_weights_give_each_class_the_same_total_weight(y):
     weights = imbalance.balanced_weights(y)

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from losslab.tracking.model import load_keras_model
 from losslab.tracking.redact import redact_text, redact_tree
 from losslab.train import train
-from tests.conftest import compose
+from tests.helpers import compose
 
 TOKEN = "ghp_s3cr3tT0kenValue42"
 

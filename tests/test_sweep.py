@@ -5,35 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import optuna
 import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from tests.conftest import REPO, run_cli
-
-STUDY = "losslab-digits_9v4"
-# named, so a test finds its study; by default the name ends in the sweep's fingerprint
-SWEEP = ["-m", "hparams_search=optuna", "debug=default", "trainer.epochs=2", "trainer.threads=1",
-         f"hydra.sweeper.study_name={STUDY}"]  # fmt: skip
-
-
-def load(storage: str, name: str = STUDY) -> optuna.Study:
-    from losslab.search.storage import open_storage
-
-    return optuna.load_study(study_name=name, storage=open_storage(storage))
-
-
-def runs_by_type(tmp_path: Path) -> tuple[list, list]:
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()], max_results=1000
-    )
-    sweeps = [r for r in runs if r.data.tags.get("losslab.run_type") == "sweep"]
-    jobs = [r for r in runs if r.data.tags.get("losslab.run_type") == "job"]
-    return sweeps, jobs
+from tests.helpers import REPO, STUDY, SWEEP, load_study, run_cli, runs_by_type
 
 
 # -- search space ------------------------------------------------------------------------
@@ -72,6 +50,7 @@ def test_unsearchable_space_is_refused_with_the_key(value, message):
     assert "model.dropout" in str(err.value)
 
 
+@pytest.mark.slow
 def test_empty_search_range_fails_before_any_trial(tmp_path):
     proc = run_cli(tmp_path, *SWEEP, "model.dropout=interval(0.9,0.1)", check=False)
     assert proc.returncode != 0
@@ -80,6 +59,7 @@ def test_empty_search_range_fails_before_any_trial(tmp_path):
 
 
 # -- studies -----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_sweep_selecting_on_test_data_is_refused_before_any_run(tmp_path):
     proc = run_cli(tmp_path, *SWEEP, "objective=test_pr_auc", check=False)
     assert proc.returncode == 2
@@ -91,6 +71,7 @@ def test_a_sweep_selecting_on_test_data_is_refused_before_any_run(tmp_path):
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_sweeps_on_other_data_never_share_a_study(tmp_path):
     default = [a for a in SWEEP if not a.startswith("hydra.sweeper.study_name")]
     for majority in (9, 8):
@@ -98,7 +79,7 @@ def test_sweeps_on_other_data_never_share_a_study(tmp_path):
     folders = sorted((tmp_path / "outputs" / "sweeps").iterdir())
     assert len(folders) == 2 and all(f.name.startswith(f"{STUDY}-") for f in folders)
     for folder in folders:  # each its own study, holding its own single trial
-        assert len(load(f"sqlite:///{folder}/optuna.db", folder.name).trials) == 1
+        assert len(load_study(f"sqlite:///{folder}/optuna.db", folder.name).trials) == 1
 
     named = [*SWEEP, "hydra.sweeper.n_trials=2"]
     run_cli(tmp_path, *named)
@@ -108,13 +89,14 @@ def test_sweeps_on_other_data_never_share_a_study(tmp_path):
     assert "hydra.sweeper.allow_changed_study=true" in proc.stderr
     sweeps, _ = runs_by_type(tmp_path)
     assert len(sweeps) == 3  # the refused sweep recorded nothing
-    assert len(load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db").trials) == 2
+    assert len(load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db").trials) == 2
 
 
+@pytest.mark.slow
 def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2")
     run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=3")
-    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert [t.number for t in study.trials] == [0, 1, 2]
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     assert len({tuple(sorted(t.params.items())) for t in study.trials}) == 3
@@ -144,6 +126,7 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
             "optuna/search_space.json"} <= artifacts  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_two_sweep_processes_share_one_study(tmp_path, kind):
     storage = (
@@ -170,7 +153,7 @@ def test_two_sweep_processes_share_one_study(tmp_path, kind):
     ]
     outputs = [w.communicate(timeout=400)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    study = load(storage, "shared")
+    study = load_study(storage, "shared")
     assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
     assert all(t.state == TrialState.COMPLETE for t in study.trials), [
         (t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in study.trials
@@ -185,14 +168,16 @@ def test_two_sweep_processes_share_one_study(tmp_path, kind):
     ]
 
 
+@pytest.mark.slow
 def test_postgresql_storage(tmp_path, postgres_url):
     run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={postgres_url}")
-    study = load(postgres_url)
+    study = load_study(postgres_url)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     sweeps, _ = runs_by_type(tmp_path)
     assert sweeps[0].data.tags["optuna.storage"] == postgres_url  # no password to mask here
 
 
+@pytest.mark.slow
 def test_hopeless_trials_are_pruned(tmp_path):
     """lr=1e-9 cannot learn: after the first trials, its val_roc_auc is worse than the median.
 
@@ -204,7 +189,7 @@ def test_hopeless_trials_are_pruned(tmp_path):
         "objective=val_roc_auc",
         "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0",
     )  # fmt: skip
-    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, [(t.params, t.state) for t in study.trials]
     assert any(t.params["optimizer.lr"] == 1e-9 for t in pruned)
@@ -218,6 +203,7 @@ def test_hopeless_trials_are_pruned(tmp_path):
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 4
 
 
+@pytest.mark.slow
 def test_trial_restoring_its_best_epoch_reports_its_best_so_far(tmp_path):
     """The preset restores each trial's best epoch of the objective (val_pr_auc), and the pruner
     sees what the trial would return."""
@@ -225,7 +211,7 @@ def test_trial_restoring_its_best_epoch_reports_its_best_so_far(tmp_path):
         tmp_path, *SWEEP, "trainer.epochs=4", "hydra.sweeper.n_trials=2",
         "hydra/sweeper/pruner=none", "optimizer.lr=choice(0.05,0.003)",
     )  # fmt: skip
-    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     for trial in study.trials:
         history = client.get_metric_history(trial.user_attrs["mlflow_run_id"], "val_pr_auc")
@@ -246,12 +232,13 @@ def test_best_so_far_follows_the_direction_of_the_metric():
     assert study.trials[0].intermediate_values == {0: 0.5, 1: 0.3, 2: 0.3, 3: 0.3, 4: 0.2}
 
 
+@pytest.mark.slow
 def test_failing_job_fails_its_trial_and_the_sweep_goes_on(tmp_path):
     run_cli(
         tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.75",
         "data.n_minority=choice(20,100000)", "hydra/sweeper/pruner=none",
     )  # fmt: skip
-    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert len(study.trials) == 4
     for trial in study.trials:
         if trial.params["data.n_minority"] == 100000:
@@ -262,6 +249,7 @@ def test_failing_job_fails_its_trial_and_the_sweep_goes_on(tmp_path):
     assert {t.state for t in study.trials} == {TrialState.FAIL, TrialState.COMPLETE}
 
 
+@pytest.mark.slow
 def test_sweep_stops_past_max_failure_rate(tmp_path):
     proc = run_cli(
         tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.0",
@@ -269,18 +257,19 @@ def test_sweep_stops_past_max_failure_rate(tmp_path):
     )  # fmt: skip
     assert proc.returncode != 0
     assert "max_failure_rate=0.0" in proc.stderr and "data.n_minority=100000" in proc.stderr
-    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert [t.state for t in study.trials] == [TrialState.FAIL]
     sweeps, _ = runs_by_type(tmp_path)
     assert sweeps[0].info.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_submitit_local_runs_jobs_in_subprocesses(tmp_path):
     run_cli(
         tmp_path, *SWEEP, "hydra/launcher=submitit_local", "hydra.sweeper.n_trials=2",
         "hydra.sweeper.n_jobs=2",
     )  # fmt: skip
-    study = load(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     sweep_dir = tmp_path / "outputs" / "sweeps" / STUDY
     assert list(sweep_dir.glob(".submitit/*/*_result.pkl"))  # run by submitit, not in-process

@@ -15,7 +15,7 @@ from losslab.tracking.callback import MlflowMetricsLogger
 from losslab.tracking.run import TrackedRun
 from losslab.tracking.writer import MAX_METRICS_PER_BATCH, MetricWriter
 from losslab.train import train
-from tests.conftest import REPO, compose, run_cli
+from tests.helpers import REPO, compose, run_cli
 
 EPOCHS, STEPS, BATCH = 3, 10, 32
 
@@ -33,7 +33,7 @@ def tiny_fit(callback: keras.callbacks.Callback) -> keras.Model:
     return model
 
 
-@pytest.fixture(params=["sqlite", "server"])
+@pytest.fixture(params=["sqlite", pytest.param("server", marks=pytest.mark.slow)])
 def tracking_uri(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/mlflow.db"
@@ -91,6 +91,7 @@ def test_writer_sends_at_most_1000_points_per_request(tmp_path):
     assert len(client.get_metric_history(run_id, "c")) == 2500
 
 
+@pytest.mark.slow
 def test_run_records_params_artifacts_tags_and_a_loadable_model(tmp_path):
     secret = "postgresql://alice:hunter2@db.example/optuna"
     result = train(compose(tmp_path, "trainer.epochs=2", "tracking.log_model=true",
@@ -141,6 +142,7 @@ def test_nan_loss_stops_training_and_fails_the_run(tmp_path):
     assert "FloatingPointError" in run.data.tags["losslab.error"]
 
 
+@pytest.mark.slow
 def test_multirun_is_one_parent_with_a_child_per_job(tmp_path):
     run_cli(tmp_path, "-m", "loss=focal,bce", "trainer.epochs=1", "tracking.log_model=false")
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -156,6 +158,7 @@ def test_multirun_is_one_parent_with_a_child_per_job(tmp_path):
     assert sorted(r.data.tags["losslab.job_num"] for r in children) == ["0", "1"]
 
 
+@pytest.mark.slow
 def test_training_against_a_tracking_server(tmp_path, mlflow_server):
     result = train(compose(tmp_path, "tracking=server", f"tracking.uri={mlflow_server}",
                            "trainer.epochs=2", "tracking.log_model=true"))  # fmt: skip

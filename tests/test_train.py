@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from losslab.train import train
-from tests.conftest import CREDITCARD, FASHION_DIR, MNIST_DIR, compose, run_cli
+from tests.helpers import CREDITCARD, FASHION_DIR, MNIST_DIR, compose, run_cli
 
 
+@pytest.mark.slow
 def test_default_run_end_to_end_cli(tmp_path):
     proc = run_cli(tmp_path, "trainer.epochs=3", "tracking.log_model=false")
     assert "Test confusion matrix (digits_9v4" in proc.stdout
@@ -17,6 +18,7 @@ def test_default_run_end_to_end_cli(tmp_path):
     assert (tmp_path / "mlflow.db").is_file()
 
 
+@pytest.mark.slow
 def test_multirun_runs_one_job_per_loss(tmp_path):
     proc = run_cli(tmp_path, "-m", "loss=focal,bce", "trainer.epochs=2", "tracking=none")
     assert proc.stdout.count("Test confusion matrix") == 2
@@ -74,6 +76,7 @@ def test_unknown_objective_is_refused_before_training(tmp_path):
         train(compose(tmp_path, "objective=val_auc", "tracking=none"))
 
 
+@pytest.mark.slow
 def test_real_mnist_and_creditcard_files_run_from_the_cli(tmp_path):
     run_cli(tmp_path, "data=mnist_9v4", f"data.source_dir={MNIST_DIR}", "data.max_majority=1500",
             "trainer.epochs=1", "tracking=none")  # fmt: skip

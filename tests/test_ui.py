@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow  # a real mlflow server and headless Chromium
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -1,0 +1,129 @@
+"""What several test modules share: data locations, composing and running the app, a real
+MLflow server, and readers of what a run or sweep recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+from mlflow import MlflowClient
+
+from losslab.tracking.spill import SPILL_DIR
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MNIST_DIR = SHARED / "data" / "mnist"
+CREDITCARD = SHARED / "data" / "creditcard" / "creditcard.csv.gz"
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def compose(tmp_path: Path, *overrides: str):
+    """The config ``python train.py debug=default ...`` composes, folders under ``tmp_path``."""
+    from losslab.config import compose as compose_train
+
+    return compose_train(["debug=default", *overrides], root=tmp_path)
+
+
+def run_cli(cwd: Path, *args: str, check: bool = True, timeout: int = 300, env=None):
+    """``python train.py ARGS`` in ``cwd``, as a user would start it."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1 that a test can stop and start again."""
+
+    def __init__(self, folder: Path, port: int | None = None) -> None:
+        self.folder = folder
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        import urllib.request
+
+        log = open(self.folder / "server.log", "a")  # noqa: SIM115 - the server writes it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
+             "--port", str(self.port), "--backend-store-uri", f"sqlite:///{self.folder}/mlflow.db",
+             "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stop() ends the server with all its workers
+        )  # fmt: skip
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                    if r.status == 200:
+                        return self.url
+            except OSError:
+                time.sleep(0.5)
+            if self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError(
+            "mlflow server did not start:\n" + (self.folder / "server.log").read_text()
+        )
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self.proc = None
+
+
+def assert_nothing_recorded(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    if db.exists():
+        client = MlflowClient(f"sqlite:///{db}")
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        assert client.search_runs(experiments) == []
+    assert not (tmp_path / "out" / SPILL_DIR).exists()
+
+
+STUDY = "losslab-digits_9v4"
+# named, so a test finds its study; by default the name ends in the sweep's fingerprint
+SWEEP = ["-m", "hparams_search=optuna", "debug=default", "trainer.epochs=2", "trainer.threads=1",
+         f"hydra.sweeper.study_name={STUDY}"]  # fmt: skip
+
+
+def load_study(storage: str, name: str = STUDY) -> optuna.Study:
+    from losslab.search.storage import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(storage))
+
+
+def runs_by_type(tmp_path: Path) -> tuple[list, list]:
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], max_results=1000
+    )
+    sweeps = [r for r in runs if r.data.tags.get("losslab.run_type") == "sweep"]
+    jobs = [r for r in runs if r.data.tags.get("losslab.run_type") == "job"]
+    return sweeps, jobs

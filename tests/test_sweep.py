@@ -202,6 +202,15 @@ def test_hopeless_trials_are_pruned(tmp_path):
         assert run.data.tags["losslab.pruned"] == "true"
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 4
 
+    from losslab.compare import build_table, find_runs
+
+    parent, runs = find_runs(client, "losslab")
+    table = build_table(client, runs, tmp_path / "compare")
+    states = {int(row.trial): row.status for row in table.itertuples(index=False)}
+    assert states == {
+        t.number: "PRUNED" if t.state == TrialState.PRUNED else "FINISHED" for t in study.trials
+    }
+
 
 @pytest.mark.slow
 def test_trial_restoring_its_best_epoch_reports_its_best_so_far(tmp_path):

@@ -18,7 +18,7 @@ from mlflow.entities import Metric
 
 from losslab.tracking.redact import MASK
 from losslab.tracking.spill import RECORDS, REPLAYED, records
-from losslab.tracking.writer import MAX_METRICS_PER_BATCH
+from losslab.tracking.writer import log_in_batches
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def replay(folder: str | Path, uri: str | None = None) -> dict[str, int]:
         kind = item["kind"]
         if kind == "metrics":
             fresh = _new_points(client, run_id, item["points"])
-            for i in range(0, len(fresh), MAX_METRICS_PER_BATCH):
-                client.log_batch(run_id, metrics=fresh[i : i + MAX_METRICS_PER_BATCH])
+            log_in_batches(client, run_id, metrics=fresh)
             counts["metric points"] += len(fresh)
         elif kind == "tags":
             for key, value in item["tags"].items():

@@ -24,19 +24,18 @@ import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from losslab.tracking import stale
 from losslab.tracking.model import log_keras_model
 from losslab.tracking.redact import flatten, redact_text, redact_tree
 from losslab.tracking.spill import Spill
 from losslab.tracking.store import ensure_ready
-from losslab.tracking.writer import MetricWriter
+from losslab.tracking.writer import MetricWriter, log_in_batches
 
 log = logging.getLogger(__name__)
 
 MLFLOW_RUN_ID_ENV = "MLFLOW_RUN_ID"  # set by `mlflow run` for the run it made
-MAX_PARAMS_PER_BATCH = 100
-MAX_PARAM_LENGTH = 6000
 
 
 def experiment_id(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -214,9 +213,8 @@ class TrackedRun:
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Flattened, redacted params, in requests of at most 100."""
         flat = flatten(redact_tree(dict(params)))
-        entries = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in flat.items()]
-        for i in range(0, len(entries), MAX_PARAMS_PER_BATCH):
-            self.client.log_batch(self.run_id, params=entries[i : i + MAX_PARAMS_PER_BATCH])
+        entries = [Param(k, str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in flat.items()]
+        log_in_batches(self.client, self.run_id, params=entries)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         if self.spill is None:

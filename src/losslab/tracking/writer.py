@@ -12,13 +12,22 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
 
 log = logging.getLogger(__name__)
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch request
+
+def log_in_batches(
+    client, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = ()
+) -> None:
+    """``log_batch`` requests within MLflow's limits (1000 metrics, 100 params each)."""
+    for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=list(metrics[i : i + MAX_METRICS_PER_BATCH]))
+    for i in range(0, len(params), MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, params=list(params[i : i + MAX_PARAMS_TAGS_PER_BATCH]))
 
 
 class MetricWriter:

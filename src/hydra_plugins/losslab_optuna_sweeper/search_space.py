@@ -6,6 +6,7 @@ a log scale. Any other value is a fixed override passed to every job.
 """
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -92,9 +93,13 @@ def parse(params: Mapping[str, str] | None, arguments: Iterable[str]) -> SearchS
 
 
 def override_value(value: object) -> str:
-    """A value as Hydra's override grammar reads it back; strings are quoted to stay strings."""
+    """A value as Hydra's override grammar reads it back; strings are quoted to stay strings.
+
+    In a quoted string Hydra unescapes backslashes only where they precede a quote or end the
+    string, so only those are doubled, and then the quotes escaped.
+    """
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+        escaped = re.sub(r"(\\+)(?='|$)", r"\1\1", value).replace("'", "\\'")
         return f"'{escaped}'"
     if value is None:
         return "null"

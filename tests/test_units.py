@@ -1,0 +1,141 @@
+"""The small pure pieces, directly: override quoting, curve thinning, the confusion table,
+process liveness, param flattening, and what an abandoned metric writer hands back."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from mlflow.entities import Metric
+
+from hydra_plugins.losslab_optuna_sweeper.search_space import as_override, override_value
+from losslab.evaluate import Evaluation, curve_points, format_confusion
+from losslab.tracking import stale
+from losslab.tracking.redact import flatten
+from losslab.tracking.writer import MetricWriter, log_in_batches
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["focal", "it's", "back\\slash", "ends\\", "a\\'b", "a b,c", "1e-3", "null", "true", 0.001,
+     7, None, True, False, 1e-09],
+)  # fmt: skip
+def test_an_override_reads_back_as_the_value_it_was_made_of(value):
+    (parsed,) = OverridesParser.create().parse_overrides([as_override("some.key", value)])
+    assert parsed.value() == value
+    assert type(parsed.value()) is type(value)
+
+
+def test_strings_are_quoted_so_they_stay_strings():
+    assert override_value("1e-3") == "'1e-3'" and override_value(1e-3) == "0.001"
+
+
+def _evaluation(y: np.ndarray, p: np.ndarray, task: str = "binary") -> Evaluation:
+    return Evaluation(task, 0.5, {}, np.zeros((2, 2)), None, ["a", "b"], y, p)
+
+
+@pytest.mark.parametrize("n, max_points", [(10, 200), (5000, 200), (5000, 7)])
+def test_curve_points_are_thinned_but_keep_both_ends(n, max_points):
+    rng = np.random.default_rng(0)
+    y = (rng.random(n) < 0.3).astype(int)
+    y[:2] = [0, 1]
+    curves = curve_points(_evaluation(y, rng.random(n)), max_points)
+    for kind, (xs, ys) in {"roc": ("fpr", "tpr"), "pr": ("recall", "precision")}.items():
+        x, v = curves[kind][xs], curves[kind][ys]
+        assert len(x) == len(v) <= max_points
+        assert {x[0], x[-1]} == {0.0, 1.0}  # the curve still spans the whole axis
+    assert curves["roc"]["fpr"] == sorted(curves["roc"]["fpr"])
+
+
+@pytest.mark.parametrize(
+    "names, matrix, expected",
+    [
+        (["9", "4"], [[1009, 0], [982, 0]],
+         ["true \\ pred       9     4", "9              1009     0", "4               982     0"]),
+        (["ankle boot", "coat"], [[5, 12345], [0, 7]],
+         ["true \\ pred    ankle boot        coat",
+          "ankle boot              5       12345",
+          "coat                    0           7"]),
+    ],
+)  # fmt: skip
+def test_the_confusion_table_aligns_names_and_counts(names, matrix, expected):
+    ev = Evaluation("binary", 0.5, {}, np.array(matrix), None, names, np.zeros(1), np.zeros(1))
+    assert format_confusion(ev).splitlines() == expected
+
+
+def test_a_process_is_alive_until_it_exits_and_other_hosts_are_unknown():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    token = stale.process_token(child.pid)
+    assert stale.is_alive(token) is True
+    child.kill()
+    child.wait()
+    assert stale.is_alive(token) is False
+    assert stale.is_alive(stale.process_token()) is True
+    host, pid, ticks = stale.process_token().rsplit(":", 2)
+    assert stale.is_alive(f"{host}:{pid}:{int(ticks) + 1}") is False  # a reused pid
+    assert stale.is_alive(f"not-{socket.gethostname()}:{os.getpid()}:1") is None
+    assert stale.is_alive("garbage") is None
+
+
+@pytest.mark.parametrize(
+    "tree, flat",
+    [
+        ({"a": {"b": 1, "c": {"d": "x"}}}, {"a.b": 1, "a.c.d": "x"}),
+        ({"units": [64, 32], "empty": {}}, {"units": [64, 32], "empty": {}}),
+        ({}, {}),
+        ({"k": None}, {"k": None}),
+    ],
+)
+def test_flatten_joins_keys_with_dots_and_keeps_lists_whole(tree, flat):
+    assert flatten(tree) == flat
+
+
+class _DownStore:
+    """A tracking client whose every request fails, as an unreachable server's does."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def log_batch(self, run_id, metrics=(), params=(), synchronous=True):
+        self.calls += 1
+        raise ConnectionError("store away")
+
+
+def test_an_abandoned_writer_hands_back_every_point_it_could_not_store():
+    store = _DownStore()
+    writer = MetricWriter(store, "run", interval_s=0.01, retry_s=0.01)
+    for step in range(30):
+        writer.add(step, {"loss": float(step), "acc": 0.5}, "batch/")
+    writer.flush(wait=False)
+    unsent = writer.abandon()
+    assert sorted((m.key, m.step) for m in unsent) == sorted(
+        (k, s) for s in range(30) for k in ("batch/loss", "batch/acc")
+    )
+    assert all(isinstance(m, Metric) for m in unsent)
+    writer.close(timeout=1)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.requests: list[tuple[int, int]] = []
+
+    def log_batch(self, run_id, metrics=(), params=()):
+        self.requests.append((len(metrics), len(params)))
+
+
+@pytest.mark.parametrize("n_metrics, n_params", [(0, 0), (1000, 0), (2501, 0), (0, 201)])
+def test_batches_stay_within_mlflows_limits_and_lose_nothing(n_metrics, n_params):
+    from mlflow.entities import Param
+
+    client = _Recorder()
+    metrics = [Metric("m", 1.0, 0, i) for i in range(n_metrics)]
+    params = [Param(f"p{i}", "v") for i in range(n_params)]
+    log_in_batches(client, "run", metrics, params)
+    assert all(m <= 1000 and p <= 100 for m, p in client.requests)
+    assert sum(m for m, _ in client.requests) == n_metrics
+    assert sum(p for _, p in client.requests) == n_params

@@ -107,29 +107,10 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _choice("data.source", self.source, DATA_SOURCES)
-        _choice("data.val_split", self.val_split, ("stratified", "tail"))
-        if self.min_val_minority < 0:
-            raise ConfigError(
-                f"data.min_val_minority={self.min_val_minority!r} is not allowed; it must be >= 0"
-            )
-        if self.folds < 1:
-            raise ConfigError(f"data.folds={self.folds!r} is not allowed; it must be >= 1")
-        if self.folds > 1 and self.val_split == "tail":
-            raise ConfigError(
-                f"data.folds={self.folds} needs data.val_split=stratified; the tail split has "
-                "one validation part only"
-            )
         _fraction("data.val_fraction", self.val_fraction)
         _fraction("data.test_fraction", self.test_fraction)
-        if self.source in ("image_pair", "image_classes"):
-            _choice("data.dataset", self.dataset, IMAGE_DATASETS)
-        if self.source in ("image_pair", "digits_pair"):
-            if self.majority == self.minority:
-                raise ConfigError(
-                    f"data.majority={self.majority} equals data.minority; they must differ"
-                )
-            for key in ("majority", "minority"):
-                _choice(f"data.{key}", getattr(self, key), range(10))
+        self._check_validation()
+        self._check_pair()
         for key in ("n_minority", "max_majority", "max_rows", "max_train", "test_per_class"):
             value = getattr(self, key)
             if value is not None and value <= 0:
@@ -142,6 +123,33 @@ class DataConfig:
         for key in ("n_samples", "n_features", "n_labels", "num_words"):
             _positive(f"data.{key}", getattr(self, key))
         _positive("data.clip", self.clip)
+
+    def _check_validation(self) -> None:
+        _choice("data.val_split", self.val_split, ("stratified", "tail"))
+        if self.min_val_minority < 0:
+            raise ConfigError(
+                f"data.min_val_minority={self.min_val_minority!r} is not allowed; it must be >= 0"
+            )
+        if self.folds < 1:
+            raise ConfigError(f"data.folds={self.folds!r} is not allowed; it must be >= 1")
+        if self.folds > 1 and self.val_split == "tail":
+            raise ConfigError(
+                f"data.folds={self.folds} needs data.val_split=stratified; the tail split has "
+                "one validation part only"
+            )
+
+    def _check_pair(self) -> None:
+        """Image sources name a data set; pairs name two different digits or classes."""
+        if self.source in ("image_pair", "image_classes"):
+            _choice("data.dataset", self.dataset, IMAGE_DATASETS)
+        if self.source not in ("image_pair", "digits_pair"):
+            return
+        if self.majority == self.minority:
+            raise ConfigError(
+                f"data.majority={self.majority} equals data.minority; they must differ"
+            )
+        for key in ("majority", "minority"):
+            _choice(f"data.{key}", getattr(self, key), range(10))
 
 
 # ----------------------------------------------------------------------------- model

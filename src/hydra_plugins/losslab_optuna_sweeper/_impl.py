@@ -262,39 +262,10 @@ class OptunaSweeperImpl:
         results: list[JobReturn] = []
         failed = 0
         try:
-            while True:
+            while (n := min(self.n_jobs, self._remaining(study))) > 0:
+                failed += self._run_batch(study, space, n, results)
+                self._check_failures(study, failed)
                 self._fail_stale(study)
-                if (n := min(self.n_jobs, self._remaining(study))) <= 0:
-                    break
-                batch = [self._ask(study, space) for _ in range(n)]
-                told: set[int] = set()
-                try:
-                    with self._beating([trial.number for trial, _ in batch]):
-                        returns = self.launcher.launch(
-                            [overrides for _, overrides in batch], initial_job_idx=self.job_idx
-                        )
-                    self.job_idx += len(batch)
-                    for i, (trial, _) in enumerate(batch):
-                        ret = returns[i] if i < len(returns) else None
-                        state = self._tell(study, trial, ret)
-                        told.add(trial.number)
-                        failed += state == TrialState.FAIL
-                        if ret is not None:
-                            results.append(ret)
-                finally:  # interrupted: no trial of this batch stays RUNNING
-                    for trial, _ in batch:
-                        if trial.number not in told:
-                            self._fail(study, trial, "sweep interrupted")
-                if failed > self.max_failure_rate * self.n_trials:
-                    reasons = [
-                        t.user_attrs.get("fail_reason", "?")
-                        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                    ]
-                    raise SweepFailed(
-                        f"{failed} trials failed, more than max_failure_rate="
-                        f"{self.max_failure_rate} of n_trials={self.n_trials}; "
-                        f"last failure: {reasons[-1] if reasons else '?'}"
-                    )
         except BaseException as err:
             if parent:
                 parent.end(study, failed=err)
@@ -303,6 +274,46 @@ class OptunaSweeperImpl:
             parent.end(study)
         _print_best(study)
         return results
+
+    def _run_batch(
+        self, study: optuna.Study, space: search_space.SearchSpace, n: int, results: list
+    ) -> int:
+        """Ask ``n`` trials, launch their jobs, tell each result; the number that failed.
+
+        Interrupted (Ctrl-C, a launcher error), no trial of the batch is left RUNNING.
+        """
+        batch = [self._ask(study, space) for _ in range(n)]
+        told: set[int] = set()
+        failed = 0
+        try:
+            with self._beating([trial.number for trial, _ in batch]):
+                returns = self.launcher.launch(
+                    [overrides for _, overrides in batch], initial_job_idx=self.job_idx
+                )
+            self.job_idx += len(batch)
+            for i, (trial, _) in enumerate(batch):
+                ret = returns[i] if i < len(returns) else None
+                failed += self._tell(study, trial, ret) == TrialState.FAIL
+                told.add(trial.number)
+                if ret is not None:
+                    results.append(ret)
+        finally:
+            for trial, _ in batch:
+                if trial.number not in told:
+                    self._fail(study, trial, "sweep interrupted")
+        return failed
+
+    def _check_failures(self, study: optuna.Study, failed: int) -> None:
+        if failed <= self.max_failure_rate * self.n_trials:
+            return
+        reasons = [
+            t.user_attrs.get("fail_reason", "?")
+            for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+        ]
+        raise SweepFailed(
+            f"{failed} trials failed, more than max_failure_rate={self.max_failure_rate} of "
+            f"n_trials={self.n_trials}; last failure: {reasons[-1] if reasons else '?'}"
+        )
 
 
 def _print_best(study: optuna.Study) -> None:

@@ -35,6 +35,52 @@ def _new_points(client: MlflowClient, run_id: str, rows: list[list]) -> list[Met
     return fresh
 
 
+def _metrics(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str, int]:
+    fresh = _new_points(client, run_id, item["points"])
+    log_in_batches(client, run_id, metrics=fresh)
+    return "metric points", len(fresh)
+
+
+def _tags(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str, int]:
+    for key, value in item["tags"].items():
+        client.set_tag(run_id, key, value)
+    return "tags", len(item["tags"])
+
+
+def _artifact(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str, int]:
+    path = folder / item["file"]
+    if path.is_dir():
+        client.log_artifacts(run_id, str(path), item["artifact_path"])
+    else:
+        client.log_artifact(run_id, str(path), item["artifact_path"])
+    return "artifacts", 1
+
+
+def _model(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str, int]:
+    import numpy as np
+
+    from losslab.tracking.model import load_keras_model, log_keras_model
+
+    model = load_keras_model(str(folder / item["file"]), compile=False)
+    experiment = client.get_run(run_id).info.experiment_id
+    log_keras_model(uri, run_id, experiment, model, np.load(folder / item["example"]))
+    return "models", 1
+
+
+def _status(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str, int]:
+    client.set_terminated(run_id, item["status"])
+    return f"status {item['status']}", 1
+
+
+WRITERS = {
+    "metrics": _metrics,
+    "tags": _tags,
+    "artifact": _artifact,
+    "model": _model,
+    "status": _status,
+}
+
+
 def replay(folder: str | Path, uri: str | None = None) -> dict[str, int]:
     """Write the spill in ``folder`` to its run; counts of what was written, by kind."""
     folder = Path(folder)
@@ -47,37 +93,10 @@ def replay(folder: str | Path, uri: str | None = None) -> dict[str, int]:
             "pass the full URI with --tracking-uri"
         )
     client = MlflowClient(uri)
-    run_id = header["run_id"]
     counts: dict[str, int] = defaultdict(int)
     for item in items[1:]:
-        kind = item["kind"]
-        if kind == "metrics":
-            fresh = _new_points(client, run_id, item["points"])
-            log_in_batches(client, run_id, metrics=fresh)
-            counts["metric points"] += len(fresh)
-        elif kind == "tags":
-            for key, value in item["tags"].items():
-                client.set_tag(run_id, key, value)
-            counts["tags"] += len(item["tags"])
-        elif kind == "artifact":
-            path = folder / item["file"]
-            if path.is_dir():
-                client.log_artifacts(run_id, str(path), item["artifact_path"])
-            else:
-                client.log_artifact(run_id, str(path), item["artifact_path"])
-            counts["artifacts"] += 1
-        elif kind == "model":
-            import numpy as np
-
-            from losslab.tracking.model import load_keras_model, log_keras_model
-
-            model = load_keras_model(str(folder / item["file"]), compile=False)
-            experiment = client.get_run(run_id).info.experiment_id
-            log_keras_model(uri, run_id, experiment, model, np.load(folder / item["example"]))
-            counts["models"] += 1
-        elif kind == "status":
-            client.set_terminated(run_id, item["status"])
-            counts[f"status {item['status']}"] += 1
+        what, n = WRITERS[item["kind"]](client, header["run_id"], folder, item, uri)
+        counts[what] += n
     (folder / RECORDS).rename(folder / REPLAYED)
     return dict(counts)
 

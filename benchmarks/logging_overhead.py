@@ -35,9 +35,16 @@ def build_model():
         x = keras.layers.Dense(units, activation="relu")(x)
         x = keras.layers.Dropout(0.75)(x)
     model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
-    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=[
-        "accuracy", keras.metrics.AUC(name="auc"), keras.metrics.Precision(name="precision"),
-        keras.metrics.Recall(name="recall")])  # fmt: skip
+    model.compile(
+        optimizer="adam",
+        loss="binary_crossentropy",
+        metrics=[
+            "accuracy",
+            keras.metrics.AUC(name="auc"),
+            keras.metrics.Precision(name="precision"),
+            keras.metrics.Recall(name="recall"),
+        ],
+    )
     return model
 
 
@@ -86,8 +93,11 @@ def timed_fit(x, y, batch: int, variant: str, uri: str) -> tuple[float, int | No
     mlflow.set_tracking_uri(uri)
     mlflow.set_experiment("bench-logging")
     with mlflow.start_run():
-        cb = naive_callback() if variant == "naive" else mlflow.keras.MlflowCallback(
-            log_every_epoch=False, log_every_n_steps=1)  # fmt: skip
+        cb = (
+            naive_callback()
+            if variant == "naive"
+            else mlflow.keras.MlflowCallback(log_every_epoch=False, log_every_n_steps=1)
+        )
         t0 = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=EPOCHS, verbose=0, callbacks=[cb])
         mlflow.flush_async_logging()

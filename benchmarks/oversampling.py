@@ -21,10 +21,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import command, machine, median, parser, publish, use_device  # noqa: E402
 
 CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "creditcard" / "creditcard.csv.gz"
-COMMON = ["data=creditcard", f"data.path={CSV}", "model=mlp_fraud", "trainer.batch_size=2048",
-          "trainer.epochs=2", "trainer.verbose=0", "tracking=none"]  # fmt: skip
-VARIANTS = {"class weights (balanced)": "imbalance=balanced",
-            "oversampling (tf.data, 50% positives)": "imbalance=oversample"}  # fmt: skip
+COMMON = [
+    "data=creditcard",
+    f"data.path={CSV}",
+    "model=mlp_fraud",
+    "trainer.batch_size=2048",
+    "trainer.epochs=2",
+    "trainer.verbose=0",
+    "tracking=none",
+]
+VARIANTS = {
+    "class weights (balanced)": "imbalance=balanced",
+    "oversampling (tf.data, 50% positives)": "imbalance=oversample",
+}
 
 
 def step_timer():
@@ -82,8 +91,11 @@ def main() -> None:
     ]
     for name, values in step.items():
         lines.append(f"| {name} | {median(values) * 1000:.2f} | {median(values) / base:.3f} |")
-    lines += ["", f"Loading and preparing `creditcard.csv.gz`: {median(load_times):.2f} s "
-              f"(median of {args.repeats})."]  # fmt: skip
+    lines += [
+        "",
+        f"Loading and preparing `creditcard.csv.gz`: {median(load_times):.2f} s "
+        f"(median of {args.repeats}).",
+    ]
     publish("oversampling", lines, args)
 
 

@@ -28,14 +28,27 @@ def run_workers(folder: Path, name: str, workers: int, threads: int, trials: int
     """Wall seconds until every worker of one study has exited."""
     storage = f"sqlite:///{folder}/{name}.db"
     commands = [
-        [sys.executable, str(REPO / "train.py"), "-m", "hparams_search=optuna", "data=mnist_9v4",
-         f"data.source_dir={MNIST}", "model=mlp", "trainer.epochs=4", "trainer.batch_size=64",
-         "trainer.verbose=0", f"trainer.threads={threads}", "hydra/sweeper/pruner=none",
-         f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.storage={storage}",
-         f"hydra.sweeper.study_name={name}", f"hydra.sweeper.sampler.seed={i}",
-         f"hydra.sweep.dir={folder}/{name}/worker{i}"]
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "-m",
+            "hparams_search=optuna",
+            "data=mnist_9v4",
+            f"data.source_dir={MNIST}",
+            "model=mlp",
+            "trainer.epochs=4",
+            "trainer.batch_size=64",
+            "trainer.verbose=0",
+            f"trainer.threads={threads}",
+            "hydra/sweeper/pruner=none",
+            f"hydra.sweeper.n_trials={trials}",
+            f"hydra.sweeper.storage={storage}",
+            f"hydra.sweeper.study_name={name}",
+            f"hydra.sweeper.sampler.seed={i}",
+            f"hydra.sweep.dir={folder}/{name}/worker{i}",
+        ]
         for i in range(workers)
-    ]  # fmt: skip
+    ]
     t0 = time.perf_counter()
     logs = [folder / f"{name}-worker{i}.log" for i in range(workers)]
     procs = [

@@ -48,16 +48,33 @@ def start_sweep(
     name, storage = study(folder, seed, pruner)
     with (folder / f"{name}.log").open("w") as log:
         return subprocess.Popen(
-            [sys.executable, str(REPO / "train.py"), "-m", "hparams_search=optuna",
-             "data=mnist_9v4", f"data.source_dir={MNIST}", "data.val_fraction=0.3", "model=mlp",
-             f"trainer.epochs={epochs}",
-             "trainer.batch_size=64", "trainer.threads=1", "trainer.verbose=0", "tracking=none",
-             f"hydra.sweeper.n_trials={trials}", f"hydra.sweeper.sampler.seed={seed}",
-             f"hydra/sweeper/pruner={pruner}", f"hydra.sweeper.storage={storage}",
-             f"hydra.sweeper.study_name={name}", f"hydra.sweep.dir={folder}/{name}",
-             *(MEDIAN if pruner == "median" else []), *extra],
-            cwd=folder, stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(REPO / "train.py"),
+                "-m",
+                "hparams_search=optuna",
+                "data=mnist_9v4",
+                f"data.source_dir={MNIST}",
+                "data.val_fraction=0.3",
+                "model=mlp",
+                f"trainer.epochs={epochs}",
+                "trainer.batch_size=64",
+                "trainer.threads=1",
+                "trainer.verbose=0",
+                "tracking=none",
+                f"hydra.sweeper.n_trials={trials}",
+                f"hydra.sweeper.sampler.seed={seed}",
+                f"hydra/sweeper/pruner={pruner}",
+                f"hydra.sweeper.storage={storage}",
+                f"hydra.sweeper.study_name={name}",
+                f"hydra.sweep.dir={folder}/{name}",
+                *(MEDIAN if pruner == "median" else []),
+                *extra,
+            ],
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def result(folder: Path, seed: int, pruner: str) -> tuple[int, float]:
@@ -76,8 +93,13 @@ def main() -> None:
     p = parser(__doc__.splitlines()[0], repeats=5)
     p.add_argument("--trials", type=int, default=24)
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra Hydra override for both sweeps")  # fmt: skip
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra Hydra override for both sweeps",
+    )
     args = p.parse_args()
     use_device(args.device)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -32,9 +32,13 @@ def first_batch_time(cwd: Path) -> float:
     """Seconds from starting ``python train.py`` to its "first batch" log line."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, TRAIN], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+        [sys.executable, TRAIN],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     seen = None
     for line in proc.stdout:
         if seen is None and "first batch after" in line:
@@ -49,8 +53,11 @@ def main() -> None:
     args = parser(__doc__.splitlines()[0], repeats=5).parse_args()
     use_device(args.device)
     cwd = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    rows = {"python train.py --help": [], "python train.py --cfg job": [],
-            "python train.py: start to first training batch": []}  # fmt: skip
+    rows = {
+        "python train.py --help": [],
+        "python train.py --cfg job": [],
+        "python train.py: start to first training batch": [],
+    }
     answer_time("--help", cwd=cwd)  # warm the file cache
     for _ in range(args.repeats):
         rows["python train.py --help"].append(answer_time("--help", cwd=cwd))

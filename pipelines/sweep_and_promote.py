@@ -34,10 +34,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_sweep(args: argparse.Namespace, sweep_dir: Path, env: dict[str, str]) -> None:
     command = [
-        sys.executable, str(REPO / "train.py"), "-m", "hparams_search=optuna",
-        f"hydra.sweeper.study_name={args.study_name}", f"hydra.sweep.dir={sweep_dir}",
+        sys.executable,
+        str(REPO / "train.py"),
+        "-m",
+        "hparams_search=optuna",
+        f"hydra.sweeper.study_name={args.study_name}",
+        f"hydra.sweep.dir={sweep_dir}",
         *args.overrides,
-    ]  # fmt: skip
+    ]
     print("$", " ".join(command), flush=True)
     subprocess.run(command, check=True, env=env)
 
@@ -62,10 +66,14 @@ def retrain(args: argparse.Namespace, root: Path, sweep_dir: Path, params: dict)
     kept = [o for o in args.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]
     best = [as_override(k, v) for k, v in params.items()]
     overrides = [
-        "hparams_search=optuna", *kept, *best, f"paths.root_dir={root}",
-        f"paths.log_dir={root / 'outputs'}", f"paths.output_dir={sweep_dir / 'retrain'}",
+        "hparams_search=optuna",
+        *kept,
+        *best,
+        f"paths.root_dir={root}",
+        f"paths.log_dir={root / 'outputs'}",
+        f"paths.output_dir={sweep_dir / 'retrain'}",
         "tracking.log_model=true",
-    ]  # fmt: skip
+    ]
     cfg = compose(overrides)
     job = JobInfo(
         name="retrain",

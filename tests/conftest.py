@@ -49,17 +49,40 @@ def postgres_url():
         as_user = ["runuser", "-u", "postgres", "--"]
     data = folder / "data"
     subprocess.run(
-        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-         "--no-sync", "-E", "UTF8"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            *as_user,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     log = open(folder / "server.log", "w")  # noqa: SIM115 - written until the server stops
     proc = subprocess.Popen(
-        [*as_user, str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port),
-         "-k", str(folder), "-F"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            *as_user,
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-k",
+            str(folder),
+            "-F",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         ready = subprocess.run(
@@ -75,8 +98,9 @@ def postgres_url():
         raise RuntimeError("PostgreSQL did not start:\n" + (folder / "server.log").read_text())
     subprocess.run(
         [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "optuna"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+    )
     yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/optuna"
     proc.terminate()
     try:

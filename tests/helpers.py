@@ -65,13 +65,26 @@ class MlflowServer:
 
         log = open(self.folder / "server.log", "a")  # noqa: SIM115 - the server writes it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
-             "--port", str(self.port), "--backend-store-uri", f"sqlite:///{self.folder}/mlflow.db",
-             "--artifacts-destination", str(self.folder / "artifacts"), "--workers", "1"],
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--backend-store-uri",
+                f"sqlite:///{self.folder}/mlflow.db",
+                "--artifacts-destination",
+                str(self.folder / "artifacts"),
+                "--workers",
+                "1",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # stop() ends the server with all its workers
-        )  # fmt: skip
+        )
         deadline = time.time() + 90
         while time.time() < deadline:
             try:
@@ -109,8 +122,14 @@ def assert_nothing_recorded(tmp_path: Path) -> None:
 
 STUDY = "losslab-digits_9v4"
 # named, so a test finds its study; by default the name ends in the sweep's fingerprint
-SWEEP = ["-m", "hparams_search=optuna", "debug=default", "trainer.epochs=2", "trainer.threads=1",
-         f"hydra.sweeper.study_name={STUDY}"]  # fmt: skip
+SWEEP = [
+    "-m",
+    "hparams_search=optuna",
+    "debug=default",
+    "trainer.epochs=2",
+    "trainer.threads=1",
+    f"hydra.sweeper.study_name={STUDY}",
+]
 
 
 def load_study(storage: str, name: str = STUDY) -> optuna.Study:

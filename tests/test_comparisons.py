@@ -21,8 +21,14 @@ QUIET = ["trainer.verbose=0", "trainer.threads=1"]
 def test_weighted_cross_entropy_learns_through_fit(tmp_path):
     """The labels ``fit`` passes are (B,): the loss once broadcast them to (B, B) and trained
     towards a constant model (test ROC-AUC 0.5)."""
-    cfg = compose(tmp_path, *QUIET, "loss=weighted_bce", "loss.kwargs.pos_weight=9",
-                  "trainer.epochs=8", "tracking=none")  # fmt: skip
+    cfg = compose(
+        tmp_path,
+        *QUIET,
+        "loss=weighted_bce",
+        "loss.kwargs.pos_weight=9",
+        "trainer.epochs=8",
+        "tracking=none",
+    )
     result = train(cfg)
     assert result.metrics["test_roc_auc"] > 0.95
     assert result.metrics["test_recall_at_fpr"] > 0.5
@@ -32,10 +38,16 @@ def test_early_stopping_restores_the_objectives_best_epoch_under_class_weights(t
     """With 100:1 class weights the unweighted val_loss is lowest early; the default monitor
     is the objective, and the model handed back is the one of the objective's best epoch."""
     cfg = compose(
-        tmp_path, *QUIET, "imbalance=class_weight", "imbalance.ratio=100",
-        "objective=val_recall_at_fpr", "trainer.epochs=8", "trainer.early_stopping.enabled=true",
-        "trainer.early_stopping.patience=8", "tracking=none",
-    )  # fmt: skip
+        tmp_path,
+        *QUIET,
+        "imbalance=class_weight",
+        "imbalance.ratio=100",
+        "objective=val_recall_at_fpr",
+        "trainer.epochs=8",
+        "trainer.early_stopping.enabled=true",
+        "trainer.early_stopping.patience=8",
+        "tracking=none",
+    )
     assert cfg.trainer.early_stopping.monitor == "val_recall_at_fpr"
     result = train(cfg)
     history = result.history["val_recall_at_fpr"]
@@ -46,8 +58,7 @@ def test_early_stopping_restores_the_objectives_best_epoch_under_class_weights(t
 
 
 def test_folds_judge_on_every_minority_sample_and_log_the_fold_mean_model(tmp_path):
-    cfg = compose(tmp_path, *QUIET, "data.folds=2", "imbalance=class_weight",
-                  "trainer.epochs=2")  # fmt: skip
+    cfg = compose(tmp_path, *QUIET, "data.folds=2", "imbalance=class_weight", "trainer.epochs=2")
     result = train(cfg)
     m = result.metrics
     assert m["val_at_threshold_tp"] + m["val_at_threshold_fn"] == 20  # all 20 minority 4s
@@ -64,8 +75,16 @@ def test_folds_judge_on_every_minority_sample_and_log_the_fold_mean_model(tmp_pa
 
 
 def test_cnn_with_augmented_minority_oversampling_trains(tmp_path):
-    cfg = compose(tmp_path, *QUIET, "model=cnn", "model.filters=[8]", "model.units=[16]",
-                  "imbalance=oversample_augment", "trainer.epochs=2", "tracking=none")  # fmt: skip
+    cfg = compose(
+        tmp_path,
+        *QUIET,
+        "model=cnn",
+        "model.filters=[8]",
+        "model.units=[16]",
+        "imbalance=oversample_augment",
+        "trainer.epochs=2",
+        "tracking=none",
+    )
     result = train(cfg)
     assert result.model.get_layer("conv_0").output.shape[1:3] == (8, 8)
     assert np.isfinite(result.objective)
@@ -89,13 +108,18 @@ def test_remedies_that_cannot_apply_are_refused_at_configuration(tmp_path, overr
     [
         (["data.n_minority=15"], DataError, "class 1: 10 in validation, 5 in training"),
         (["data.folds=3"], DataError, "lower data.folds=3"),
-        (["data.val_split=tail", "data.val_fraction=0.1"], EvaluationError,
-         "validation holds 14 minority and 0 majority"),
-        (["data.val_split=tail", "data.val_fraction=0.1", "evaluation.threshold=fixed"],
-         EvaluationError,
-         "objective=val_pr_auc needs validation with both classes"),
+        (
+            ["data.val_split=tail", "data.val_fraction=0.1"],
+            EvaluationError,
+            "validation holds 14 minority and 0 majority",
+        ),
+        (
+            ["data.val_split=tail", "data.val_fraction=0.1", "evaluation.threshold=fixed"],
+            EvaluationError,
+            "objective=val_pr_auc needs validation with both classes",
+        ),
     ],
-)  # fmt: skip
+)
 def test_validation_that_cannot_judge_is_refused_before_training(
     tmp_path, overrides, error, message
 ):

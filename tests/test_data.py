@@ -23,8 +23,10 @@ def assert_no_leakage(ds) -> None:
 
 
 def test_digits_default_is_imbalanced_with_balanced_test():
-    ds = load(DataConfig(source="digits_pair", n_minority=20, test_per_class=60,
-                         val_fraction=0.25), seed=0)  # fmt: skip
+    ds = load(
+        DataConfig(source="digits_pair", n_minority=20, test_per_class=60, val_fraction=0.25),
+        seed=0,
+    )
     assert ds.task == "binary" and ds.input_shape == (64,)
     assert int(ds.y_train.sum() + ds.y_val.sum()) == 20
     assert ds.y_val.sum() == 10  # a quarter would be 5: raised to the floor, min_val_minority
@@ -40,8 +42,16 @@ def test_digits_split_is_seeded():
 
 
 def test_mnist_9v4_reference_protocol():
-    ds = load(DataConfig(source="image_pair", dataset="mnist", source_dir=str(MNIST_DIR),
-                         n_minority=100, val_fraction=0.1), seed=0)  # fmt: skip
+    ds = load(
+        DataConfig(
+            source="image_pair",
+            dataset="mnist",
+            source_dir=str(MNIST_DIR),
+            n_minority=100,
+            val_fraction=0.1,
+        ),
+        seed=0,
+    )
     assert ds.input_shape == (784,)
     assert len(ds.y_train) + len(ds.y_val) == 5949 + 100
     assert ds.y_train.sum() + ds.y_val.sum() == 100
@@ -51,8 +61,17 @@ def test_mnist_9v4_reference_protocol():
 
 
 def test_mnist_tail_validation_reproduces_the_all_fours_quirk():
-    ds = load(DataConfig(source="image_pair", dataset="mnist", source_dir=str(MNIST_DIR),
-                         n_minority=100, val_fraction=0.01, val_split="tail"), seed=0)  # fmt: skip
+    ds = load(
+        DataConfig(
+            source="image_pair",
+            dataset="mnist",
+            source_dir=str(MNIST_DIR),
+            n_minority=100,
+            val_fraction=0.01,
+            val_split="tail",
+        ),
+        seed=0,
+    )
     assert len(ds.y_val) == 60 and ds.y_val.min() == 1.0  # every validation image is a 4
     assert ds.y_train.sum() == 40
 
@@ -63,13 +82,27 @@ def test_too_many_minority_samples_is_a_clear_error():
 
 
 def test_fashion_mnist_pair_and_classes_from_debian_package():
-    pair = load(DataConfig(source="image_pair", dataset="fashion_mnist",
-                           source_dir=str(FASHION_DIR), n_minority=100), seed=0)  # fmt: skip
+    pair = load(
+        DataConfig(
+            source="image_pair",
+            dataset="fashion_mnist",
+            source_dir=str(FASHION_DIR),
+            n_minority=100,
+        ),
+        seed=0,
+    )
     assert pair.class_names == ["ankle boot", "coat"]
     assert pair.y_train.sum() + pair.y_val.sum() == 100
     assert len(pair.y_test) == 2000
-    classes = load(DataConfig(source="image_classes", dataset="fashion_mnist",
-                              source_dir=str(FASHION_DIR), max_train=2000), seed=0)  # fmt: skip
+    classes = load(
+        DataConfig(
+            source="image_classes",
+            dataset="fashion_mnist",
+            source_dir=str(FASHION_DIR),
+            max_train=2000,
+        ),
+        seed=0,
+    )
     assert classes.task == "multiclass" and classes.n_outputs == 10
     assert len(classes.y_train) + len(classes.y_val) == 2000
     assert np.bincount(classes.y_train).min() >= 150  # stratified subsample
@@ -77,8 +110,11 @@ def test_fashion_mnist_pair_and_classes_from_debian_package():
 
 
 def test_image_folder_with_wrong_shape_is_rejected(tmp_path):
-    for name in ("train-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz"):  # fmt: skip
+    for name in (
+        "train-labels-idx1-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+    ):
         shutil.copy(MNIST_DIR / name, tmp_path / name)
     images = np.zeros((60000, 14, 14), dtype=np.uint8)
     header = bytes([0, 0, 8, 3]) + b"".join(int(d).to_bytes(4, "big") for d in images.shape)
@@ -122,10 +158,17 @@ def test_imdb_npz_becomes_multi_hot(tmp_path):
     for i in range(200):
         seqs[i] = list(rng.integers(1, 300, size=rng.integers(5, 40)))
     labels = rng.integers(0, 2, size=200)
-    np.savez(tmp_path / "imdb.npz", x_train=seqs[:150], y_train=labels[:150],
-             x_test=seqs[150:], y_test=labels[150:])  # fmt: skip
-    ds = load(DataConfig(source="imdb", path=str(tmp_path / "imdb.npz"), num_words=100,
-                         val_fraction=0.2), seed=0)  # fmt: skip
+    np.savez(
+        tmp_path / "imdb.npz",
+        x_train=seqs[:150],
+        y_train=labels[:150],
+        x_test=seqs[150:],
+        y_test=labels[150:],
+    )
+    ds = load(
+        DataConfig(source="imdb", path=str(tmp_path / "imdb.npz"), num_words=100, val_fraction=0.2),
+        seed=0,
+    )
     assert ds.input_shape == (100,)
     assert set(np.unique(ds.x_train)) <= {0.0, 1.0}
     assert len(ds.y_train) == 120 and len(ds.y_val) == 30 and len(ds.y_test) == 50

@@ -34,16 +34,20 @@ def imdb_npz(folder: Path) -> Path:
         words = rng.integers(1, 400, size=rng.integers(10, 60))
         seqs[i] = [int(w) // 2 * 2 + int(labels[i]) for w in words]
     path = folder / "imdb.npz"
-    np.savez(path, x_train=seqs[:200], y_train=labels[:200], x_test=seqs[200:],
-             y_test=labels[200:])  # fmt: skip
+    np.savez(path, x_train=seqs[:200], y_train=labels[:200], x_test=seqs[200:], y_test=labels[200:])
     return path
 
 
 EXPERIMENTS = {
     "mnist_9v4": (
         ["equal_weights", "class_weights_100", "weighted_bce", "focal", "oversampling"],
-        [f"data.source_dir={MNIST_DIR}", "data.max_majority=400", "data.n_minority=40",
-         "data.val_fraction=0.1", "trainer.batch_size=64"],
+        [
+            f"data.source_dir={MNIST_DIR}",
+            "data.max_majority=400",
+            "data.n_minority=40",
+            "data.val_fraction=0.1",
+            "trainer.batch_size=64",
+        ],
     ),
     "mnist_9v4_source": (
         ["source_equal_weights", "source_class_weights_100"],
@@ -55,7 +59,7 @@ EXPERIMENTS = {
     ),
     "imdb_regularization": (["plain", "l2", "dropout"], ["data.num_words=400"]),
     "multilabel": (["bce", "weighted_bce", "focal"], ["data.n_samples=1500"]),
-}  # fmt: skip
+}
 
 
 def run_experiment(tmp_path: Path, name: str, overrides: list[str]):
@@ -70,8 +74,11 @@ def test_experiment_runs_and_its_comparison_reads_back_every_run(tmp_path, name)
     run_experiment(tmp_path, name, overrides)
     proc = subprocess.run(
         [sys.executable, str(REPO / "pipelines" / "compare.py"), "--experiment", name],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "outputs" / "compare" / name
     table = pd.read_csv(out / "comparison.csv")
@@ -96,15 +103,20 @@ def test_experiment_runs_and_its_comparison_reads_back_every_run(tmp_path, name)
 
     parent = client.get_run(table.run_id[0]).data.tags["mlflow.parentRunId"]
     logged = {a.path for a in client.list_artifacts(parent, "comparison")}
-    assert {"comparison/comparison.html", "comparison/comparison.csv",
-            "comparison/pr_curves.png", "comparison/learning_curves.png"} <= logged  # fmt: skip
+    assert {
+        "comparison/comparison.html",
+        "comparison/comparison.csv",
+        "comparison/pr_curves.png",
+        "comparison/learning_curves.png",
+    } <= logged
     page = (out / "comparison.html").read_text()
     assert page.count("<tr>") == len(variants) + 1 and page.count("data:image/png") == 3
 
 
 def test_fraud_tutorial_without_a_csv_falls_back_to_synthetic_data(tmp_path):
-    proc = run_experiment(tmp_path, "fraud_tutorial", ["hydra.sweeper.params={}",
-                                                        "+variant=baseline"])  # fmt: skip
+    proc = run_experiment(
+        tmp_path, "fraud_tutorial", ["hydra.sweeper.params={}", "+variant=baseline"]
+    )
     said = proc.stdout + proc.stderr
     assert "data.path is not set" in said and "data.fallback=synthetic_fraud" in said
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -116,6 +128,9 @@ def test_fraud_tutorial_without_a_csv_falls_back_to_synthetic_data(tmp_path):
 def test_compare_names_a_missing_experiment(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(REPO / "pipelines" / "compare.py"), "--experiment", "nope"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and "experiment='nope' does not exist" in proc.stderr

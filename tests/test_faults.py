@@ -84,8 +84,14 @@ def test_server_outage_queues_points_until_the_server_returns(tmp_path, fast_fai
     url = server.start()
     try:
         outage = Outage(server, down_after=1, up_after=3)
-        cfg = compose(tmp_path, "tracking=server", f"tracking.uri={url}", "trainer.epochs=5",
-                      "trainer.batch_size=16", "tracking.log_model=false")  # fmt: skip
+        cfg = compose(
+            tmp_path,
+            "tracking=server",
+            f"tracking.uri={url}",
+            "trainer.epochs=5",
+            "trainer.batch_size=16",
+            "tracking.log_model=false",
+        )
         result = train(cfg, extra_callbacks=[outage])
         assert outage.was_down
         client = MlflowClient(url)
@@ -103,9 +109,15 @@ def test_store_that_never_returns_spills_and_replay_restores_the_run(tmp_path, f
     url = server.start()
     try:
         outage = Outage(server, down_after=1, up_after=None)
-        cfg = compose(tmp_path, "tracking=server", f"tracking.uri={url}", "trainer.epochs=3",
-                      "trainer.batch_size=16", "tracking.offline_after_s=2",
-                      "tracking.log_model=true")  # fmt: skip
+        cfg = compose(
+            tmp_path,
+            "tracking=server",
+            f"tracking.uri={url}",
+            "trainer.epochs=3",
+            "trainer.batch_size=16",
+            "tracking.offline_after_s=2",
+            "tracking.log_model=true",
+        )
         result = train(cfg, extra_callbacks=[outage])  # training ends without an exception
         spill = tmp_path / "out" / "mlflow_spill"
         assert (spill / "spill.jsonl").is_file()
@@ -121,8 +133,9 @@ def test_store_that_never_returns_spills_and_replay_restores_the_run(tmp_path, f
         assert_every_point_stored(client, result.run_id, 3, steps_per_epoch(result, 16))
         assert run.data.metrics["test_pr_auc"] == pytest.approx(result.metrics["test_pr_auc"])
         assert run.data.tags["losslab.objective"] == "val_pr_auc"
-        arts = {a.path for d in ("plots", "evaluation")
-                for a in client.list_artifacts(result.run_id, d)}  # fmt: skip
+        arts = {
+            a.path for d in ("plots", "evaluation") for a in client.list_artifacts(result.run_id, d)
+        }
         assert {"plots/pr_curve.png", "evaluation/confusion_matrix.json"} <= arts
         models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
         assert [m.source_run_id for m in models] == [result.run_id]
@@ -165,8 +178,12 @@ def _start_sweep(tmp_path: Path, *extra: str) -> subprocess.Popen:
 
 
 def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(tmp_path):
-    beat = ["hydra.sweeper.n_trials=2", "hydra.sweeper.heartbeat_interval=1",
-            "hydra.sweeper.grace_period=2", "hydra.sweeper.max_retry=1"]  # fmt: skip
+    beat = [
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=2",
+        "hydra.sweeper.max_retry=1",
+    ]
     proc = _start_sweep(tmp_path, *beat, "trainer.epochs=500")
     _wait_for_running_trial(tmp_path / STUDY_DB, proc)
     os.killpg(proc.pid, signal.SIGKILL)
@@ -220,11 +237,15 @@ def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_
 
 def test_nan_loss_fails_its_trial_and_the_sweep_goes_on(tmp_path):
     run_cli(
-        tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none",
-        "hydra.sweeper.max_failure_rate=0.9", "loss=custom",
+        tmp_path,
+        *SWEEP,
+        "hydra.sweeper.n_trials=4",
+        "hydra/sweeper/pruner=none",
+        "hydra.sweeper.max_failure_rate=0.9",
+        "loss=custom",
         "loss._target_=choice(tests.custom_losses.nan_loss,keras.losses.binary_crossentropy)",
         env={"PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    )
     study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     assert len(study.trials) == 4
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -245,10 +266,18 @@ def test_nan_loss_fails_its_trial_and_the_sweep_goes_on(tmp_path):
 
 def test_four_parallel_jobs_share_one_sqlite_store_and_study(tmp_path):
     proc = run_cli(
-        tmp_path, *SWEEP, "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=4",
-        "hydra.sweeper.n_jobs=4", "hydra.sweeper.n_trials=4", "hydra/sweeper/pruner=none",
-        "trainer.epochs=3", "trainer.batch_size=16", "tracking.log_model=false", timeout=600,
-    )  # fmt: skip
+        tmp_path,
+        *SWEEP,
+        "hydra/launcher=local_parallel",
+        "hydra.launcher.n_jobs=4",
+        "hydra.sweeper.n_jobs=4",
+        "hydra.sweeper.n_trials=4",
+        "hydra/sweeper/pruner=none",
+        "trainer.epochs=3",
+        "trainer.batch_size=16",
+        "tracking.log_model=false",
+        timeout=600,
+    )
     assert "database is locked" not in proc.stdout + proc.stderr
     study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4

@@ -23,8 +23,9 @@ def first_epoch_loss(y, x, loss, class_weight=None, bias=None) -> float:
     keras.utils.set_random_seed(1)
     model = models.build(ModelConfig(units=[16], dropout=0.0), (x.shape[1],), 1, "binary", bias)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss=loss)
-    hist = model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0,
-                     class_weight=class_weight)  # fmt: skip
+    hist = model.fit(
+        x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0, class_weight=class_weight
+    )
     return hist.history["loss"][0], model.predict(x, verbose=0).ravel()
 
 
@@ -98,8 +99,9 @@ def test_focal_alpha_counts_because_class_balancing_is_on():
 
 
 def test_any_keras_loss_by_name_and_bad_kwargs_are_named():
-    loss = losses.get(LossConfig(name="keras", class_name="BinaryCrossentropy",
-                                 kwargs={"label_smoothing": 0.1}))  # fmt: skip
+    loss = losses.get(
+        LossConfig(name="keras", class_name="BinaryCrossentropy", kwargs={"label_smoothing": 0.1})
+    )
     assert isinstance(loss, keras.losses.BinaryCrossentropy)
     assert loss.get_config()["label_smoothing"] == 0.1
     with pytest.raises(ValueError, match="bad loss.kwargs"):
@@ -107,8 +109,13 @@ def test_any_keras_loss_by_name_and_bad_kwargs_are_named():
 
 
 def test_custom_loss_by_import_path():
-    loss = losses.get(LossConfig(name="custom", _target_="tests.custom_losses.AsymmetricLoss",
-                                 kwargs={"alpha": 2.0, "beta": 0.5}))  # fmt: skip
+    loss = losses.get(
+        LossConfig(
+            name="custom",
+            _target_="tests.custom_losses.AsymmetricLoss",
+            kwargs={"alpha": 2.0, "beta": 0.5},
+        )
+    )
     assert (loss.alpha, loss.beta) == (2.0, 0.5)
     with pytest.raises(ValueError, match="cannot be imported"):
         losses.get(LossConfig(name="custom", _target_="tests.custom_losses.Nope"))

@@ -15,16 +15,25 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.slow  # a sweep, a retrain and the registry through subprocesses
 
 COMMON = [
-    "debug=default", "trainer.epochs=2", "trainer.threads=1", "hydra.sweeper.n_trials=2",
-    "objective=val_loss", "direction=minimize", "hydra/sweeper/pruner=none", "imbalance.ratio=1.0",
-]  # fmt: skip
+    "debug=default",
+    "trainer.epochs=2",
+    "trainer.threads=1",
+    "hydra.sweeper.n_trials=2",
+    "objective=val_loss",
+    "direction=minimize",
+    "hydra/sweeper/pruner=none",
+    "imbalance.ratio=1.0",
+]
 
 
 def pipeline(tmp_path, *args: str) -> str:
     proc = subprocess.run(
         [sys.executable, str(REPO / "pipelines" / "sweep_and_promote.py"), *args],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 

@@ -39,9 +39,12 @@ def test_search_space_syntax_of_the_published_plugin():
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("interval(0.5, 0.1)", "is empty"), ("range(5, 1)", "holds 0 value"),
-     ("tag(log, interval(0, 1))", "start > 0")],
-)  # fmt: skip
+    [
+        ("interval(0.5, 0.1)", "is empty"),
+        ("range(5, 1)", "holds 0 value"),
+        ("tag(log, interval(0, 1))", "start > 0"),
+    ],
+)
 def test_unsearchable_space_is_refused_with_the_key(value, message):
     from hydra_plugins.losslab_optuna_sweeper.search_space import SearchSpaceError, parse
 
@@ -122,8 +125,12 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     assert float(tags["best.optimizer.lr"]) == pytest.approx(study.best_params["optimizer.lr"])
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
-    assert {"optuna/trials.csv", "optuna/best_trial.json", "optuna/optimization_history.png",
-            "optuna/search_space.json"} <= artifacts  # fmt: skip
+    assert {
+        "optuna/trials.csv",
+        "optuna/best_trial.json",
+        "optuna/optimization_history.png",
+        "optuna/search_space.json",
+    } <= artifacts
 
 
 @pytest.mark.slow
@@ -148,7 +155,7 @@ def test_two_sweep_processes_share_one_study(tmp_path, kind):
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-        )  # fmt: skip
+        )
         for i in range(2)
     ]
     outputs = [w.communicate(timeout=400)[0] for w in workers]
@@ -184,11 +191,17 @@ def test_hopeless_trials_are_pruned(tmp_path):
     (Not val_loss: validation holds more of the minority than training, by its floor, so the
     loss of an early epoch can be worse than that of an untrained model.)"""
     run_cli(
-        tmp_path, *SWEEP, "trainer.epochs=4", "hydra.sweeper.n_trials=8",
-        "optimizer.lr=choice(0.01,1e-9)", "model.dropout=0.0", "imbalance.ratio=1.0",
+        tmp_path,
+        *SWEEP,
+        "trainer.epochs=4",
+        "hydra.sweeper.n_trials=8",
+        "optimizer.lr=choice(0.01,1e-9)",
+        "model.dropout=0.0",
+        "imbalance.ratio=1.0",
         "objective=val_roc_auc",
-        "hydra.sweeper.pruner.n_startup_trials=1", "hydra.sweeper.pruner.n_warmup_steps=0",
-    )  # fmt: skip
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
+    )
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, [(t.params, t.state) for t in study.trials]
@@ -217,9 +230,13 @@ def test_trial_restoring_its_best_epoch_reports_its_best_so_far(tmp_path):
     """The preset restores each trial's best epoch of the objective (val_pr_auc), and the pruner
     sees what the trial would return."""
     run_cli(
-        tmp_path, *SWEEP, "trainer.epochs=4", "hydra.sweeper.n_trials=2",
-        "hydra/sweeper/pruner=none", "optimizer.lr=choice(0.05,0.003)",
-    )  # fmt: skip
+        tmp_path,
+        *SWEEP,
+        "trainer.epochs=4",
+        "hydra.sweeper.n_trials=2",
+        "hydra/sweeper/pruner=none",
+        "optimizer.lr=choice(0.05,0.003)",
+    )
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     for trial in study.trials:
@@ -244,9 +261,13 @@ def test_best_so_far_follows_the_direction_of_the_metric():
 @pytest.mark.slow
 def test_failing_job_fails_its_trial_and_the_sweep_goes_on(tmp_path):
     run_cli(
-        tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.75",
-        "data.n_minority=choice(20,100000)", "hydra/sweeper/pruner=none",
-    )  # fmt: skip
+        tmp_path,
+        *SWEEP,
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.max_failure_rate=0.75",
+        "data.n_minority=choice(20,100000)",
+        "hydra/sweeper/pruner=none",
+    )
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert len(study.trials) == 4
     for trial in study.trials:
@@ -261,9 +282,13 @@ def test_failing_job_fails_its_trial_and_the_sweep_goes_on(tmp_path):
 @pytest.mark.slow
 def test_sweep_stops_past_max_failure_rate(tmp_path):
     proc = run_cli(
-        tmp_path, *SWEEP, "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=0.0",
-        "data.n_minority=100000", check=False,
-    )  # fmt: skip
+        tmp_path,
+        *SWEEP,
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.max_failure_rate=0.0",
+        "data.n_minority=100000",
+        check=False,
+    )
     assert proc.returncode != 0
     assert "max_failure_rate=0.0" in proc.stderr and "data.n_minority=100000" in proc.stderr
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
@@ -275,9 +300,12 @@ def test_sweep_stops_past_max_failure_rate(tmp_path):
 @pytest.mark.slow
 def test_submitit_local_runs_jobs_in_subprocesses(tmp_path):
     run_cli(
-        tmp_path, *SWEEP, "hydra/launcher=submitit_local", "hydra.sweeper.n_trials=2",
+        tmp_path,
+        *SWEEP,
+        "hydra/launcher=submitit_local",
+        "hydra.sweeper.n_trials=2",
         "hydra.sweeper.n_jobs=2",
-    )  # fmt: skip
+    )
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     sweep_dir = tmp_path / "outputs" / "sweeps" / STUDY

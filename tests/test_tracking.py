@@ -24,12 +24,25 @@ def tiny_fit(callback: keras.callbacks.Callback) -> keras.Model:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(STEPS * BATCH, 6)).astype("float32")
     y = (x[:, 0] > 0.5).astype("float32")
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(4, activation="relu"),
-                              keras.layers.Dense(1, activation="sigmoid")])  # fmt: skip
-    model.compile("adam", "binary_crossentropy",
-                  metrics=[keras.metrics.AUC(name="pr_auc", curve="PR")])  # fmt: skip
-    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, validation_data=(x[:64], y[:64]),
-              callbacks=[callback], verbose=0)  # fmt: skip
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(4, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    model.compile(
+        "adam", "binary_crossentropy", metrics=[keras.metrics.AUC(name="pr_auc", curve="PR")]
+    )
+    model.fit(
+        x,
+        y,
+        batch_size=BATCH,
+        epochs=EPOCHS,
+        validation_data=(x[:64], y[:64]),
+        callbacks=[callback],
+        verbose=0,
+    )
     return model
 
 
@@ -48,8 +61,15 @@ def test_every_batch_and_epoch_point_is_stored(tracking_uri):
         for key in ("batch/loss", "batch/pr_auc"):
             history = client.get_metric_history(run.run_id, key)
             assert sorted(m.step for m in history) == list(range(EPOCHS * STEPS))
-        for key in ("loss", "val_loss", "pr_auc", "val_pr_auc", "learning_rate",
-                    "epoch_time_s", "samples_per_second"):  # fmt: skip
+        for key in (
+            "loss",
+            "val_loss",
+            "pr_auc",
+            "val_pr_auc",
+            "learning_rate",
+            "epoch_time_s",
+            "samples_per_second",
+        ):
             history = client.get_metric_history(run.run_id, key)
             assert [m.step for m in history] == list(range(EPOCHS)), key
     assert client.get_run(run.run_id).info.status == "FINISHED"
@@ -94,8 +114,9 @@ def test_writer_sends_at_most_1000_points_per_request(tmp_path):
 @pytest.mark.slow
 def test_run_records_params_artifacts_tags_and_a_loadable_model(tmp_path):
     secret = "postgresql://alice:hunter2@db.example/optuna"
-    result = train(compose(tmp_path, "trainer.epochs=2", "tracking.log_model=true",
-                           f"+tags.storage={secret}"))  # fmt: skip
+    result = train(
+        compose(tmp_path, "trainer.epochs=2", "tracking.log_model=true", f"+tags.storage={secret}")
+    )
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
@@ -103,18 +124,29 @@ def test_run_records_params_artifacts_tags_and_a_loadable_model(tmp_path):
     assert params["model.units"] == "[64, 32]" and params["optimizer.lr"] == "0.001"
     assert params["tags.storage"] == "postgresql://alice:***@db.example/optuna"
     assert run.data.tags["storage"] == "postgresql://alice:***@db.example/optuna"
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
-                          text=True).stdout.strip()  # fmt: skip
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
     if head:
         assert run.data.tags["mlflow.source.git.commit"] == head
     assert run.data.tags["losslab.data_fingerprint"] == result.dataset.fingerprint()
     assert run.data.metrics["test_pr_auc"] == pytest.approx(result.metrics["test_pr_auc"])
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    arts |= {a.path for d in ("config", "plots", "evaluation")
-             for a in client.list_artifacts(run.info.run_id, d)}  # fmt: skip
-    assert {"config/config.yaml", "config/overrides.yaml", "model_summary.txt",
-            "evaluation/confusion_matrix.json", "plots/confusion_matrix.png", "plots/roc_curve.png",
-            "plots/pr_curve.png", "plots/learning_curves.png"} <= arts  # fmt: skip
+    arts |= {
+        a.path
+        for d in ("config", "plots", "evaluation")
+        for a in client.list_artifacts(run.info.run_id, d)
+    }
+    assert {
+        "config/config.yaml",
+        "config/overrides.yaml",
+        "model_summary.txt",
+        "evaluation/confusion_matrix.json",
+        "plots/confusion_matrix.png",
+        "plots/roc_curve.png",
+        "plots/pr_curve.png",
+        "plots/learning_curves.png",
+    } <= arts
     config_text = client.download_artifacts(run.info.run_id, "config/config.yaml", str(tmp_path))
     with open(config_text) as fh:
         assert "hunter2" not in fh.read()
@@ -126,14 +158,16 @@ def test_run_records_params_artifacts_tags_and_a_loadable_model(tmp_path):
     finally:
         mlflow.set_tracking_uri(None)
     x = result.dataset.x_test[:16]
-    np.testing.assert_allclose(np.asarray(loaded.predict(x)).ravel(),
-                               result.model.predict(x, verbose=0).ravel(), rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        np.asarray(loaded.predict(x)).ravel(), result.model.predict(x, verbose=0).ravel(), rtol=1e-5
+    )
     assert loaded.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 64)
 
 
 def test_nan_loss_stops_training_and_fails_the_run(tmp_path):
-    cfg = compose(tmp_path, "loss=custom", "loss._target_=tests.custom_losses.nan_loss",
-                  "trainer.epochs=3")  # fmt: skip
+    cfg = compose(
+        tmp_path, "loss=custom", "loss._target_=tests.custom_losses.nan_loss", "trainer.epochs=3"
+    )
     with pytest.raises(FloatingPointError, match="training loss became nan"):
         train(cfg)
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
@@ -160,8 +194,15 @@ def test_multirun_is_one_parent_with_a_child_per_job(tmp_path):
 
 @pytest.mark.slow
 def test_training_against_a_tracking_server(tmp_path, mlflow_server):
-    result = train(compose(tmp_path, "tracking=server", f"tracking.uri={mlflow_server}",
-                           "trainer.epochs=2", "tracking.log_model=true"))  # fmt: skip
+    result = train(
+        compose(
+            tmp_path,
+            "tracking=server",
+            f"tracking.uri={mlflow_server}",
+            "trainer.epochs=2",
+            "tracking.log_model=true",
+        )
+    )
     client = MlflowClient(mlflow_server)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"

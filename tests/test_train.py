@@ -33,14 +33,25 @@ def test_class_weights_lift_minority_recall(tmp_path):
     assert plain.metrics["test_at_0.5_recall"] < 0.3
     assert weighted.metrics["test_at_0.5_recall"] > 0.8
     assert set(plain.metrics) >= {
-        "test_precision", "test_recall", "test_f1", "test_roc_auc", "test_pr_auc",
-        "test_at_0.5_recall", "threshold",
-    }  # fmt: skip
+        "test_precision",
+        "test_recall",
+        "test_f1",
+        "test_roc_auc",
+        "test_pr_auc",
+        "test_at_0.5_recall",
+        "threshold",
+    }
 
 
 def test_saved_model_with_custom_loss_loads_back(tmp_path):
-    cfg = compose(tmp_path, "loss=custom", "loss._target_=tests.custom_losses.AsymmetricLoss",
-                  "+loss.kwargs.alpha=3.0", "tracking=none", "trainer.epochs=2")  # fmt: skip
+    cfg = compose(
+        tmp_path,
+        "loss=custom",
+        "loss._target_=tests.custom_losses.AsymmetricLoss",
+        "+loss.kwargs.alpha=3.0",
+        "tracking=none",
+        "trainer.epochs=2",
+    )
     result = train(cfg)
     loaded = keras.saving.load_model(tmp_path / "out" / "model.keras")
     assert type(loaded.loss).__name__ == "AsymmetricLoss" and loaded.loss.alpha == 3.0
@@ -49,23 +60,50 @@ def test_saved_model_with_custom_loss_loads_back(tmp_path):
 
 
 def test_oversample_focal_initial_bias_and_recall_threshold_run(tmp_path):
-    result = train(compose(tmp_path, "imbalance=oversample", "imbalance.initial_bias=true",
-                           "loss=focal", "evaluation.threshold=recall_at_precision",
-                           "evaluation.min_precision=0.8", "trainer.epochs=2",
-                           "tracking=none"))  # fmt: skip
+    result = train(
+        compose(
+            tmp_path,
+            "imbalance=oversample",
+            "imbalance.initial_bias=true",
+            "loss=focal",
+            "evaluation.threshold=recall_at_precision",
+            "evaluation.min_precision=0.8",
+            "trainer.epochs=2",
+            "tracking=none",
+        )
+    )
     assert 0.0 < result.metrics["threshold"] < 1.0
     assert result.history["loss"][0] > 0
 
 
 def test_multiclass_and_multilabel_tasks_train(tmp_path):
-    mc = train(compose(tmp_path, "data=fashion_mnist", f"data.source_dir={FASHION_DIR}",
-                       "data.max_train=1500", "loss=categorical_ce", "trainer.epochs=1",
-                       "tracking=none", "objective=val_macro_f1"))  # fmt: skip
+    mc = train(
+        compose(
+            tmp_path,
+            "data=fashion_mnist",
+            f"data.source_dir={FASHION_DIR}",
+            "data.max_train=1500",
+            "loss=categorical_ce",
+            "trainer.epochs=1",
+            "tracking=none",
+            "objective=val_macro_f1",
+        )
+    )
     assert mc.evaluation.confusion.shape == (10, 10)
     assert "test_recall_9" in mc.metrics and "val_recall_0" in mc.history
-    ml = train(compose(tmp_path, "data=multilabel", "data.n_samples=2000", "loss=weighted_bce",
-                       "loss.kwargs.pos_weight=5.0", "trainer.epochs=1", "tracking=none",
-                       "imbalance.initial_bias=true", "objective=test_macro_f1"))  # fmt: skip
+    ml = train(
+        compose(
+            tmp_path,
+            "data=multilabel",
+            "data.n_samples=2000",
+            "loss=weighted_bce",
+            "loss.kwargs.pos_weight=5.0",
+            "trainer.epochs=1",
+            "tracking=none",
+            "imbalance.initial_bias=true",
+            "objective=test_macro_f1",
+        )
+    )
     assert 0.0 <= ml.objective <= 1.0
 
 
@@ -78,9 +116,22 @@ def test_unknown_objective_is_refused_before_training(tmp_path):
 
 @pytest.mark.slow
 def test_real_mnist_and_creditcard_files_run_from_the_cli(tmp_path):
-    run_cli(tmp_path, "data=mnist_9v4", f"data.source_dir={MNIST_DIR}", "data.max_majority=1500",
-            "trainer.epochs=1", "tracking=none")  # fmt: skip
-    proc = run_cli(tmp_path, "data=creditcard", f"data.path={CREDITCARD}", "data.max_rows=30000",
-                   "model=mlp_fraud", "trainer.epochs=1", "trainer.batch_size=2048",
-                   "tracking=none")  # fmt: skip
+    run_cli(
+        tmp_path,
+        "data=mnist_9v4",
+        f"data.source_dir={MNIST_DIR}",
+        "data.max_majority=1500",
+        "trainer.epochs=1",
+        "tracking=none",
+    )
+    proc = run_cli(
+        tmp_path,
+        "data=creditcard",
+        f"data.path={CREDITCARD}",
+        "data.max_rows=30000",
+        "model=mlp_fraud",
+        "trainer.epochs=1",
+        "trainer.batch_size=2048",
+        "tracking=none",
+    )
     assert "legit" in proc.stdout and "fraud" in proc.stdout

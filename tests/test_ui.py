@@ -30,8 +30,13 @@ def browser(tmp_path):
         raise RuntimeError("Chromium is not installed: apt-get install -y chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                "--window-size=1600,1200", f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1200",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -59,8 +64,15 @@ def page_text(driver) -> str:
 def test_mlflow_ui_shows_the_multirun_its_metrics_and_artifacts(tmp_path, mlflow_server, browser):
     from selenium.webdriver.common.by import By
 
-    run_cli(tmp_path, "-m", "loss=focal,bce", "tracking=server", f"tracking.uri={mlflow_server}",
-            "task_name=ui-check", "trainer.epochs=2")  # fmt: skip
+    run_cli(
+        tmp_path,
+        "-m",
+        "loss=focal,bce",
+        "tracking=server",
+        f"tracking.uri={mlflow_server}",
+        "task_name=ui-check",
+        "trainer.epochs=2",
+    )
     client = MlflowClient(mlflow_server)
     exp = client.get_experiment_by_name("ui-check").experiment_id
     runs = client.search_runs([exp])
@@ -89,8 +101,9 @@ def test_mlflow_ui_shows_the_multirun_its_metrics_and_artifacts(tmp_path, mlflow
     child = children[0]
     browser.get(f"{mlflow_server}/#/experiments/{exp}/runs/{child.info.run_id}/model-metrics")
     wait_for(browser, lambda: "batch/loss" in page_text(browser), "the batch/loss chart")
-    charts = wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "svg.main-svg"),
-                      "a drawn chart")  # fmt: skip
+    charts = wait_for(
+        browser, lambda: browser.find_elements(By.CSS_SELECTOR, "svg.main-svg"), "a drawn chart"
+    )
     assert len(charts) >= 2
     browser.save_screenshot(str(shots / "child-metrics.png"))
 
@@ -113,11 +126,14 @@ def test_mlflow_ui_shows_the_multirun_its_metrics_and_artifacts(tmp_path, mlflow
     width = int.from_bytes(Path(stored).read_bytes()[16:20], "big")  # from the PNG header
     shown = wait_for(
         browser,
-        lambda: [i for i in browser.find_elements(By.TAG_NAME, "img")
-                 if (i.get_attribute("src") or "").startswith("blob:")
-                 and browser.execute_script("return arguments[0].naturalWidth", i) == width],
+        lambda: [
+            i
+            for i in browser.find_elements(By.TAG_NAME, "img")
+            if (i.get_attribute("src") or "").startswith("blob:")
+            and browser.execute_script("return arguments[0].naturalWidth", i) == width
+        ],
         "the confusion-matrix image",
-    )  # fmt: skip
+    )
     assert shown and "confusion_matrix.png" in page_text(browser)
     browser.save_screenshot(str(shots / "child-confusion-matrix.png"))
     assert len(list(shots.glob("*.png"))) == 4

@@ -22,9 +22,24 @@ from losslab.tracking.writer import MetricWriter, log_in_batches
 
 @pytest.mark.parametrize(
     "value",
-    ["focal", "it's", "back\\slash", "ends\\", "a\\'b", "a b,c", "1e-3", "null", "true", 0.001,
-     7, None, True, False, 1e-09],
-)  # fmt: skip
+    [
+        "focal",
+        "it's",
+        "back\\slash",
+        "ends\\",
+        "a\\'b",
+        "a b,c",
+        "1e-3",
+        "null",
+        "true",
+        0.001,
+        7,
+        None,
+        True,
+        False,
+        1e-09,
+    ],
+)
 def test_an_override_reads_back_as_the_value_it_was_made_of(value):
     (parsed,) = OverridesParser.create().parse_overrides([as_override("some.key", value)])
     assert parsed.value() == value
@@ -55,14 +70,26 @@ def test_curve_points_are_thinned_but_keep_both_ends(n, max_points):
 @pytest.mark.parametrize(
     "names, matrix, expected",
     [
-        (["9", "4"], [[1009, 0], [982, 0]],
-         ["true \\ pred       9     4", "9              1009     0", "4               982     0"]),
-        (["ankle boot", "coat"], [[5, 12345], [0, 7]],
-         ["true \\ pred    ankle boot        coat",
-          "ankle boot              5       12345",
-          "coat                    0           7"]),
+        (
+            ["9", "4"],
+            [[1009, 0], [982, 0]],
+            [
+                "true \\ pred       9     4",
+                "9              1009     0",
+                "4               982     0",
+            ],
+        ),
+        (
+            ["ankle boot", "coat"],
+            [[5, 12345], [0, 7]],
+            [
+                "true \\ pred    ankle boot        coat",
+                "ankle boot              5       12345",
+                "coat                    0           7",
+            ],
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_confusion_table_aligns_names_and_counts(names, matrix, expected):
     ev = Evaluation("binary", 0.5, {}, np.array(matrix), None, names, np.zeros(1), np.zeros(1))
     assert format_confusion(ev).splitlines() == expected

@@ -193,8 +193,7 @@ def _learning_plot(client: MlflowClient, runs: list[Run], names: list[str], path
         for key, style in (("loss", "--"), ("val_loss", "-")):
             history = client.get_metric_history(run.info.run_id, key)
             steps = [m.step for m in history]
-            ax.plot(steps, [m.value for m in history], style, color=color,
-                    label=f"{label} ({key})")  # fmt: skip
+            ax.plot(steps, [m.value for m in history], style, color=color, label=f"{label} ({key})")
     ax.set(xlabel="epoch", ylabel="loss", title="learning curves: train (--) and validation (-)")
     ax.legend(fontsize="x-small")
     fig.tight_layout()
@@ -252,7 +251,7 @@ def compare(
                 c := _artifact_json(
                     client, run.info.run_id, "evaluation/curves.json", Path(tmp) / run.info.run_id
                 )
-            )  # fmt: skip
+            )
         }
     images = [_learning_plot(client, runs, names, out / "learning_curves.png")]
     if curves:

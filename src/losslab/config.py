@@ -448,8 +448,11 @@ def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> An
     register_configs()
     paths = []
     if root is not None:
-        paths = [f"paths.root_dir={root}", f"paths.output_dir={root}/out",
-                 f"paths.log_dir={root}/outputs"]  # fmt: skip
+        paths = [
+            f"paths.root_dir={root}",
+            f"paths.output_dir={root}/out",
+            f"paths.log_dir={root}/outputs",
+        ]
     conf = Path(__file__).resolve().parents[2] / "conf"
     with initialize_config_dir(str(conf), version_base="1.3"):
         return hydra_compose("train", overrides=[*paths, *overrides])

@@ -202,9 +202,10 @@ class OptunaSweeperImpl:
         values = list(value) if isinstance(value, Sequence) else [value]
         if len(values) != len(self.directions):
             return self._fail(
-                study, trial, f"job returned {len(values)} value(s) for {len(self.directions)} "
-                "direction(s)"
-            )  # fmt: skip
+                study,
+                trial,
+                f"job returned {len(values)} value(s) for {len(self.directions)} direction(s)",
+            )
         try:
             numbers = [float(v) for v in values]
         except (TypeError, ValueError):

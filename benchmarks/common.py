@@ -15,12 +15,17 @@ import sys
 from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+RESULTS_MD = Path(__file__).resolve().parents[1] / "RESULTS.md"
 
 
 def parser(description: str, repeats: int = 3) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
-                   help="cpu hides every GPU; gpu uses the first one")  # fmt: skip
+    p.add_argument(
+        "--device",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="cpu hides every GPU; gpu uses the first one",
+    )
     p.add_argument("--repeats", type=int, default=repeats, help="repetitions (median reported)")
     p.add_argument("--no-write", action="store_true", help="print only, leave BENCHMARKS.md")
     return p
@@ -45,10 +50,15 @@ def machine(device: str) -> str:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    where = f"GPU {tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')}" \
-        if device == "gpu" and gpus else "CPU only"  # fmt: skip
-    return (f"{os.cpu_count()} cores ({cpu}), {where}, Python {platform.python_version()}, "
-            f"TensorFlow {tf.__version__}")  # fmt: skip
+    where = (
+        f"GPU {tf.config.experimental.get_device_details(gpus[0]).get('device_name', 'GPU')}"
+        if device == "gpu" and gpus
+        else "CPU only"
+    )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {where}, Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}"
+    )
 
 
 def median(values: list[float]) -> float:
@@ -67,10 +77,10 @@ def publish(name: str, lines: list[str], args: argparse.Namespace) -> None:
         write_section(name, body)
 
 
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the section ``name`` of BENCHMARKS.md."""
+def write_section(name: str, body: str, path: Path = BENCHMARKS_MD, title: str = "Benchmarks"):
+    """Replace (or append) the section ``name`` of ``path`` (BENCHMARKS.md)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n"
+    text = path.read_text() if path.exists() else f"# {title}\n"
     block = f"{start}\n{body.strip()}\n{end}"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = (
@@ -78,4 +88,4 @@ def write_section(name: str, body: str) -> None:
         if pattern.search(text)
         else f"{text.rstrip()}\n\n{block}\n"
     )
-    BENCHMARKS_MD.write_text(text)
+    path.write_text(text)

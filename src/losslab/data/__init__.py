@@ -16,11 +16,16 @@ __all__ = ["DataError", "Dataset", "folds", "load"]
 log = logging.getLogger(__name__)
 
 
+def data_seed(cfg: DataConfig, seed: int) -> int:
+    """``data.seed`` when set, else the run's seed: what splits and samples the data."""
+    return cfg.seed if cfg.seed is not None else seed
+
+
 def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
     from losslab.data import digits, images, multilabel, tabular, text
 
-    seed = cfg.seed if cfg.seed is not None else seed
+    seed = data_seed(cfg, seed)
     if cfg.source == "creditcard" and not cfg.path and cfg.fallback:
         log.warning(
             "data.path is not set: no credit-card CSV to read, so data.fallback=%s is used "
@@ -50,7 +55,7 @@ def folds(ds: Dataset, cfg: DataConfig, seed: int) -> list[Dataset]:
 
     if cfg.folds == 1:
         return [ds]
-    seed = cfg.seed if cfg.seed is not None else seed
+    seed = data_seed(cfg, seed)
     x = np.concatenate([ds.x_train, ds.x_val])
     y = np.concatenate([ds.y_train, ds.y_val])
     return [

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losslab.config import ConfigError
+from losslab.tracking.redact import flatten
 
 IDENTITY_ATTR = "losslab.identity"
 
@@ -38,24 +39,12 @@ def identity(config: DictConfig) -> dict[str, Any]:
     }
 
 
-def _leaves(node: Any, prefix: str) -> dict[str, Any]:
-    if not isinstance(node, dict):
-        return {prefix: node}
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        out.update(_leaves(value, f"{prefix}.{key}"))
-    return out
-
-
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``data.n_minority: 100 -> 50`` for every leaf that differs."""
-    before, after = _leaves(stored, ""), _leaves(current, "")
+    before, after = flatten(stored), flatten(current)
     keys = sorted(set(before) | set(after))
-    return [
-        f"{k.lstrip('.')}: {before.get(k)} -> {after.get(k)}"
-        for k in keys
-        if before.get(k) != after.get(k)
-    ]
+    changed = [k for k in keys if before.get(k) != after.get(k)]
+    return [f"{k}: {before.get(k)} -> {after.get(k)}" for k in changed]
 
 
 def fingerprint(parts: dict[str, Any]) -> str:

@@ -190,11 +190,17 @@ def _check(setup: Setup) -> None:
             check_judgeable(fold.y_val, f"objective={conf.objective}", floor)
 
 
+def _monitor_maximizes(conf: TrainConfig) -> bool:
+    """Whether early stopping's monitor is better higher (the objective's direction for it)."""
+    es = conf.trainer.early_stopping
+    return objectives.maximizes(es.monitor, es.mode, conf.objective, conf.direction)
+
+
 def _early_stopping(conf: TrainConfig):
     import keras
 
     es = conf.trainer.early_stopping
-    higher = objectives.maximizes(es.monitor, es.mode, conf.objective, conf.direction)
+    higher = _monitor_maximizes(conf)
     return keras.callbacks.EarlyStopping(
         monitor=es.monitor,
         mode="max" if higher else "min",
@@ -320,7 +326,7 @@ def _best_epoch(history: dict[str, list[float]], conf: TrainConfig) -> int:
     values = history.get(es.monitor)
     if not es.enabled or not es.restore_best_weights or not values:
         return len(next(iter(history.values()))) - 1
-    higher = objectives.maximizes(es.monitor, es.mode, conf.objective, conf.direction)
+    higher = _monitor_maximizes(conf)
     return int(np.nanargmax(values) if higher else np.nanargmin(values))
 
 
@@ -567,8 +573,8 @@ def main(cfg: DictConfig) -> Any:
 
     conf = config_lib.to_objects(cfg)
     job.tags.update(trial.tags())
-    higher = objectives.maximizes(conf.objective, "auto", conf.objective, conf.direction)
-    callbacks = trial.callbacks(conf.objective, higher, conf.trainer.early_stopping)
+    maximize = conf.direction == "maximize"
+    callbacks = trial.callbacks(conf.objective, maximize, conf.trainer.early_stopping)
     try:
         with trial:
             return train(conf, job, callbacks, on_run_start=trial.link_run).objective

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
-from tests.helpers import MlflowServer, free_port  # noqa: E402
+from tests.helpers import POSTGRES_BINS, MlflowServer, free_port  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +26,7 @@ def mlflow_server(tmp_path_factory):
 
 
 def _postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not found:
-        raise RuntimeError("PostgreSQL is not installed: apt-get install -y postgresql")
-    return found[-1].parent
+    return POSTGRES_BINS[-1].parent
 
 
 @pytest.fixture(scope="session")

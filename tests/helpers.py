@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from mlflow import MlflowClient
 
 from losslab.tracking.spill import SPILL_DIR
@@ -21,6 +23,26 @@ SHARED = REPO.parent / "shared"
 MNIST_DIR = SHARED / "data" / "mnist"
 CREDITCARD = SHARED / "data" / "creditcard" / "creditcard.csv.gz"
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+POSTGRES_BINS = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+
+# What a test needs that a fresh machine may lack; .ci/run installs all of it, so CI skips none.
+needs_mnist = pytest.mark.skipif(
+    not MNIST_DIR.is_dir(), reason=f"the MNIST IDX files are not at {MNIST_DIR}"
+)
+needs_creditcard = pytest.mark.skipif(
+    not CREDITCARD.is_file(), reason=f"the credit-card CSV is not at {CREDITCARD}"
+)
+needs_fashion = pytest.mark.skipif(
+    not FASHION_DIR.is_dir(),
+    reason="Fashion-MNIST is missing: apt-get install dataset-fashion-mnist",
+)
+needs_postgres = pytest.mark.skipif(
+    not POSTGRES_BINS, reason="PostgreSQL is missing: apt-get install postgresql"
+)
+needs_chromium = pytest.mark.skipif(
+    not (shutil.which("chromium") and shutil.which("chromedriver")),
+    reason="Chromium is missing: apt-get install chromium chromium-driver",
+)
 
 
 def compose(tmp_path: Path, *overrides: str):

@@ -84,11 +84,18 @@ def test_more_minority_samples_than_exist(tmp_path):
     [
         ("model.dropout=-0.1", r"model.dropout=-0.1 is not allowed; it must lie in \[0, 1\)"),
         ("model.dropout=1.0", r"model.dropout=1.0 is not allowed; it must lie in \[0, 1\)"),
+        ("model.units=[]", r"model.units=\[\]: give one or more sizes > 0"),
         ("optimizer.lr=0", r"optimizer.lr=0.0 is not allowed; it must be a finite number > 0"),
+        ("optimizer.lr=-1e-3", r"optimizer.lr=-0.001 is not allowed"),
+        ("optimizer.weight_decay=-1", r"optimizer.weight_decay=-1.0 is not allowed; .*>= 0"),
         ("imbalance.ratio=-2", r"imbalance.ratio=-2.0 is not allowed"),
-        ("trainer.batch_size=0", r"trainer.batch_size=0 is not allowed; it must be > 0"),
-        ("trainer.epochs=0", r"trainer.epochs=0 is not allowed; it must be > 0"),
+        ("imbalance.ratio=0", r"imbalance.ratio=0.0 is not allowed"),
+        ("trainer.batch_size=0", r"trainer.batch_size=0 is not allowed; it must be >= 1"),
+        ("trainer.epochs=-1", r"trainer.epochs=-1 is not allowed; it must be >= 1"),
         ("tracking.offline_after_s=0", r"tracking.offline_after_s=0.0 is not allowed"),
+        ("data.folds=0", r"data.folds=0 is not allowed; it must be >= 1"),
+        ("data.majority=4", r"data.majority=4 equals data.minority; they must differ"),
+        ("evaluation.max_fpr=1", r"evaluation.max_fpr=1.0 is not allowed; it must lie in \(0, 1\)"),
     ],
 )
 def test_out_of_range_config_is_refused_before_training(tmp_path, override, message):

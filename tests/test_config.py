@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hydra.errors import ConfigCompositionException
 
 from losslab.config import ConfigError, to_objects
 from tests.helpers import compose, run_cli
@@ -10,29 +11,65 @@ from tests.helpers import compose, run_cli
 
 def test_default_composes_to_typed_objects(tmp_path):
     conf = to_objects(compose(tmp_path))
-    assert conf.data.source == "digits_pair"
+    assert conf.data.source == "digits_pair" and conf.data.n_minority == 20
+    assert conf.evaluation.threshold == "recall_at_fpr"
+    assert conf.trainer.early_stopping.monitor == conf.objective
     assert conf.loss.name == "bce"
     assert conf.tracking.uri == f"sqlite:///{tmp_path}/mlflow.db"
     assert conf.objective == "val_pr_auc"
 
 
 @pytest.mark.parametrize(
-    ("override", "needle"),
+    ("override", "allowed"),
     [
-        ("model.dropout=1.5", "model.dropout=1.5"),
-        ("optimizer.lr=0", "optimizer.lr=0"),
-        ("optimizer.lr=-1e-3", "optimizer.lr"),
-        ("imbalance.ratio=0", "imbalance.ratio=0"),
-        ("trainer.batch_size=0", "trainer.batch_size=0"),
-        ("trainer.epochs=-1", "trainer.epochs=-1"),
-        ("optimizer.name=adagrad", "choose one of ['adam', 'adamw', 'rmsprop', 'sgd']"),
-        ("evaluation.threshold=best", "one of ['f1', 'recall_at_fpr', 'recall_at_precision'"),
+        ("optimizer.name=adagrad", "[adam, adamw, rmsprop, sgd]"),
+        ("evaluation.threshold=best", "[f1, recall_at_fpr, recall_at_precision, fixed]"),
+        ("model.kind=rnn", "[mlp, cnn]"),
+        ("imbalance.strategy=smote", "[none, class_weight, balanced, oversample]"),
+        ("trainer.early_stopping.mode=up", "[auto, min, max]"),
+        ("direction=up", "[maximize, minimize]"),
+        ("data.val_split=random", "[stratified, tail]"),
     ],
 )
-def test_out_of_range_values_name_the_key(tmp_path, override, needle):
-    with pytest.raises(ConfigError, match=None) as err:
-        to_objects(compose(tmp_path, override))
-    assert needle in str(err.value)
+def test_a_choice_outside_its_set_fails_at_composition_with_the_choices(
+    tmp_path, override, allowed
+):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(tmp_path, override)
+    assert f"expected one of {allowed}" in str(err.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("option", "schema"),
+    [
+        ("digits_9v4", "DigitsPairConfig"),
+        ("mnist_9v4", "ImagePairConfig"),
+        ("fashion_mnist_9v4", "ImagePairConfig"),
+        ("fashion_mnist", "ImageClassesConfig"),
+        ("creditcard", "CreditCardConfig"),
+        ("synthetic_fraud", "SyntheticFraudConfig"),
+        ("imdb", "ImdbConfig"),
+        ("multilabel", "MultilabelConfig"),
+    ],
+)
+def test_each_data_option_is_bound_to_its_sources_schema(tmp_path, option, schema):
+    extra = ["data.path=cards.csv"] if option == "creditcard" else []
+    conf = to_objects(compose(tmp_path, f"data={option}", *extra, "loss=bce"))
+    assert type(conf.data).__name__ == schema
+    with pytest.raises(ConfigCompositionException) as err:  # a key only another source reads
+        compose(tmp_path, f"data={option}", "data.no_such_key=1")
+    assert f"Key 'no_such_key' not in '{schema}'" in str(err.value.__cause__)
+
+
+def test_a_key_of_another_source_is_refused_at_composition(tmp_path):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose(tmp_path, "data.num_words=500")  # an IMDB key, on the digits
+    assert "full_key: data.num_words" in str(err.value.__cause__)
+
+
+def test_switching_the_source_without_the_data_option_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"data.source=imdb does not match .*data=<option>"):
+        to_objects(compose(tmp_path, "data.source=imdb"))
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import CREDITCARD, MNIST_DIR, REPO, run_cli
+from tests.helpers import CREDITCARD, MNIST_DIR, REPO, needs_creditcard, needs_mnist, run_cli
 
 pytestmark = pytest.mark.slow  # each study is a multirun in a subprocess
 
@@ -66,7 +66,16 @@ def run_experiment(tmp_path: Path, name: str, overrides: list[str]):
     return run_cli(tmp_path, "-m", f"+experiment={name}", *FAST, *overrides, timeout=600)
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+NEEDS = {
+    "mnist_9v4": needs_mnist,
+    "mnist_9v4_source": needs_mnist,
+    "fraud_tutorial": needs_creditcard,
+}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=NEEDS.get(name, ())) for name in EXPERIMENTS]
+)
 def test_experiment_runs_and_its_comparison_reads_back_every_run(tmp_path, name):
     variants, overrides = EXPERIMENTS[name]
     if name == "imdb_regularization":

@@ -8,6 +8,7 @@ import pytest
 
 from losslab import imbalance, losses, models
 from losslab.config import ImbalanceConfig, LossConfig, ModelConfig
+from losslab.data.dataset import ModelShape
 
 
 def toy(n: int = 200, pos: float = 0.1, seed: int = 0):
@@ -21,7 +22,9 @@ def toy(n: int = 200, pos: float = 0.1, seed: int = 0):
 def first_epoch_loss(y, x, loss, class_weight=None, bias=None) -> float:
     """Loss of one full-batch epoch with a zero learning rate: the objective itself."""
     keras.utils.set_random_seed(1)
-    model = models.build(ModelConfig(units=[16], dropout=0.0), (x.shape[1],), 1, "binary", bias)
+    model = models.build(
+        ModelConfig(units=[16], dropout=0.0), ModelShape((x.shape[1],), 1, "binary"), bias
+    )
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss=loss)
     hist = model.fit(
         x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0, class_weight=class_weight

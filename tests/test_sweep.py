@@ -11,7 +11,15 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from tests.helpers import REPO, STUDY, SWEEP, load_study, run_cli, runs_by_type
+from tests.helpers import (
+    REPO,
+    STUDY,
+    SWEEP,
+    load_study,
+    needs_postgres,
+    run_cli,
+    runs_by_type,
+)
 
 
 # -- search space ------------------------------------------------------------------------
@@ -176,6 +184,7 @@ def test_two_sweep_processes_share_one_study(tmp_path, kind):
 
 
 @pytest.mark.slow
+@needs_postgres
 def test_postgresql_storage(tmp_path, postgres_url):
     run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2", f"hydra.sweeper.storage={postgres_url}")
     study = load_study(postgres_url)

@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from losslab.train import train
-from tests.helpers import CREDITCARD, FASHION_DIR, MNIST_DIR, compose, run_cli
+from tests.helpers import (
+    CREDITCARD,
+    FASHION_DIR,
+    MNIST_DIR,
+    compose,
+    needs_creditcard,
+    needs_fashion,
+    needs_mnist,
+    run_cli,
+)
 
 
 @pytest.mark.slow
@@ -76,6 +85,7 @@ def test_oversample_focal_initial_bias_and_recall_threshold_run(tmp_path):
     assert result.history["loss"][0] > 0
 
 
+@needs_fashion
 def test_multiclass_and_multilabel_tasks_train(tmp_path):
     mc = train(
         compose(
@@ -115,6 +125,8 @@ def test_unknown_objective_is_refused_before_training(tmp_path):
 
 
 @pytest.mark.slow
+@needs_mnist
+@needs_creditcard
 def test_real_mnist_and_creditcard_files_run_from_the_cli(tmp_path):
     run_cli(
         tmp_path,

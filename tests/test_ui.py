@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.helpers import run_cli
+from tests.helpers import needs_chromium, run_cli
 
 pytestmark = pytest.mark.slow  # a real mlflow server and headless Chromium
 
@@ -26,8 +26,6 @@ def browser(tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        raise RuntimeError("Chromium is not installed: apt-get install -y chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for arg in (
@@ -61,6 +59,7 @@ def page_text(driver) -> str:
     return driver.find_element("tag name", "body").text
 
 
+@needs_chromium
 def test_mlflow_ui_shows_the_multirun_its_metrics_and_artifacts(tmp_path, mlflow_server, browser):
     from selenium.webdriver.common.by import By
 

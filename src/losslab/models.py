@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from losslab.config import ModelConfig
+from losslab.data.dataset import ModelShape
 
 
 def output_activation(task: str) -> str:
@@ -16,11 +17,8 @@ def output_activation(task: str) -> str:
 
 def build(
     cfg: ModelConfig,
-    input_shape: Sequence[int],
-    n_outputs: int,
-    task: str,
+    shape: ModelShape,
     output_bias: np.ndarray | None = None,
-    image_shape: Sequence[int] | None = None,
     name: str | None = None,
 ) -> keras.Model:
     """Input -> [convolution blocks] -> [Dense(units) -> Dropout] per layer -> Dense(n_outputs).
@@ -30,10 +28,10 @@ def build(
     output layer's bias (log prior odds for imbalance).
     """
     regularizer = keras.regularizers.L2(cfg.l2) if cfg.l2 > 0 else None
-    inputs = keras.Input(shape=tuple(input_shape), name="features")
+    inputs = keras.Input(shape=tuple(shape.input_shape), name="features")
     x = inputs
     if cfg.kind == "cnn":
-        x = _conv_blocks(x, cfg, image_shape, regularizer)
+        x = _conv_blocks(x, cfg, shape.image_shape, regularizer)
     if len(x.shape) > 2:
         x = keras.layers.Flatten()(x)
     for i, units in enumerate(cfg.units):
@@ -44,13 +42,13 @@ def build(
             x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i}")(x)
     bias = "zeros" if output_bias is None else keras.initializers.Constant(output_bias)
     outputs = keras.layers.Dense(
-        n_outputs,
-        activation=output_activation(task),
+        shape.n_outputs,
+        activation=output_activation(shape.task),
         bias_initializer=bias,
         kernel_regularizer=regularizer,
         name="output",
     )(x)
-    return keras.Model(inputs, outputs, name=name or cfg.kind)
+    return keras.Model(inputs, outputs, name=name or str(cfg.kind))
 
 
 def _conv_blocks(x, cfg: ModelConfig, image_shape: Sequence[int] | None, regularizer):

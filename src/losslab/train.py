@@ -5,6 +5,7 @@ arguments, the data, and that loss, remedy and task fit each other.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import sys
@@ -292,11 +293,8 @@ def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
     keras.utils.set_random_seed(conf.seed + k)
     model = models.build(
         conf.model,
-        ds.input_shape,
-        ds.n_outputs,
-        ds.task,
+        ds.model_shape(),
         setup.prepared.output_bias,
-        ds.image_shape,
         name=f"{conf.model.kind}_fold_{k}" if len(setup.folds) > 1 else None,
     )
     model.compile(
@@ -408,18 +406,22 @@ def train(
             time.perf_counter() - started,
         )
         fits = [fit_fold(setup, k, tracked, extra_callbacks) for k in range(len(setup.folds))]
-        ev = evaluate_fits(setup, fits)
-        history = mean_history(fits)
-        value = objective_value(conf.objective, ev.metrics, fits)
-        model = final_model(fits)
-        model.save(out / "model.keras")
+        result = outcome(setup, fits)
+        result.model.save(out / "model.keras")
         if tracked is not None:
-            _log_end(tracked, setup, fits, ev, history, model, value)
-        report(setup, ev, value)
+            _log_end(tracked, setup, fits, result)
+        report(setup, result)
         if tracked is not None:
             _print_ui_hint(conf, tracked)
-    run_id, model_uri = (tracked.run_id, tracked.model_uri) if tracked else (None, None)
-    return Result(value, run_id, ev.metrics, history, ev, model, setup.ds, model_uri)
+            result = dataclasses.replace(result, run_id=tracked.run_id, model_uri=tracked.model_uri)
+    return result
+
+
+def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
+    """What the fitted folds amount to: evaluation, mean history, objective, final model."""
+    ev = evaluate_fits(setup, fits)
+    value = objective_value(setup.conf.objective, ev.metrics, fits)
+    return Result(value, None, ev.metrics, mean_history(fits), ev, final_model(fits), setup.ds)
 
 
 SHOWN = (
@@ -434,8 +436,9 @@ SHOWN = (
 )
 
 
-def report(setup: Setup, ev, value: float) -> None:
+def report(setup: Setup, result: Result) -> None:
     """The terminal summary: test confusion matrix, the scores that judge the minority class."""
+    ev, value = result.evaluation, result.objective
     from losslab.evaluate import format_confusion
 
     at = "argmax" if ev.threshold is None else f"{ev.threshold:.3f}"
@@ -448,7 +451,13 @@ def report(setup: Setup, ev, value: float) -> None:
 def _start_run(conf: TrainConfig, job: JobInfo, ds):
     import os
 
-    from losslab.tracking.run import MLFLOW_RUN_ID_ENV, TrackedRun, git_commit
+    from losslab.tracking.run import (
+        MLFLOW_RUN_ID_ENV,
+        Liveness,
+        RunStart,
+        TrackedRun,
+        git_commit,
+    )
     from losslab.tracking.spill import SPILL_DIR
     from losslab.tracking.sweep import read_parent_id
 
@@ -471,25 +480,28 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
     if commit:
         tags["mlflow.source.git.commit"] = commit
     name = " ".join(job.overrides) or None
-    return TrackedRun(
-        conf.tracking.uri,
-        conf.tracking.experiment or conf.task_name,
+    start = RunStart(
         run_name=name[:250] if name else None,
         parent_run_id=parent,
         tags=tags,
         artifact_location=conf.tracking.artifact_location,
         run_id=given,
+    )
+    liveness = Liveness(
         spill_dir=Path(conf.paths.output_dir) / SPILL_DIR,
         offline_after_s=conf.tracking.offline_after_s,
         heartbeat_s=conf.tracking.heartbeat_s,
         stale_after_s=conf.tracking.stale_after_s,
+    )
+    return TrackedRun(
+        conf.tracking.uri, conf.tracking.experiment or conf.task_name, start, liveness
     )
 
 
 def _log_start(tracked, conf: TrainConfig, raw: DictConfig, job: JobInfo) -> None:
     import yaml
 
-    plain = OmegaConf.to_container(raw, resolve=True)
+    plain = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
     plain.pop("hydra", None)
     tracked.log_params(plain)
     tracked.log_yaml(plain, "config/config.yaml")
@@ -499,15 +511,16 @@ def _log_start(tracked, conf: TrainConfig, raw: DictConfig, job: JobInfo) -> Non
             tracked.log_yaml(yaml.safe_load(path.read_text()), f"config/hydra/{path.name}")
 
 
-def _log_end(tracked, setup: Setup, fits, ev, history, model, value: float) -> None:
+def _log_end(tracked, setup: Setup, fits: list[FoldFit], result: Result) -> None:
     """Everything known once training is over: scores, epochs, plots, the model."""
+    ev, history, model = result.evaluation, result.history, result.model
     tracked.sync()  # a store away for too long: the rest goes to the spill folder
     epochs_run = [len(f.history["loss"]) for f in fits]
     best = [f.best_epoch for f in fits]
     tracked.log_metrics(
         {
             **ev.metrics,
-            "objective": value,
+            "objective": result.objective,
             "best_epoch": float(np.mean(best)),
             "epochs_run": float(np.mean(epochs_run)),
         }

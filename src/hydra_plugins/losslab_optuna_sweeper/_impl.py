@@ -57,7 +57,7 @@ def _check_node(kind: str, node: Any, options: str) -> None:
 
 
 class OptunaSweeperImpl:
-    def __init__(
+    def __init__(  # noqa: PLR0913 - Hydra passes each key of hydra.sweeper as one argument
         self,
         sampler: Any,
         pruner: Any,
@@ -354,8 +354,6 @@ class _ParentRun:
             self.run_id,
             study,
             sweeper.storage_url or "",
-            sweeper.sampler,
-            sweeper.pruner,
             space.distributions,
             sweeper.n_trials,
         )

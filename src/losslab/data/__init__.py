@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from losslab.config import DataConfig
+from losslab.config import DataConfig, fallback_config
 from losslab.data.dataset import DataError, Dataset
 
 __all__ = ["DataError", "Dataset", "folds", "load"]
@@ -26,16 +26,17 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     from losslab.data import digits, images, multilabel, tabular, text
 
     seed = data_seed(cfg, seed)
-    if cfg.source == "creditcard" and not cfg.path and cfg.fallback:
+    if getattr(cfg, "fallback", None) and not cfg.path:
         log.warning(
             "data.path is not set: no credit-card CSV to read, so data.fallback=%s is used "
             "instead (give data.path=.../creditcard.csv.gz for the real data)",
             cfg.fallback,
         )
-        cfg = dataclasses.replace(cfg, source=cfg.fallback, path=None)
+        cfg = fallback_config(cfg, cfg.fallback)
     root = Path(root)
-    if cfg.source_dir is not None and not Path(cfg.source_dir).is_absolute():
-        cfg = dataclasses.replace(cfg, source_dir=str(root / cfg.source_dir))
+    source_dir = getattr(cfg, "source_dir", None)
+    if source_dir is not None and not Path(source_dir).is_absolute():
+        cfg = dataclasses.replace(cfg, source_dir=str(root / source_dir))
     loaders = {
         "digits_pair": lambda: digits.load_pair(cfg, seed),
         "image_pair": lambda: images.load_pair(cfg, seed),

@@ -14,6 +14,17 @@ class DataError(ValueError):
     """Data that cannot be trained on; the message names the value and what is allowed."""
 
 
+@dataclass(frozen=True)
+class ModelShape:
+    """What a model must fit to take this data: its input and outputs."""
+
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    task: str
+    # (height, width, channels) of flattened images, for convolutions
+    image_shape: tuple[int, ...] | None = None
+
+
 @dataclass
 class Dataset:
     """Train, validation and test arrays with their class names.
@@ -44,6 +55,9 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])
+
+    def model_shape(self) -> ModelShape:
+        return ModelShape(self.input_shape, self.n_outputs, self.task, self.image_shape)
 
     def splits(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return {

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from losslab.config import DataConfig
+from losslab.config.data import DigitsPairConfig
 from losslab.data.dataset import DataError, Dataset
 from losslab.data.splits import validation_split
 
 
-def load_pair(cfg: DataConfig, seed: int) -> Dataset:
+def load_pair(cfg: DigitsPairConfig, seed: int) -> Dataset:
     """A balanced test set of ``test_per_class`` per class; the rest of the majority and
     ``n_minority`` minority digits for training and validation (majority 0, minority 1)."""
     digits = load_digits()
@@ -18,7 +18,7 @@ def load_pair(cfg: DataConfig, seed: int) -> Dataset:
     rng = np.random.default_rng(seed)
     major = rng.permutation(np.flatnonzero(digits.target == cfg.majority))
     minor = rng.permutation(np.flatnonzero(digits.target == cfg.minority))
-    n_test = cfg.test_per_class or 60
+    n_test = cfg.test_per_class
     if n_test >= min(len(major), len(minor)):
         raise DataError(
             f"data.test_per_class={n_test} leaves no training data; "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from losslab.config import DataConfig
+from losslab.config.data import ImageClassesConfig, ImagePairConfig
 from losslab.data.dataset import DataError, Dataset
 from losslab.data.idx import load_folder
 from losslab.data.splits import subsample, validation_split
@@ -23,7 +23,7 @@ FASHION_NAMES = [
 ]
 
 
-def _load_arrays(cfg: DataConfig):
+def _load_arrays(cfg: ImagePairConfig | ImageClassesConfig):
     if cfg.source_dir:
         return load_folder(cfg.source_dir)
     import keras
@@ -42,7 +42,7 @@ def _flat(x: np.ndarray) -> np.ndarray:
     return (x.reshape(len(x), -1) / 255.0).astype(np.float32)
 
 
-def load_pair(cfg: DataConfig, seed: int) -> Dataset:
+def load_pair(cfg: ImagePairConfig, seed: int) -> Dataset:
     """All training majority images + ``n_minority`` minority images; all test images of both.
 
     Labels: majority 0, minority 1. The training pool is ordered majority then minority,
@@ -83,7 +83,7 @@ def load_pair(cfg: DataConfig, seed: int) -> Dataset:
     )
 
 
-def load_classes(cfg: DataConfig, seed: int) -> Dataset:
+def load_classes(cfg: ImageClassesConfig, seed: int) -> Dataset:
     """All ten classes with integer labels; ``max_train`` subsamples training, stratified."""
     (x_tr, y_tr), (x_te, y_te) = _load_arrays(cfg)
     x, y = subsample(_flat(x_tr), y_tr.astype(np.int64), cfg.max_train, seed)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import make_multilabel_classification
 
-from losslab.config import DataConfig
+from losslab.config.data import MultilabelConfig
 from losslab.data.dataset import Dataset
 from losslab.data.splits import split, standardize, validation_split
 
 
-def load_multilabel(cfg: DataConfig, seed: int) -> Dataset:
+def load_multilabel(cfg: MultilabelConfig, seed: int) -> Dataset:
     """About ``labels_per_sample / n_labels`` of the label matrix is ones (8% by default)."""
     x, y = make_multilabel_classification(
         n_samples=cfg.n_samples,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import make_classification
 
-from losslab.config import DataConfig
+from losslab.config.data import CreditCardConfig, SyntheticFraudConfig
 from losslab.data.dataset import DataError, Dataset
 from losslab.data.splits import split, standardize, subsample, validation_split
 
@@ -20,7 +20,9 @@ CREDITCARD_COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class
 AMOUNT_EPS = 0.001
 
 
-def _tabular(name: str, x: np.ndarray, y: np.ndarray, cfg: DataConfig, seed: int) -> Dataset:
+def _tabular(
+    name: str, x: np.ndarray, y: np.ndarray, cfg: CreditCardConfig | SyntheticFraudConfig, seed: int
+) -> Dataset:
     x_rest, y_rest, x_test, y_test = split(x, y, cfg.test_fraction, seed)
     x_train, y_train, x_val, y_val = validation_split(x_rest, y_rest, cfg, seed)
     x_train, x_val, x_test = standardize(x_train, x_val, x_test, clip=cfg.clip)
@@ -66,7 +68,7 @@ def read_creditcard(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def load_creditcard(cfg: DataConfig, seed: int, root: Path) -> Dataset:
+def load_creditcard(cfg: CreditCardConfig, seed: int, root: Path) -> Dataset:
     """Drop Time, log(Amount); ``max_rows`` keeps a stratified subsample."""
     path = Path(cfg.path)  # type: ignore[arg-type]
     df = read_creditcard(path if path.is_absolute() else root / path)
@@ -77,7 +79,7 @@ def load_creditcard(cfg: DataConfig, seed: int, root: Path) -> Dataset:
     return _tabular("creditcard", x, y, cfg, seed)
 
 
-def load_synthetic_fraud(cfg: DataConfig, seed: int) -> Dataset:
+def load_synthetic_fraud(cfg: SyntheticFraudConfig, seed: int) -> Dataset:
     """``make_classification`` with ``positive_fraction`` positives and no label noise."""
     x, y = make_classification(
         n_samples=cfg.n_samples,

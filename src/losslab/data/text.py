@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from losslab.config import DataConfig
+from losslab.config.data import ImdbConfig
 from losslab.data.dataset import DataError, Dataset
 from losslab.data.splits import subsample, validation_split
 
@@ -20,7 +20,7 @@ def multi_hot(sequences, num_words: int) -> np.ndarray:
     return out
 
 
-def _load_arrays(cfg: DataConfig, root: Path):
+def _load_arrays(cfg: ImdbConfig, root: Path):
     if cfg.path is None:
         import keras
 
@@ -35,7 +35,7 @@ def _load_arrays(cfg: DataConfig, root: Path):
         return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
 
 
-def load_imdb(cfg: DataConfig, seed: int, root: Path) -> Dataset:
+def load_imdb(cfg: ImdbConfig, seed: int, root: Path) -> Dataset:
     (x_tr, y_tr), (x_te, y_te) = _load_arrays(cfg, root)
     x = multi_hot(x_tr, cfg.num_words)
     y = np.asarray(y_tr, dtype=np.float32)

@@ -30,16 +30,14 @@ def log_study_start(
     run_id: str,
     study: optuna.Study,
     storage_url: str,
-    sampler: Any,
-    pruner: Any,
     search_space: Mapping[str, Any],
     n_trials: int,
 ) -> None:
     tags = {
         "optuna.study_name": study.study_name,
         "optuna.storage": redact_text(storage_url),
-        "optuna.sampler": type(sampler).__name__,
-        "optuna.pruner": type(pruner).__name__,
+        "optuna.sampler": type(study.sampler).__name__,
+        "optuna.pruner": type(study.pruner).__name__,
         "optuna.directions": ",".join(d.name.lower() for d in study.directions),
         "optuna.n_trials": str(n_trials),
     }

@@ -33,7 +33,9 @@ def identity(config: DictConfig) -> dict[str, Any]:
         "custom_search_space": sweeper.get("custom_search_space"),
     }
     return {
-        "data": json.loads(_canonical(OmegaConf.to_container(config.data, resolve=True))),
+        "data": json.loads(
+            _canonical(OmegaConf.to_container(config.data, resolve=True, enum_to_str=True))
+        ),
         "objective": {"name": str(config.objective), "direction": str(config.direction)},
         "search_space": space,
     }

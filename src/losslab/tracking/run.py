@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,30 @@ def unreachable(err: BaseException) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class RunStart:
+    """How the run begins: its name, parent, tags, where a new experiment keeps artifacts,
+    or the id of a run made for us (by ``mlflow run``) to record into instead."""
+
+    run_name: str | None = None
+    parent_run_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    artifact_location: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Liveness:
+    """How the run copes with the store going away and tells other processes it lives:
+    unreachable for ``offline_after_s``, the rest goes to ``spill_dir``; a heartbeat tag every
+    ``heartbeat_s``; RUNNING runs of other hosts silent for ``stale_after_s`` are dead."""
+
+    spill_dir: Path | None = None
+    offline_after_s: float | None = None
+    heartbeat_s: float = 60.0
+    stale_after_s: float = 600.0
+
+
 class TrackedRun:
     """Context manager for one job's MLflow run.
 
@@ -102,20 +127,27 @@ class TrackedRun:
         self,
         uri: str,
         experiment: str,
-        run_name: str | None = None,
-        parent_run_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
-        artifact_location: str | None = None,
-        run_id: str | None = None,
-        spill_dir: str | Path | None = None,
-        offline_after_s: float | None = None,
-        heartbeat_s: float = 60.0,
-        stale_after_s: float = 600.0,
+        start: RunStart | None = None,
+        liveness: Liveness | None = None,
     ) -> None:
         self.uri = uri
+        start, live = start or RunStart(), liveness or Liveness()
         ensure_ready(uri)
         self.client = MlflowClient(uri)
-        all_tags = {k: redact_text(str(v)) for k, v in (tags or {}).items()}
+        self._begin(experiment, start, live.stale_after_s)
+        self.writer = MetricWriter(
+            self.client, self.run_id, heartbeat=(live.heartbeat_s, self._heartbeat)
+        )
+        self.status = RunStatus.to_string(RunStatus.RUNNING)
+        self.model_uri: str | None = None  # set by log_model
+        self.spill_dir = live.spill_dir
+        self.offline_after_s = live.offline_after_s
+        self.spill: Spill | None = None  # set once the store stayed away too long
+
+    def _begin(self, experiment: str, start: RunStart, stale_after_s: float) -> None:
+        """Create the run (or take the one made for us), after ending dead runs KILLED."""
+        run_name, parent_run_id, run_id = start.run_name, start.parent_run_id, start.run_id
+        all_tags = {k: redact_text(str(v)) for k, v in start.tags.items()}
         all_tags[stale.PROCESS_TAG] = stale.process_token()
         all_tags[stale.HEARTBEAT_TAG] = str(int(time.time()))
         if run_name:
@@ -129,18 +161,10 @@ class TrackedRun:
             for key, value in all_tags.items():
                 self.client.set_tag(run_id, key, value)
         else:
-            self.experiment_id = experiment_id(self.client, experiment, artifact_location)
+            self.experiment_id = experiment_id(self.client, experiment, start.artifact_location)
             stale.end_dead_runs(self.client, self.experiment_id, stale_after_s)
             self.run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = self.run.info.run_id
-        self.writer = MetricWriter(
-            self.client, self.run_id, heartbeat=(heartbeat_s, self._heartbeat)
-        )
-        self.status = RunStatus.to_string(RunStatus.RUNNING)
-        self.model_uri: str | None = None  # set by log_model
-        self.spill_dir = Path(spill_dir) if spill_dir else None
-        self.offline_after_s = offline_after_s
-        self.spill: Spill | None = None  # set once the store stayed away too long
 
     def _heartbeat(self) -> None:
         self.client.set_tag(self.run_id, stale.HEARTBEAT_TAG, str(int(time.time())))

@@ -1,0 +1,177 @@
+"""Typed schemas for every config group.
+
+Hydra merges each YAML option onto one of these dataclasses, so a misspelt key, a value of
+the wrong type or a choice outside its :class:`~losslab.config.checks.Choice` fails at
+composition with the key's full name. Range checks and rules that join keys live in
+``__post_init__`` and run when :func:`to_objects` turns the composed config into dataclasses,
+which ``losslab.train`` does before any data is loaded. This package imports neither
+TensorFlow nor Keras, so ``python train.py --help`` and ``--cfg job`` stay fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING
+
+from losslab.config.checks import Choice, ConfigError
+from losslab.config.data import (
+    IMAGE_SOURCES,
+    SCHEMAS,
+    DataConfig,
+    DataSource,
+    ImageDataset,
+    ValSplit,
+    fallback_config,
+)
+from losslab.config.parts import (
+    EarlyStoppingConfig,
+    EvaluationConfig,
+    ImbalanceConfig,
+    ImbalanceStrategy,
+    LossConfig,
+    LossPreset,
+    ModelConfig,
+    ModelKind,
+    MonitorMode,
+    OptimizerConfig,
+    OptimizerName,
+    PathsConfig,
+    ThresholdRule,
+    TrackingConfig,
+    TrainerConfig,
+)
+
+__all__ = [
+    "IMAGE_SOURCES",
+    "Choice",
+    "ConfigError",
+    "DataConfig",
+    "DataSource",
+    "Direction",
+    "EarlyStoppingConfig",
+    "EvaluationConfig",
+    "ImageDataset",
+    "ImbalanceConfig",
+    "ImbalanceStrategy",
+    "LossConfig",
+    "LossPreset",
+    "ModelConfig",
+    "ModelKind",
+    "MonitorMode",
+    "OptimizerConfig",
+    "OptimizerName",
+    "PathsConfig",
+    "ThresholdRule",
+    "TrackingConfig",
+    "TrainConfig",
+    "TrainerConfig",
+    "ValSplit",
+    "compose",
+    "fallback_config",
+    "register_configs",
+    "to_objects",
+]
+
+
+class Direction(Choice):
+    maximize = "maximize"
+    minimize = "minimize"
+
+
+@dataclass
+class TrainConfig:
+    """The whole composed experiment.
+
+    ``task_name`` names the MLflow experiment; ``seed`` seeds splits, weights and sampling.
+    ``objective`` is the value returned to sweeps: an epoch metric of the best epoch
+    (``val_recall_at_fpr``, ``val_pr_auc``, ...) or ``val_final_*`` / ``val_at_threshold_*``
+    from evaluation (``test_*`` is refused in sweeps); ``direction`` defaults to the
+    objective's own (see :mod:`losslab.objectives`). ``tags``: extra MLflow tags.
+    """
+
+    data: DataConfig = MISSING
+    model: ModelConfig = MISSING
+    loss: LossConfig = MISSING
+    optimizer: OptimizerConfig = MISSING
+    imbalance: ImbalanceConfig = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = MISSING
+    paths: PathsConfig = MISSING
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    task_name: str = "losslab"
+    seed: int = 42
+    objective: str = "val_pr_auc"
+    direction: Direction = "${losslab_direction:${objective}}"  # type: ignore[assignment]
+    tags: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        images = self.data.source in IMAGE_SOURCES
+        needs_images = {
+            "model.kind=cnn": self.model.kind == ModelKind.cnn,
+            "imbalance.augment=true": self.imbalance.augment,
+        }
+        for setting, used in needs_images.items():
+            if used and not images:
+                raise ConfigError(
+                    f"{setting} needs image data; data.source={self.data.source} is not one "
+                    f"of {[str(s) for s in IMAGE_SOURCES]}"
+                )
+
+
+def register_configs() -> None:
+    """Store :class:`TrainConfig` as ``train_schema`` (the first entry of ``train.yaml``) and
+    each data source's schema as ``schema/data/<source>`` (the first entry of each data
+    option), and register the resolvers the YAML uses."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=TrainConfig)
+    for source, schema in SCHEMAS.items():
+        store.store(group="schema/data", name=str(source), node=schema)
+    if not OmegaConf.has_resolver("losslab_study_id"):
+        from losslab.objectives import direction_of
+        from losslab.search.study import resolve_fingerprint
+
+        OmegaConf.register_new_resolver("losslab_study_id", resolve_fingerprint)
+        OmegaConf.register_new_resolver("losslab_direction", direction_of)
+
+
+def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> Any:
+    """The config ``python train.py OVERRIDES`` composes, for code outside Hydra's app (tests,
+    benchmarks, pipelines). With ``root``, every folder a run writes lies under it.
+
+    The config groups are the repository's ``conf/``, beside ``train.py``.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    paths = []
+    if root is not None:
+        paths = [
+            f"paths.root_dir={root}",
+            f"paths.output_dir={root}/out",
+            f"paths.log_dir={root}/outputs",
+        ]
+    conf = Path(__file__).resolve().parents[3] / "conf"
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        return hydra_compose("train", overrides=[*paths, *overrides])
+
+
+def to_objects(cfg: Any) -> TrainConfig:
+    """Turn a composed DictConfig into a validated :class:`TrainConfig`.
+
+    Extra top-level keys (``hydra``, ``hparams_search`` leftovers) are ignored; the first bad
+    value raises :class:`ConfigError` naming its key.
+    """
+    from omegaconf import OmegaConf
+
+    known = set(TrainConfig.__dataclass_fields__)
+    plain = {k: cfg[k] for k in cfg if k in known}
+    merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), plain)
+    return OmegaConf.to_object(merged)  # type: ignore[return-value]

@@ -1,0 +1,229 @@
+"""One schema per data source, each bound to its YAML in ``conf/data/``.
+
+Every option of the ``data`` group starts its defaults list with its source's schema
+(``/schema/data/<source>@_here_``), so a key another source reads (``data.num_words`` on
+digits) fails at composition, and each default is written here only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from losslab.config.checks import Choice, ConfigError, at_least, fraction, positive
+
+
+class DataSource(Choice):
+    digits_pair = "digits_pair"
+    image_pair = "image_pair"
+    image_classes = "image_classes"
+    creditcard = "creditcard"
+    synthetic_fraud = "synthetic_fraud"
+    imdb = "imdb"
+    multilabel = "multilabel"
+
+
+class ImageDataset(Choice):
+    mnist = "mnist"
+    fashion_mnist = "fashion_mnist"
+
+
+class ValSplit(Choice):
+    stratified = "stratified"  # stratified and seeded
+    tail = "tail"  # the last val_fraction of the unshuffled arrays, as Keras' validation_split
+
+
+IMAGE_SOURCES = (DataSource.digits_pair, DataSource.image_pair, DataSource.image_classes)
+FALLBACK_SOURCES = (DataSource.synthetic_fraud, DataSource.digits_pair, DataSource.multilabel)
+
+
+@dataclass
+class DataConfig:
+    """What every source shares: how validation and test are split off.
+
+    ``seed`` seeds splits and samples (the run's seed when null). ``min_val_minority``: every
+    class keeps at least this many samples in validation, and as many in training (multi-label
+    data: positive labels of all outputs together), else the run is refused; 0: no floor.
+    ``folds`` > 1: k stratified folds of train + validation, one model each; the objective is
+    the mean over folds, the threshold is chosen on the out-of-fold predictions and the test
+    predictions are the mean of the k models.
+    """
+
+    source: DataSource = DataSource.digits_pair
+    seed: int | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    val_split: ValSplit = ValSplit.stratified
+    min_val_minority: int = 10
+    folds: int = 1
+
+    def __post_init__(self) -> None:
+        if type(self) is not SCHEMAS[self.source]:
+            raise ConfigError(
+                f"data.source={self.source} does not match the data option's schema "
+                f"({type(self).__name__}); choose a data option instead (data=<option>), or "
+                f"start the option's defaults list with /schema/data/{self.source}@_here_"
+            )
+        fraction("data.val_fraction", self.val_fraction)
+        fraction("data.test_fraction", self.test_fraction)
+        at_least("data.min_val_minority", self.min_val_minority, 0)
+        at_least("data.folds", self.folds, 1)
+        if self.folds > 1 and self.val_split == ValSplit.tail:
+            raise ConfigError(
+                f"data.folds={self.folds} needs data.val_split=stratified; the tail split has "
+                "one validation part only"
+            )
+        self.check()
+
+    def check(self) -> None:
+        """The source's own ranges; each schema adds its own."""
+
+
+def _check_pair(majority: int, minority: int) -> None:
+    for key, value in (("majority", majority), ("minority", minority)):
+        if value not in range(10):
+            raise ConfigError(f"data.{key}={value!r} is not allowed; choose a class 0..9")
+    if majority == minority:
+        raise ConfigError(f"data.majority={majority} equals data.minority; they must differ")
+
+
+@dataclass
+class DigitsPairConfig(DataConfig):
+    """scikit-learn's bundled 8x8 digits: all ``majority`` digits (label 0) and
+    ``n_minority`` ``minority`` digits (label 1) for training and validation;
+    ``test_per_class`` of each held out for test. No download."""
+
+    source: DataSource = DataSource.digits_pair
+    majority: int = 9
+    minority: int = 4
+    n_minority: int | None = 20
+    test_per_class: int = 60
+
+    def check(self) -> None:
+        _check_pair(self.majority, self.minority)
+        at_least("data.n_minority", self.n_minority, 1, allow_none=True)
+        at_least("data.test_per_class", self.test_per_class, 1)
+
+
+@dataclass
+class ImagePairConfig(DataConfig):
+    """Two classes of a 28x28 image data set: every training image of ``majority`` and
+    ``n_minority`` of ``minority`` (null: all); every test image of both. ``source_dir``: a
+    folder with the four IDX files (else ``keras.datasets``)."""
+
+    source: DataSource = DataSource.image_pair
+    dataset: ImageDataset = ImageDataset.mnist
+    majority: int = 9
+    minority: int = 4
+    n_minority: int | None = 100
+    max_majority: int | None = None
+    source_dir: str | None = None
+
+    def check(self) -> None:
+        _check_pair(self.majority, self.minority)
+        at_least("data.n_minority", self.n_minority, 1, allow_none=True)
+        at_least("data.max_majority", self.max_majority, 1, allow_none=True)
+
+
+@dataclass
+class ImageClassesConfig(DataConfig):
+    """All ten classes of an image data set (softmax output); ``max_train`` subsamples."""
+
+    source: DataSource = DataSource.image_classes
+    dataset: ImageDataset = ImageDataset.fashion_mnist
+    source_dir: str | None = None
+    max_train: int | None = None
+
+    def check(self) -> None:
+        at_least("data.max_train", self.max_train, 1, allow_none=True)
+
+
+@dataclass
+class CreditCardConfig(DataConfig):
+    """Kaggle's credit-card CSV (plain or .gz): V1..V28 and log(Amount), standardised on
+    training data and clipped to +-``clip``. ``fallback``: the source used when ``path`` is
+    not given (null: a missing path is an error)."""
+
+    source: DataSource = DataSource.creditcard
+    path: str | None = None
+    max_rows: int | None = None
+    clip: float = 5.0
+    fallback: DataSource | None = None
+
+    def check(self) -> None:
+        at_least("data.max_rows", self.max_rows, 1, allow_none=True)
+        positive("data.clip", self.clip)
+        if self.fallback is not None and self.fallback not in FALLBACK_SOURCES:
+            raise ConfigError(
+                f"data.fallback={self.fallback} is not allowed; choose one of "
+                f"{[str(s) for s in FALLBACK_SOURCES]} (they need no file) or null"
+            )
+        if not self.path and self.fallback is None:
+            raise ConfigError("data.path is missing; give the credit-card CSV (plain or .gz)")
+
+
+@dataclass
+class SyntheticFraudConfig(DataConfig):
+    """scikit-learn ``make_classification`` with the fraud data's balance."""
+
+    source: DataSource = DataSource.synthetic_fraud
+    n_samples: int = 20000
+    n_features: int = 30
+    positive_fraction: float = 0.0017
+    class_sep: float = 1.0
+    clip: float = 5.0
+
+    def check(self) -> None:
+        for key in ("n_samples", "n_features", "clip"):
+            positive(f"data.{key}", getattr(self, key))
+        fraction("data.positive_fraction", self.positive_fraction)
+
+
+@dataclass
+class ImdbConfig(DataConfig):
+    """IMDB reviews as ``num_words`` multi-hot vectors; ``path``: an npz in Keras' layout
+    (x_train, y_train, x_test, y_test), else ``keras.datasets.imdb``."""
+
+    source: DataSource = DataSource.imdb
+    path: str | None = None
+    num_words: int = 10000
+    max_train: int | None = None
+
+    def check(self) -> None:
+        positive("data.num_words", self.num_words)
+        at_least("data.max_train", self.max_train, 1, allow_none=True)
+
+
+@dataclass
+class MultilabelConfig(DataConfig):
+    """scikit-learn ``make_multilabel_classification``: ``n_labels`` sigmoid outputs with
+    ``labels_per_sample`` ones per sample on average."""
+
+    source: DataSource = DataSource.multilabel
+    n_samples: int = 4000
+    n_features: int = 40
+    n_labels: int = 12
+    labels_per_sample: int = 1
+
+    def check(self) -> None:
+        for key in ("n_samples", "n_features", "n_labels", "labels_per_sample"):
+            positive(f"data.{key}", getattr(self, key))
+
+
+SCHEMAS: dict[DataSource, type[DataConfig]] = {
+    DataSource.digits_pair: DigitsPairConfig,
+    DataSource.image_pair: ImagePairConfig,
+    DataSource.image_classes: ImageClassesConfig,
+    DataSource.creditcard: CreditCardConfig,
+    DataSource.synthetic_fraud: SyntheticFraudConfig,
+    DataSource.imdb: ImdbConfig,
+    DataSource.multilabel: MultilabelConfig,
+}
+
+
+def fallback_config(cfg: DataConfig, source: DataSource) -> DataConfig:
+    """``source``'s schema, taking from ``cfg`` every setting the two schemas share (the
+    splits, ``clip``) and its own defaults for the rest."""
+    schema = SCHEMAS[source]
+    own = {f.name for f in fields(schema)} - {"source", "path"}
+    shared = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in own}
+    return schema(source=source, **shared)

@@ -268,27 +268,6 @@ def test_best_so_far_follows_the_direction_of_the_metric():
 
 
 @pytest.mark.slow
-def test_failing_job_fails_its_trial_and_the_sweep_goes_on(tmp_path):
-    run_cli(
-        tmp_path,
-        *SWEEP,
-        "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.max_failure_rate=0.75",
-        "data.n_minority=choice(20,100000)",
-        "hydra/sweeper/pruner=none",
-    )
-    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
-    assert len(study.trials) == 4
-    for trial in study.trials:
-        if trial.params["data.n_minority"] == 100000:
-            assert trial.state == TrialState.FAIL
-            assert "data.n_minority=100000" in trial.user_attrs["fail_reason"]
-        else:
-            assert trial.state == TrialState.COMPLETE
-    assert {t.state for t in study.trials} == {TrialState.FAIL, TrialState.COMPLETE}
-
-
-@pytest.mark.slow
 def test_sweep_stops_past_max_failure_rate(tmp_path):
     proc = run_cli(
         tmp_path,

@@ -19,4 +19,6 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    from losslab.cli import run_app
+
+    run_app(main)

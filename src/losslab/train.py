@@ -451,6 +451,7 @@ def report(setup: Setup, result: Result) -> None:
 def _start_run(conf: TrainConfig, job: JobInfo, ds):
     import os
 
+    from losslab.tracking.redact import redact_text
     from losslab.tracking.run import (
         MLFLOW_RUN_ID_ENV,
         Liveness,
@@ -461,12 +462,14 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
     from losslab.tracking.spill import SPILL_DIR
     from losslab.tracking.sweep import read_parent_id
 
+    overrides = [redact_text(o) for o in job.overrides]
+
     parent = read_parent_id(job.sweep_dir) if job.sweep_dir else None
     given = None if job.sweep_dir else os.environ.get(MLFLOW_RUN_ID_ENV)
     tags = {
         "losslab.run_type": "job" if parent else "single",
         "losslab.job_name": job.name,
-        "losslab.overrides": " ".join(job.overrides),
+        "losslab.overrides": " ".join(overrides),
         "losslab.data": ds.name,
         "losslab.task": ds.task,
         "losslab.data_fingerprint": ds.fingerprint(),
@@ -479,7 +482,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
     commit = git_commit(Path(__file__).parent)
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    name = " ".join(job.overrides) or None
+    name = " ".join(overrides) or None
     start = RunStart(
         run_name=name[:250] if name else None,
         parent_run_id=parent,
@@ -562,13 +565,14 @@ def _log_evaluation(tracked, setup: Setup, ev, history, model) -> None:
 
 
 def _print_ui_hint(conf: TrainConfig, tracked) -> None:
+    from losslab.tracking.redact import redact_text
     from losslab.tracking.run import ui_url
 
     url = ui_url(conf.tracking.uri, tracked.experiment_id, tracked.run_id)
     if url:
-        print(f"MLflow run: {url}")
+        print(f"MLflow run: {redact_text(url)}")
     elif conf.tracking.ui_hint:
-        print(f"MLflow run {tracked.run_id}; see it with: {conf.tracking.ui_hint}")
+        print(f"MLflow run {tracked.run_id}; see it with: {redact_text(conf.tracking.ui_hint)}")
 
 
 def main(cfg: DictConfig) -> Any:
@@ -576,12 +580,14 @@ def main(cfg: DictConfig) -> Any:
 
     A job launched by the Optuna sweeper reports its objective every epoch and may be pruned.
     """
+    from losslab.cli import single_run_errors
     from losslab.search import trial as search_trial
 
     job = job_info()
     trial = search_trial.current(job.pruner)
     if trial is None:
-        return train(cfg, job).objective
+        with single_run_errors(job.sweep_dir is None):
+            return train(cfg, job).objective
     import optuna
 
     conf = config_lib.to_objects(cfg)

@@ -166,12 +166,19 @@ def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> An
 def to_objects(cfg: Any) -> TrainConfig:
     """Turn a composed DictConfig into a validated :class:`TrainConfig`.
 
-    Extra top-level keys (``hydra``, ``hparams_search`` leftovers) are ignored; the first bad
-    value raises :class:`ConfigError` naming its key.
+    The ``hydra`` node is Hydra's own; any other key the schema lacks (``+foo=1``) is refused,
+    since it would be logged as a parameter and change nothing. The first bad value raises
+    :class:`ConfigError` naming its key.
     """
     from omegaconf import OmegaConf
 
     known = set(TrainConfig.__dataclass_fields__)
+    unknown = [k for k in cfg if k not in known and k != "hydra"]
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]}={cfg[unknown[0]]!r}: no such key; the top-level keys are "
+            f"{sorted(known)} (extra MLflow tags go under +tags.NAME=value)"
+        )
     plain = {k: cfg[k] for k in cfg if k in known}
     merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), plain)
     return OmegaConf.to_object(merged)  # type: ignore[return-value]

@@ -3,6 +3,7 @@ training starts, and no run recorded."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from losslab.config import ConfigError
 from losslab.data import DataError
 from losslab.train import train
-from tests.helpers import assert_nothing_recorded, compose
+from tests.helpers import assert_nothing_recorded, compose, run_cli
 
 COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
 
@@ -26,11 +27,15 @@ def creditcard_csv(folder: Path, n: int = 400, frauds: int = 20, **change) -> Pa
     df["Class"] = (np.arange(n) < frauds).astype(int)
     for column in change.pop("drop", []):
         df = df.drop(columns=column)
+    for column, make in change.pop("add", {}).items():
+        df[column] = make(df)
     for (row, column), value in change.pop("cells", {}).items():
         df[column] = df[column].astype(object if isinstance(value, str) else df[column].dtype)
         df.loc[row, column] = value
     path = folder / "cards.csv"
     df.to_csv(path, index=False)
+    header, rest = path.read_text().split("\n", 1)
+    path.write_text(header.replace("Class ", "Class") + "\n" + rest)  # a header written twice
     return path
 
 
@@ -40,6 +45,15 @@ CSV_FAULTS = {
     "NaN feature": ({"cells": {(7, "V1"): np.nan}}, r"NaN or inf values in columns \['V1'\]"),
     "inf feature": ({"cells": {(9, "Amount"): np.inf}}, r"NaN or inf.*\['Amount'\]"),
     "label outside 0/1": ({"cells": {(5, "Class"): 2}}, r"Class holds \[2\]; only 0 and 1"),
+    "label leaked into a column": (
+        {"add": {"leak": lambda df: 3 * df["Class"]}},
+        r"cards.csv has unexpected columns \['leak'\]; expected exactly",
+    ),
+    "text column": ({"add": {"note": lambda df: "hello"}}, r"unexpected columns \['note'\]"),
+    "duplicated label header": (
+        {"add": {"Class ": lambda df: df["Class"]}},
+        r"cards.csv duplicates columns \['Class'\]",
+    ),
 }
 
 
@@ -52,10 +66,25 @@ def test_bad_csv_is_refused_before_training(tmp_path, change, message):
     assert_nothing_recorded(tmp_path)
 
 
-def test_missing_file_names_the_path(tmp_path):
-    cfg = compose(tmp_path, "data=creditcard", f"data.path={tmp_path}/nowhere.csv.gz")
-    with pytest.raises(DataError, match=r"data.path='.*nowhere.csv.gz' does not exist"):
-        train(cfg)
+def unreadable_files(folder: Path) -> dict[str, tuple[Path, str]]:
+    header_only = folder / "header.csv"
+    header_only.write_text(",".join(COLUMNS) + "\n")
+    binary = folder / "binary.csv"
+    binary.write_bytes(bytes(range(256)) * 8)
+    return {
+        "directory": (folder, r"data.path='.*' is a directory"),
+        "header only": (header_only, r"header.csv holds a header and no rows"),
+        "binary": (binary, r"binary.csv(: not a readable CSV| has unexpected columns)"),
+        "missing": (folder / "nowhere.csv.gz", r"data.path='.*nowhere.csv.gz' does not exist"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["directory", "header only", "binary", "missing"])
+def test_an_unreadable_file_is_named_with_what_is_wrong(tmp_path, kind):
+    path, message = unreadable_files(tmp_path)[kind]
+    with pytest.raises(DataError, match=message) as err:
+        train(compose(tmp_path, "data=creditcard", f"data.path={path}"))
+    assert str(err.value).isprintable()  # no raw bytes reach the terminal
     assert_nothing_recorded(tmp_path)
 
 
@@ -112,3 +141,43 @@ def test_early_stopping_on_a_metric_not_recorded_each_epoch(tmp_path):
     ):
         train(compose(tmp_path, *overrides))
     assert_nothing_recorded(tmp_path)
+
+
+CLI_BAD_INPUT = {
+    "choice": (
+        "model.kind=nosuch",
+        r"model.kind=nosuch: Invalid value 'nosuch', expected one of \[mlp, cnn\]",
+    ),
+    "type": (
+        "trainer.epochs=many",
+        r"trainer.epochs=many: Value 'many' of type 'str' could not be",
+    ),
+    "misspelt key": ("trainer.epoch=3", r"Key 'epoch' not in 'TrainerConfig'"),
+    "key of another source": ("data.num_words=5", r"Key 'num_words' not in 'DigitsPairConfig'"),
+    "unknown top-level key": ("+foo=1", r"foo=1: no such key; the top-level keys are"),
+    "group option": ("loss=nope", r"Could not find 'loss/nope'; Available options in 'loss': bce;"),
+    "range": ("model.dropout=1.2", r"model.dropout=1.2 is not allowed; it must lie in \[0, 1\)"),
+    "negative decay": ("optimizer.weight_decay=-1", r"optimizer.weight_decay=-1.0 is not allowed"),
+    "missing file option": ("data=creditcard", r"data.path is missing; give the credit-card CSV"),
+    "direction": ("direction=up", r"direction=up: Invalid value 'up', expected one of \[maximize"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override, message", CLI_BAD_INPUT.values(), ids=CLI_BAD_INPUT.keys())
+def test_the_command_line_answers_bad_input_with_one_line_and_exit_code_2(
+    tmp_path, override, message
+):
+    proc = run_cli(tmp_path, override, check=False)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()  # no traceback, no report around it
+    assert re.fullmatch(f"error: .*{message}.*", line), line
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_the_full_traceback_is_there_when_asked(tmp_path):
+    proc = run_cli(tmp_path, "model.dropout=1.2", check=False, env={"HYDRA_FULL_ERROR": "1"})
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "model.dropout=1.2 is not allowed" in proc.stderr
+    assert not (tmp_path / "mlflow.db").exists()

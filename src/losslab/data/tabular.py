@@ -17,6 +17,7 @@ from losslab.data.dataset import DataError, Dataset
 from losslab.data.splits import split, standardize, subsample, validation_split
 
 CREDITCARD_COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
+FEATURES = [c for c in CREDITCARD_COLUMNS if c not in ("Time", "Class")]
 AMOUNT_EPS = 0.001
 
 
@@ -39,18 +40,44 @@ def _tabular(
     )
 
 
+def _check_header(path: Path) -> None:
+    """The header holds each expected column once and nothing else: an extra column (a
+    copy of the label, an id) would be trained on silently."""
+    try:
+        header = [str(c).strip() for c in pd.read_csv(path, nrows=1, header=None).iloc[0]]
+    except Exception as err:
+        raise DataError(f"{path}: not a readable CSV ({_printable(err)})") from err
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    unexpected = [c for c in header if c not in CREDITCARD_COLUMNS]
+    missing = [c for c in CREDITCARD_COLUMNS if c not in header]
+    for problem, columns in (
+        ("duplicates columns", duplicated),
+        ("has unexpected columns", unexpected),
+        ("lacks columns", missing),
+    ):
+        if columns:
+            raise DataError(f"{path} {problem} {columns}; expected exactly {CREDITCARD_COLUMNS}")
+
+
+def _printable(err: BaseException, limit: int = 200) -> str:
+    """An error about a binary file quotes its bytes; keep them off the terminal."""
+    text = str(err)[:limit]
+    return text.encode("ascii", "backslashreplace").decode().replace("\n", " ")
+
+
 def read_creditcard(path: str | Path) -> pd.DataFrame:
     """The CSV (plain or compressed) with its columns and values checked."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data.path={str(path)!r} does not exist; give the credit-card CSV")
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise DataError(f"data.path={str(path)!r} {what}; give the credit-card CSV")
+    _check_header(path)
     try:
         df = pd.read_csv(path, engine="pyarrow")
     except Exception as err:  # pyarrow names the bad row and column
-        raise DataError(f"{path}: not a readable CSV ({err})") from err
-    missing = [c for c in CREDITCARD_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{path} lacks columns {missing}; expected {CREDITCARD_COLUMNS}")
+        raise DataError(f"{path}: not a readable CSV ({_printable(err)})") from err
+    if df.empty:
+        raise DataError(f"{path} holds a header and no rows")
     non_numeric = [c for c in CREDITCARD_COLUMNS if not pd.api.types.is_numeric_dtype(df[c])]
     if non_numeric:
         raise DataError(f"{path}: columns {non_numeric} hold non-numeric values")
@@ -73,7 +100,7 @@ def load_creditcard(cfg: CreditCardConfig, seed: int, root: Path) -> Dataset:
     path = Path(cfg.path)  # type: ignore[arg-type]
     df = read_creditcard(path if path.is_absolute() else root / path)
     y = df["Class"].to_numpy(np.float32)
-    x = df.drop(columns=["Time", "Class"])
+    x = df[FEATURES].copy()
     x["Amount"] = np.log(x["Amount"] + AMOUNT_EPS)
     x, y = subsample(x.to_numpy(np.float64), y, cfg.max_rows, seed)
     return _tabular("creditcard", x, y, cfg, seed)

@@ -8,6 +8,7 @@ import numpy as np
 
 from losslab.config.data import ImdbConfig
 from losslab.data.dataset import DataError, Dataset
+from losslab.data.npz import load_npz
 from losslab.data.splits import subsample, validation_split
 
 
@@ -28,11 +29,11 @@ def _load_arrays(cfg: ImdbConfig, root: Path):
     path = Path(cfg.path) if Path(cfg.path).is_absolute() else root / cfg.path
     if not path.is_file():
         raise DataError(f"data.path={str(path)!r} does not exist; give an imdb.npz")
-    with np.load(path, allow_pickle=True) as f:  # Keras' own imdb.npz holds object arrays
-        missing = {"x_train", "y_train", "x_test", "y_test"} - set(f.files)
-        if missing:
-            raise DataError(f"{path} lacks arrays {sorted(missing)}")
-        return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+    arrays = load_npz(path)  # Keras' own imdb.npz holds object arrays: no plain pickle
+    missing = {"x_train", "y_train", "x_test", "y_test"} - set(arrays)
+    if missing:
+        raise DataError(f"{path} lacks arrays {sorted(missing)}")
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
 def load_imdb(cfg: ImdbConfig, seed: int, root: Path) -> Dataset:

@@ -52,15 +52,23 @@ def compose(tmp_path: Path, *overrides: str):
     return compose_train(["debug=default", *overrides], root=tmp_path)
 
 
-def run_cli(cwd: Path, *args: str, check: bool = True, timeout: int = 300, env=None):
-    """``python train.py ARGS`` in ``cwd``, as a user would start it."""
+# what conftest sets for the suite; MLflow's default environment has none of them
+QUIET_ENV = ("MLFLOW_ENABLE_TELEMETRY", "DO_NOT_TRACK", "TF_CPP_MIN_LOG_LEVEL")
+
+
+def run_cli(
+    cwd: Path, *args: str, check: bool = True, timeout: int = 300, env=None, default_env=False
+):
+    """``python train.py ARGS`` in ``cwd``, as a user would start it; ``default_env``: without
+    the variables the suite sets (MLflow's telemetry on, as on a user's machine)."""
+    base = {k: v for k, v in os.environ.items() if not (default_env and k in QUIET_ENV)}
     proc = subprocess.run(
         [sys.executable, str(REPO / "train.py"), *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={**base, **(env or {})},
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"train.py {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")

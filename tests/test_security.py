@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from mlflow import MlflowClient
 from losslab.tracking.model import load_keras_model
 from losslab.tracking.redact import redact_text, redact_tree
 from losslab.train import train
-from tests.helpers import compose
+from tests.helpers import MlflowServer, compose, run_cli
 
 TOKEN = "ghp_s3cr3tT0kenValue42"
 
@@ -80,3 +82,73 @@ def test_environment_reads_survive_a_thread_deleting_variables():
         stop.set()
         thread.join()
         os.environ.pop("LOSSLAB_TEST_SECRET_TOKEN")
+
+
+def test_a_data_file_that_asks_pickle_to_run_code_is_refused(tmp_path):
+    """Keras' imdb.npz needs object arrays; a crafted one must not run anything when read."""
+    import io
+    import os
+    import pickle
+    import zipfile
+
+    from losslab.config.data import ImdbConfig
+    from losslab.data import DataError, load
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    member = io.BytesIO()
+    header = {"descr": "|O", "fortran_order": False, "shape": (1,)}
+    np.lib.format.write_array_header_1_0(member, header)
+    pickle.dump(Payload(), member, protocol=3)
+    path = tmp_path / "imdb.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            z.writestr(f"{name}.npy", member.getvalue())
+    with pytest.raises(DataError, match=r"x_\w+.npy refused: posix.system is not allowed"):
+        load(ImdbConfig(path=str(path)), seed=0)
+    assert not marker.exists()
+
+
+PASSWORD = "s3cretPassw0rd"
+API_TOKEN = "tok_9f8e7d6c5b4a"
+
+
+def files_holding(folder: Path, secret: str) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+
+
+@pytest.mark.slow
+def test_no_secret_in_anything_a_run_or_sweep_writes_or_prints(tmp_path):
+    """A password in the tracking URI and a token in an override: nowhere in clear, not in
+    the store (run names, params, tags, artifacts), the Hydra folders, or the terminal."""
+    server_dir = tmp_path / "server"
+    server_dir.mkdir()
+    server = MlflowServer(server_dir)
+    url = server.start().replace("http://", f"http://alice:{PASSWORD}@")
+    work = tmp_path / "work"
+    work.mkdir()
+    try:
+        common = [
+            "tracking=server",
+            f"tracking.uri={url}",
+            f"+tags.api_token={API_TOKEN}",
+            "tracking.log_model=false",
+        ]
+        single = run_cli(work, *common)
+        sweep = run_cli(work, "-m", "loss=bce,focal", *common)
+    finally:
+        server.stop()
+    for secret in (PASSWORD, API_TOKEN):
+        for proc in (single, sweep):
+            assert secret not in proc.stdout + proc.stderr
+        assert files_holding(work, secret) == []
+        assert files_holding(server_dir, secret) == []
+    assert "MLflow run: http://alice:***@127.0.0.1" in single.stdout
+    client = MlflowClient(f"sqlite:///{server_dir}/mlflow.db")
+    runs = client.search_runs([client.get_experiment_by_name("losslab").experiment_id])
+    assert len(runs) == 4  # the single run, the sweep's parent and its two jobs
+    assert all(r.data.tags["api_token"] == "***" for r in runs if "api_token" in r.data.tags)

@@ -21,7 +21,8 @@ from tests.helpers import (
 
 @pytest.mark.slow
 def test_default_run_end_to_end_cli(tmp_path):
-    proc = run_cli(tmp_path, "trainer.epochs=3", "tracking.log_model=false")
+    """With MLflow's default environment: its telemetry thread changes os.environ meanwhile."""
+    proc = run_cli(tmp_path, "trainer.epochs=3", "tracking.log_model=false", default_env=True)
     assert "Test confusion matrix (digits_9v4" in proc.stdout
     assert "objective val_pr_auc" in proc.stdout
     assert (tmp_path / "mlflow.db").is_file()

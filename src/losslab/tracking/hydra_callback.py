@@ -12,6 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from losslab.config import ConfigError
+from losslab.tracking.store import keep_credentials_off_stdout
 from losslab.tracking.sweep import read_parent_id, write_parent_id
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class MlflowParentRun(Callback):
             config.tracking.experiment or config.task_name,
             config.tracking.artifact_location,
         )
+        keep_credentials_off_stdout(config.tracking.uri)
         stale.end_dead_runs(self.client, exp, config.tracking.stale_after_s)
         owner = {stale.PROCESS_TAG: stale.process_token()}
         existing = read_parent_id(sweep_dir) or os.environ.get(MLFLOW_RUN_ID_ENV)

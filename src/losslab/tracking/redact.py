@@ -8,14 +8,24 @@ when it holds the value of an environment variable whose name names a secret
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Any
 
 MASK = "***"
 SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|credential|auth)", re.I)
-URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)", re.I)
+# the colon may come escaped ("\:"), as Hydra writes overrides back
+URL_PASSWORD = re.compile(
+    r"(?P<head>[a-z][a-z0-9+.\-]*\\?://[^:/@\s\\]+\\?:)(?P<pw>[^@\s]+)(?=@)", re.I
+)
 QUERY_SECRET = re.compile(r"(?P<head>[?&](password|token|secret|api[_-]?key)=)[^&\s]+", re.I)
+# an override or setting whose key names a secret: +tags.api_token=..., db.password=...
+KEY_VALUE_SECRET = re.compile(
+    r"(?P<head>(?<![?&\w])[\w.+~-]*(pass(word|wd)?|secret|token|api[_-]?key|credential)\w*=)"
+    r"[^\s,'\"\]&]+",
+    re.I,
+)
 
 
 MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") would mask ordinary text
@@ -47,10 +57,12 @@ def secret_env_values() -> list[str]:
 
 
 def redact_text(text: str) -> str:
-    """Mask passwords in URLs, secret query parameters and secret environment values."""
+    """Mask passwords in URLs, values of keys named like secrets (``api_token=...``), secret
+    query parameters and secret environment values."""
     for value in secret_env_values():
         text = text.replace(value, MASK)
     text = URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    text = KEY_VALUE_SECRET.sub(lambda m: m.group("head") + MASK, text)
     return QUERY_SECRET.sub(lambda m: m.group("head") + MASK, text)
 
 
@@ -88,3 +100,14 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
             else {f"{prefix}{key}": value}
         )
     return out
+
+
+class RedactFilter(logging.Filter):
+    """Masks secrets in every record a handler writes (Hydra lists each job's overrides)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True

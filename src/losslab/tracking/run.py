@@ -29,9 +29,9 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from losslab.tracking import stale
 from losslab.tracking.model import log_keras_model
-from losslab.tracking.redact import flatten, redact_text, redact_tree
+from losslab.tracking.redact import flatten, redact, redact_text, redact_tree
 from losslab.tracking.spill import Spill
-from losslab.tracking.store import ensure_ready
+from losslab.tracking.store import ensure_ready, keep_credentials_off_stdout
 from losslab.tracking.writer import MetricWriter, log_in_batches
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ class TrackedRun:
         liveness: Liveness | None = None,
     ) -> None:
         self.uri = uri
+        keep_credentials_off_stdout(uri)
         start, live = start or RunStart(), liveness or Liveness()
         ensure_ready(uri)
         self.client = MlflowClient(uri)
@@ -147,10 +148,11 @@ class TrackedRun:
     def _begin(self, experiment: str, start: RunStart, stale_after_s: float) -> None:
         """Create the run (or take the one made for us), after ending dead runs KILLED."""
         run_name, parent_run_id, run_id = start.run_name, start.parent_run_id, start.run_id
-        all_tags = {k: redact_text(str(v)) for k, v in start.tags.items()}
+        all_tags = {k: redact(k, str(v)) for k, v in start.tags.items()}
         all_tags[stale.PROCESS_TAG] = stale.process_token()
         all_tags[stale.HEARTBEAT_TAG] = str(int(time.time()))
         if run_name:
+            run_name = redact_text(run_name)
             all_tags[MLFLOW_RUN_NAME] = run_name
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
@@ -219,7 +221,7 @@ class TrackedRun:
             folder = self.spill_dir or Path.cwd() / "mlflow_spill"
             self.spill = Spill(folder, self.uri, self.run_id)
             self.spill.metrics(self.writer.abandon())
-            log.warning("MLflow store %s %s: recording into %s", self.uri, why, folder)
+            log.warning("MLflow store %s %s: recording into %s", redact_text(self.uri), why, folder)
         return self.spill
 
     def _call(self, online: Callable[[], Any], offline: Callable[[Spill], Any]) -> Any:
@@ -248,7 +250,7 @@ class TrackedRun:
         self.spill.metrics(Metric(k, float(v), now, step) for k, v in metrics.items())
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        clean = {key: redact_text(str(value)) for key, value in tags.items()}
+        clean = {key: redact(key, str(value)) for key, value in tags.items()}
 
         def online() -> None:
             for key, value in clean.items():

@@ -19,6 +19,7 @@ USAGE_EXIT = 2
 FULL_ERROR = "HYDRA_FULL_ERROR"
 # lines of OmegaConf's messages that describe its own types, not the user's value
 NOISE = ("reference_type=", "object_type=", "Config search path", "provider=")
+_FORCED = "LOSSLAB_FORCED_FULL_ERROR"  # set while run_app, not the user, asks Hydra to raise
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -48,9 +49,6 @@ def one_line(err: BaseException) -> str:
 
 def _full_error_asked() -> bool:
     return os.environ.get(FULL_ERROR) == "1" and not os.environ.get(_FORCED)
-
-
-_FORCED = "LOSSLAB_FORCED_FULL_ERROR"  # set while run_app, not the user, asks Hydra to raise
 
 
 def _exit(err: BaseException) -> None:

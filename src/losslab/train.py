@@ -438,8 +438,9 @@ SHOWN = (
 
 def report(setup: Setup, result: Result) -> None:
     """The terminal summary: test confusion matrix, the scores that judge the minority class."""
-    ev, value = result.evaluation, result.objective
     from losslab.evaluate import format_confusion
+
+    ev, value = result.evaluation, result.objective
 
     at = "argmax" if ev.threshold is None else f"{ev.threshold:.3f}"
     print(f"\nTest confusion matrix ({setup.ds.name}, threshold {at}):")
@@ -451,7 +452,6 @@ def report(setup: Setup, result: Result) -> None:
 def _start_run(conf: TrainConfig, job: JobInfo, ds):
     import os
 
-    from losslab.tracking.redact import redact_text
     from losslab.tracking.run import (
         MLFLOW_RUN_ID_ENV,
         Liveness,
@@ -462,14 +462,12 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
     from losslab.tracking.spill import SPILL_DIR
     from losslab.tracking.sweep import read_parent_id
 
-    overrides = [redact_text(o) for o in job.overrides]
-
     parent = read_parent_id(job.sweep_dir) if job.sweep_dir else None
     given = None if job.sweep_dir else os.environ.get(MLFLOW_RUN_ID_ENV)
     tags = {
         "losslab.run_type": "job" if parent else "single",
         "losslab.job_name": job.name,
-        "losslab.overrides": " ".join(overrides),
+        "losslab.overrides": " ".join(job.overrides),
         "losslab.data": ds.name,
         "losslab.task": ds.task,
         "losslab.data_fingerprint": ds.fingerprint(),
@@ -482,9 +480,8 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
     commit = git_commit(Path(__file__).parent)
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    name = " ".join(overrides) or None
     start = RunStart(
-        run_name=name[:250] if name else None,
+        run_name=" ".join(job.overrides) or None,
         parent_run_id=parent,
         tags=tags,
         artifact_location=conf.tracking.artifact_location,

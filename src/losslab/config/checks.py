@@ -25,10 +25,6 @@ class Choice(str, Enum):
     def __format__(self, spec: str) -> str:
         return format(str(self.value), spec)
 
-    @classmethod
-    def names(cls) -> list[str]:
-        return [member.value for member in cls]
-
 
 def positive(key: str, value: float | None, *, allow_none: bool = False) -> None:
     """``value`` is a finite number above 0 (or None where ``allow_none``)."""

@@ -14,18 +14,17 @@ import re
 from typing import Any
 
 MASK = "***"
-SECRET_KEY = re.compile(r"(pass(word|wd)?|secret|token|api[_-]?key|credential|auth)", re.I)
-# the colon may come escaped ("\:"), as Hydra writes overrides back
+# the words that make a key a secret's, wherever keys are matched
+SECRET_WORDS = r"pass(?:word|wd)?|secret|token|api[_-]?key|credential|auth"
+SECRET_KEY = re.compile(SECRET_WORDS, re.I)
+# colons may come escaped ("\:"), as Hydra writes overrides back
 URL_PASSWORD = re.compile(
     r"(?P<head>[a-z][a-z0-9+.\-]*\\?://[^:/@\s\\]+\\?:)(?P<pw>[^@\s]+)(?=@)", re.I
 )
-QUERY_SECRET = re.compile(r"(?P<head>[?&](password|token|secret|api[_-]?key)=)[^&\s]+", re.I)
-# an override or setting whose key names a secret: +tags.api_token=..., db.password=...
-KEY_VALUE_SECRET = re.compile(
-    r"(?P<head>(?<![?&\w])[\w.+~-]*(pass(word|wd)?|secret|token|api[_-]?key|credential)\w*=)"
-    r"[^\s,'\"\]&]+",
-    re.I,
-)
+# key=value whose key names a secret: an override (+tags.api_token=...), a setting
+# (db.password=...) or a query parameter (?token=...&); a quote or bracket ends it in a
+# Python list of overrides
+KEY_VALUE_SECRET = re.compile(rf"(?P<head>[\w.+~-]*(?:{SECRET_WORDS})\w*=)[^\s'\"\]&]+", re.I)
 
 
 MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") would mask ordinary text
@@ -57,13 +56,12 @@ def secret_env_values() -> list[str]:
 
 
 def redact_text(text: str) -> str:
-    """Mask passwords in URLs, values of keys named like secrets (``api_token=...``), secret
-    query parameters and secret environment values."""
+    """Mask passwords in URLs, values of keys named like secrets (``api_token=...``, query
+    parameters included) and secret environment values."""
     for value in secret_env_values():
         text = text.replace(value, MASK)
     text = URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
-    text = KEY_VALUE_SECRET.sub(lambda m: m.group("head") + MASK, text)
-    return QUERY_SECRET.sub(lambda m: m.group("head") + MASK, text)
+    return KEY_VALUE_SECRET.sub(lambda m: m.group("head") + MASK, text)
 
 
 def redact(key: str, value: Any) -> Any:

@@ -90,6 +90,9 @@ def unreachable(err: BaseException) -> bool:
     return False
 
 
+RUN_NAME_CHARS = 250  # what the MLflow UI's run list shows of a name
+
+
 @dataclass(frozen=True)
 class RunStart:
     """How the run begins: its name, parent, tags, where a new experiment keeps artifacts,
@@ -151,8 +154,8 @@ class TrackedRun:
         all_tags = {k: redact(k, str(v)) for k, v in start.tags.items()}
         all_tags[stale.PROCESS_TAG] = stale.process_token()
         all_tags[stale.HEARTBEAT_TAG] = str(int(time.time()))
-        if run_name:
-            run_name = redact_text(run_name)
+        if run_name:  # masked before it is cut, so no part of a secret is left unmatched
+            run_name = redact_text(run_name)[:RUN_NAME_CHARS]
             all_tags[MLFLOW_RUN_NAME] = run_name
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id

@@ -15,6 +15,8 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 
+from losslab.tracking.redact import redact_text
+
 SQLITE_PREFIX = "sqlite:///"
 _ready: set[str] = set()
 
@@ -51,7 +53,5 @@ def keep_credentials_off_stdout(uri: str) -> None:
     """MLflow prints "View run <name> at: <uri>/#/..." when a run on a server ends, the
     password of a ``user:password@`` URI included; with one, that line is turned off (the
     project prints its own link, masked)."""
-    from losslab.tracking.redact import redact_text
-
     if redact_text(uri) != uri:
         os.environ[MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name] = "true"

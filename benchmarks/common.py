@@ -16,6 +16,7 @@ from pathlib import Path
 
 BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 RESULTS_MD = Path(__file__).resolve().parents[1] / "RESULTS.md"
+RELIABILITY_MD = Path(__file__).resolve().parents[1] / "RELIABILITY.md"
 
 
 def parser(description: str, repeats: int = 3) -> argparse.ArgumentParser:

@@ -130,6 +130,14 @@ class MlflowServer:
             "mlflow server did not start:\n" + (self.folder / "server.log").read_text()
         )
 
+    def pause(self, resume: bool = False) -> None:
+        """SIGSTOP the server (it accepts connections and never answers); SIGCONT with
+        ``resume``."""
+        import signal
+
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGCONT if resume else signal.SIGSTOP)
+
     def stop(self) -> None:
         import signal
 
@@ -137,6 +145,7 @@ class MlflowServer:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGCONT)  # a paused server ends too
         self.proc.wait(timeout=20)
         self.proc = None
 
@@ -176,3 +185,54 @@ def runs_by_type(tmp_path: Path) -> tuple[list, list]:
     sweeps = [r for r in runs if r.data.tags.get("losslab.run_type") == "sweep"]
     jobs = [r for r in runs if r.data.tags.get("losslab.run_type") == "job"]
     return sweeps, jobs
+
+
+class FlakyProxy:
+    """An HTTP proxy on 127.0.0.1 in front of a server: forwards every request, or answers
+    503 to all of them (``failing = True``), as a load balancer does when its backend is down."""
+
+    def __init__(self, target: str) -> None:
+        import http.server
+        import threading
+
+        import requests
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                if proxy.failing:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                answer = requests.request(
+                    self.command,
+                    target + self.path,
+                    data=self.rfile.read(length) if length else None,
+                    headers={k: v for k, v in self.headers.items() if k.lower() != "host"},
+                    timeout=60,
+                )
+                self.send_response(answer.status_code)
+                for key in ("Content-Type",):
+                    if key in answer.headers:
+                        self.send_header(key, answer.headers[key])
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self.failing = False
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

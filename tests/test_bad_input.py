@@ -13,7 +13,7 @@ import pytest
 from losslab.config import ConfigError
 from losslab.data import DataError
 from losslab.train import train
-from tests.helpers import assert_nothing_recorded, compose, run_cli
+from tests.helpers import assert_nothing_recorded, compose, free_port, run_cli
 
 COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
 
@@ -160,19 +160,52 @@ CLI_BAD_INPUT = {
     "negative decay": ("optimizer.weight_decay=-1", r"optimizer.weight_decay=-1.0 is not allowed"),
     "missing file option": ("data=creditcard", r"data.path is missing; give the credit-card CSV"),
     "direction": ("direction=up", r"direction=up: Invalid value 'up', expected one of \[maximize"),
+    # what only Keras can judge, asked before the data loads
+    "activation": ("model.activation=nosuch", r"model.activation=nosuch: not a Keras activation"),
+    "focal gamma": ("loss=focal loss.kwargs.gamma=-1", r"loss.kwargs.gamma=-1 is not allowed"),
+    "keras loss": (
+        "loss=keras loss.class_name=NoSuchLoss",
+        r"loss.class_name=NoSuchLoss: not a Keras loss class; choose one of \['BinaryCross",
+    ),
+    "seed": ("seed=-1", r"seed=-1 is not allowed; use an integer in \[0, "),
+    # where the run would be recorded or written
+    "store scheme": ("tracking.uri=garbage://x", r"unsupported scheme 'garbage'; MLflow takes"),
+    "store not running": (
+        "tracking=server tracking.uri=http://127.0.0.1:{port} data=creditcard data.path=/nowhere",
+        r"tracking.uri=http://127.0.0.1:\d+: no MLflow server answers \(Connection refused\); "
+        r"start it \(mlflow server --host 127.0.0.1 --port \d+\)",
+    ),
+    "artifact folder": (
+        "tracking.artifact_location=/proc/x/art",
+        r"tracking.artifact_location=/proc/x/art: cannot create it",
+    ),
+    "output folder": ("hydra.run.dir=/proc/x", r"hydra.run.dir=/proc/x: cannot create it"),
+    # sweeps: refused before their parent run exists
+    "basic sweep interval": (
+        "-m optimizer.lr=interval(1,0)",
+        r"interval\(\) is a search range; Hydra's basic sweeper takes lists",
+    ),
+    "empty search interval": (
+        "-m hparams_search=optuna optimizer.lr=interval(1,0)",
+        r"optimizer.lr=interval\(1.0, 0.0\) is empty",
+    ),
 }
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("override, message", CLI_BAD_INPUT.values(), ids=CLI_BAD_INPUT.keys())
+@pytest.mark.parametrize("overrides, message", CLI_BAD_INPUT.values(), ids=CLI_BAD_INPUT.keys())
 def test_the_command_line_answers_bad_input_with_one_line_and_exit_code_2(
-    tmp_path, override, message
+    tmp_path, overrides, message
 ):
-    proc = run_cli(tmp_path, override, check=False)
+    """With MLflow's default environment: its client would retry a missing server for
+    minutes; the store is asked before the data (here a missing file) is loaded."""
+    args = overrides.format(port=free_port()).split()
+    proc = run_cli(tmp_path, *args, check=False, default_env=True)
     assert proc.returncode == 2, proc.stderr
-    (line,) = proc.stderr.splitlines()  # no traceback, no report around it
+    (line,) = proc.stderr.splitlines()  # no traceback, no report, no TensorFlow start-up
     assert re.fullmatch(f"error: .*{message}.*", line), line
     assert not (tmp_path / "mlflow.db").exists()
+    assert not list(tmp_path.rglob("mlflow_parent_run_id"))
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from tests.helpers import (
     REPO,
     STUDY,
     SWEEP,
+    FlakyProxy,
     MlflowServer,
     compose,
     load_study,
@@ -147,23 +148,44 @@ def test_store_that_never_returns_spills_and_replay_restores_the_run(tmp_path, f
         server.stop()
 
 
-def _wait_for_running_trial(db: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
-    """Until a trial of the study is RUNNING with its MLflow run linked and training under way."""
+def _count(db: Path, query: str) -> int:
+    if not db.is_file():
+        return 0
+    with sqlite3.connect(db, timeout=30) as con:
+        try:
+            return con.execute(query).fetchone()[0]
+        except sqlite3.OperationalError:  # tables not created yet
+            return 0
+
+
+def _wait_for_stored_epoch(store: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Until a RUNNING run of the store has an epoch's validation loss stored: training is
+    under way and recorded, however busy the machine is."""
+    query = (
+        "SELECT count(*) FROM metrics m JOIN runs r ON r.run_uuid = m.run_uuid "
+        "WHERE r.status = 'RUNNING' AND m.key = 'val_loss'"
+    )
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert proc.poll() is None, proc.communicate()
-        if db.is_file():
-            with sqlite3.connect(db, timeout=30) as con:
-                linked = con.execute(
-                    "SELECT count(*) FROM trials t JOIN trial_user_attributes a "
-                    "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' "
-                    "AND a.key = 'mlflow_run_id'"
-                ).fetchone()[0]
-            if linked:
-                time.sleep(4)  # some epochs into training
-                return
-        time.sleep(0.5)
-    raise AssertionError("no trial started training in time")
+        if _count(store, query):
+            return
+        time.sleep(0.3)
+    raise AssertionError("no run stored an epoch in time")
+
+
+def _wait_for_running_trial(folder: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    """Until a trial of the sweep started in ``folder`` is RUNNING and its run stores epochs."""
+    linked = (
+        "SELECT count(*) FROM trials t JOIN trial_user_attributes a "
+        "ON a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'mlflow_run_id'"
+    )
+    deadline = time.time() + timeout
+    while not _count(folder / STUDY_DB, linked):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no trial started in time"
+        time.sleep(0.3)
+    _wait_for_stored_epoch(folder / "mlflow.db", proc, timeout)
 
 
 def _start_sweep(tmp_path: Path, *extra: str) -> subprocess.Popen:
@@ -185,7 +207,7 @@ def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(t
         "hydra.sweeper.max_retry=1",
     ]
     proc = _start_sweep(tmp_path, *beat, "trainer.epochs=500")
-    _wait_for_running_trial(tmp_path / STUDY_DB, proc)
+    _wait_for_running_trial(tmp_path, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     time.sleep(3)  # past the grace period
@@ -208,7 +230,7 @@ def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(t
 
 def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_path):
     proc = _start_sweep(tmp_path, "hydra.sweeper.n_trials=2", "trainer.epochs=500")
-    _wait_for_running_trial(tmp_path / STUDY_DB, proc)
+    _wait_for_running_trial(tmp_path, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode != 0, stderr
@@ -292,3 +314,226 @@ def test_four_parallel_jobs_share_one_sqlite_store_and_study(tmp_path):
         history = client.get_metric_history(run.info.run_id, "batch/loss")
         assert sorted(m.step for m in history) == list(range(3 * steps))
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 3
+
+
+# -- a store that stops answering, with MLflow's own retry settings (minutes per call) -------
+class Fault(keras.callbacks.Callback):
+    """Applies a fault to the store after the first epoch."""
+
+    def __init__(self, apply) -> None:
+        super().__init__()
+        self.apply, self.applied = apply, False
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        if epoch == 0:
+            self.apply()
+            self.applied = True
+
+
+def _replay(spill: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "losslab.tracking.replay", str(spill)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("fault", ["killed", "paused", "proxy 503"])
+def test_a_store_that_stops_answering_is_left_after_offline_after_s_and_replay_restores_all(
+    tmp_path, caplog, fault
+):
+    """Killed (connections refused), SIGSTOPped (connections accepted, never answered), or
+    behind a proxy answering 503: the run goes offline when ``offline_after_s`` says, not
+    when MLflow's retries give up, and loses no point."""
+    server = MlflowServer(tmp_path / "server-data")
+    server.folder.mkdir()
+    url = server.start()
+    proxy = FlakyProxy(url) if fault == "proxy 503" else None
+    faults = {
+        "killed": (server.stop, server.start),
+        "paused": (server.pause, lambda: server.pause(resume=True)),
+        "proxy 503": (
+            lambda: setattr(proxy, "failing", True),
+            lambda: setattr(proxy, "failing", False),
+        ),
+    }
+    cause, mend = faults[fault]
+    try:
+        broken = Fault(cause)
+        cfg = compose(
+            tmp_path,
+            "tracking=server",
+            f"tracking.uri={proxy.url if proxy else url}",
+            "trainer.epochs=3",
+            "trainer.batch_size=16",
+            "tracking.offline_after_s=3",
+            "tracking.log_model=true",
+        )
+        with caplog.at_level("WARNING", logger="losslab.tracking.run"):
+            result = train(cfg, extra_callbacks=[broken])
+        assert broken.applied
+        assert "did not answer for 3s; recording into" in caplog.text  # ours, not MLflow's
+        spill = tmp_path / "out" / "mlflow_spill"
+        mend()
+        proc = _replay(spill)
+        assert proc.returncode == 0, proc.stderr
+        client = MlflowClient(url)
+        run = client.get_run(result.run_id)
+        assert run.info.status == "FINISHED"
+        assert_every_point_stored(client, result.run_id, 3, steps_per_epoch(result, 16))
+        models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+        assert [m.source_run_id for m in models] == [result.run_id]
+    finally:
+        if proxy:
+            proxy.close()
+        server.stop()
+
+
+def test_a_run_that_starts_offline_is_created_by_its_replay(tmp_path):
+    """``tracking.if_unreachable=offline``: no server at start, the run spills from its first
+    point; replay creates the run with everything it would have recorded."""
+    server = MlflowServer(tmp_path / "server-data")
+    server.folder.mkdir()
+    cfg = compose(
+        tmp_path,
+        "tracking=server",
+        f"tracking.uri={server.url}",
+        "tracking.if_unreachable=offline",
+        "trainer.epochs=2",
+        "trainer.batch_size=16",
+        "tracking.log_model=true",
+    )
+    result = train(cfg)
+    spill = tmp_path / "out" / "mlflow_spill"
+    server.start()
+    try:
+        proc = _replay(spill)
+        assert proc.returncode == 0, proc.stderr
+        run_id = proc.stdout.split("replayed into run ")[1].split(":")[0]
+        client = MlflowClient(server.url)
+        run = client.get_run(run_id)
+        assert run.info.status == "FINISHED"
+        assert run.info.experiment_id == client.get_experiment_by_name("losslab").experiment_id
+        assert run.data.params["trainer.epochs"] == "2"
+        assert run.data.tags["losslab.data"] == "digits_9v4"
+        assert run.data.metrics["test_pr_auc"] == pytest.approx(result.metrics["test_pr_auc"])
+        assert_every_point_stored(client, run_id, 2, steps_per_epoch(result, 16))
+        assert len(client.search_logged_models(experiment_ids=[run.info.experiment_id])) == 1
+        assert _replay(spill).returncode == 2  # already replayed: nothing twice
+        assert len(client.search_runs([run.info.experiment_id])) == 1
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_with_the_store_away_spills_at_once_and_further_presses_lose_nothing(tmp_path):
+    """The server dies; Ctrl-C, then three more presses while the run closes. MLflow's own
+    retries would hold the process for minutes: it exits within the test's 60 s, the spill
+    holds the rest, a later run does not take the spilled run for a dead one, and replay
+    gives it every point and its true status."""
+    server = MlflowServer(tmp_path / "server-data")
+    server.folder.mkdir()
+    url = server.start()
+    common = ["tracking=server", f"tracking.uri={url}", "debug=default", "tracking.log_model=false"]
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "train.py"), *common, "trainer.epochs=500"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP")},
+        )
+        _wait_for_stored_epoch(server.folder / "mlflow.db", proc)
+        server.stop()
+        proc.send_signal(signal.SIGINT)
+        for _ in range(3):
+            time.sleep(1)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode != 0
+        (spill,) = tmp_path.glob("outputs/runs/*/mlflow_spill")
+        assert f"losslab-replay {spill}" in stderr
+
+        server.start()
+        client = MlflowClient(url)
+        (spilled,) = client.search_runs([client.get_experiment_by_name("losslab").experiment_id])
+        run_cli(tmp_path, *common, "trainer.epochs=1")  # checks the store's RUNNING runs
+        assert client.get_run(spilled.info.run_id).info.status == "RUNNING"  # not dead
+
+        replayed = _replay(spill)
+        assert replayed.returncode == 0, replayed.stderr
+        run = client.get_run(spilled.info.run_id)
+        assert run.info.status == "KILLED"
+        steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "batch/loss"))
+        epochs = client.get_metric_history(run.info.run_id, "val_loss")
+        assert steps == list(range(len(steps)))  # every batch point, no gap, none twice
+        assert len(epochs) >= 1 and len(steps) >= len(epochs) * 3
+    finally:
+        server.stop()
+
+
+def test_a_spilled_run_ended_as_dead_elsewhere_gets_its_status_back_and_replay_resumes(
+    tmp_path, fast_failing_http, monkeypatch
+):
+    """Another host's run ends the spilling run KILLED (its heartbeat stopped); replay, broken
+    off after logging the model and run again, restores FINISHED without that verdict, and
+    logs the model once."""
+    from losslab.tracking import replay, stale
+
+    server = MlflowServer(tmp_path / "server-data")
+    server.folder.mkdir()
+    url = server.start()
+    try:
+        outage = Outage(server, down_after=1, up_after=None)
+        cfg = compose(
+            tmp_path,
+            "tracking=server",
+            f"tracking.uri={url}",
+            "trainer.epochs=2",
+            "tracking.offline_after_s=2",
+            "tracking.log_model=true",
+        )
+        result = train(cfg, extra_callbacks=[outage])
+        server.start()
+        client = MlflowClient(url)
+        run = client.get_run(result.run_id)
+        client.set_tag(run.info.run_id, stale.PROCESS_TAG, "elsewhere:1:1")  # another host's
+        client.set_tag(run.info.run_id, stale.HEARTBEAT_TAG, "0")
+        assert stale.end_dead_runs(client, run.info.experiment_id, 600) == [result.run_id]
+
+        def broken(*args):
+            raise ConnectionError("store went away during replay")
+
+        monkeypatch.setitem(replay.WRITERS, "status", broken)
+        spill = tmp_path / "out" / "mlflow_spill"
+        with pytest.raises(ConnectionError):
+            replay.replay(spill)
+        monkeypatch.undo()
+        proc = _replay(spill)
+        assert proc.returncode == 0, proc.stderr
+
+        run = client.get_run(result.run_id)
+        assert run.info.status == "FINISHED"
+        assert "losslab.error" not in run.data.tags
+        assert stale.ENDED_TAG not in run.data.tags
+        models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+        assert [m.source_run_id for m in models] == [result.run_id]
+        assert len(client.get_metric_history(result.run_id, "val_loss")) == 2
+    finally:
+        server.stop()
+
+
+def test_ctrl_c_in_a_multirun_leaves_no_running_parent(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), "-m", "loss=focal,bce", "trainer.epochs=500"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _wait_for_stored_epoch(tmp_path / "mlflow.db", proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    sweeps, jobs = runs_by_type(tmp_path)
+    assert [r.info.status for r in sweeps] == ["KILLED"]
+    assert [r.info.status for r in jobs] == ["KILLED"]

@@ -69,14 +69,33 @@ def single_run_errors(single_run: bool) -> Iterator[None]:
         _exit(err)
 
 
+@contextlib.contextmanager
+def _masked_output() -> Iterator[None]:
+    from losslab.tracking.redact import RedactingStream
+
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = RedactingStream(sys.stdout), RedactingStream(sys.stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
 def run_app(main: Callable[[], object]) -> None:
-    """Run a ``@hydra.main`` function; a user's error ends it with one line and exit code 2."""
+    """Run a ``@hydra.main`` function; a user's error ends it with one line and exit code 2.
+
+    Whatever ends it early (Ctrl-C, an error) also ends the sweep parent runs it left open;
+    secrets are masked in everything printed meanwhile."""
+    from losslab.tracking.hydra_callback import end_open_parents
+
     asked = _full_error_asked()
     if not asked:
         os.environ[FULL_ERROR] = os.environ[_FORCED] = "1"  # Hydra raises, we report
     try:
-        main()
-    except Exception as err:
+        with _masked_output():
+            main()
+    except BaseException as err:
+        end_open_parents(err)
         if asked or not isinstance(err, _user_errors()):
             raise
         _exit(err)

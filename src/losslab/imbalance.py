@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.utils.class_weight import compute_class_weight
 
-from losslab.config import ImbalanceConfig
+from losslab.config import ConfigError, ImbalanceConfig
 
 
 @dataclass
@@ -51,7 +51,7 @@ def initial_bias(y: np.ndarray, task: str) -> np.ndarray:
     neg = len(y) - pos
     empty = np.flatnonzero((pos == 0) | (neg == 0)).tolist()
     if empty:
-        raise ValueError(
+        raise ConfigError(
             f"imbalance.initial_bias needs both classes in every output; outputs {empty} "
             "hold one class only in the training split"
         )
@@ -61,12 +61,12 @@ def initial_bias(y: np.ndarray, task: str) -> np.ndarray:
 def prepare(cfg: ImbalanceConfig, y_train: np.ndarray, task: str) -> Prepared:
     """Turn the strategy into what ``fit`` takes; refuse strategies the task cannot use."""
     if task == "multilabel" and cfg.strategy in ("class_weight", "balanced", "oversample"):
-        raise ValueError(
+        raise ConfigError(
             f"imbalance={cfg.strategy} needs one label per sample; for multi-label data use "
             "loss=weighted_bce with one loss.kwargs.pos_weight per output"
         )
     if task == "multiclass" and cfg.strategy in ("class_weight", "oversample"):
-        raise ValueError(
+        raise ConfigError(
             f"imbalance={cfg.strategy} is for binary data; for many classes use imbalance=balanced"
         )
     prepared = Prepared()

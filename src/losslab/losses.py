@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from losslab.config import LossConfig
+from losslab.config import ConfigError, LossConfig
 
 BINARY_LOSSES = ("bce", "weighted_bce", "focal")
 ONE_HOT_LOSSES = ("categorical_ce", "categorical_focal")
@@ -57,11 +57,11 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 def _import(path: str) -> Any:
     module, _, attr = path.rpartition(".")
     if not module:
-        raise ValueError(f"loss._target_={path!r} is not an import path like pkg.mod.Name")
+        raise ConfigError(f"loss._target_={path!r} is not an import path like pkg.mod.Name")
     try:
         return getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as err:
-        raise ValueError(f"loss._target_={path!r} cannot be imported: {err}") from err
+        raise ConfigError(f"loss._target_={path!r} cannot be imported: {err}") from err
 
 
 def _register(obj: Any) -> None:
@@ -76,7 +76,7 @@ def _custom(target: str, kwargs: dict[str, Any]) -> keras.losses.Loss | Callable
     if inspect.isclass(obj):
         return obj(**kwargs)
     if kwargs:
-        raise ValueError(
+        raise ConfigError(
             f"loss._target_={target!r} is a function; loss.kwargs={kwargs} need a Loss class"
         )
     return obj
@@ -111,21 +111,74 @@ def get(cfg: LossConfig, labels: np.ndarray | None = None) -> keras.losses.Loss 
         "keras": lambda: keras.losses.get({"class_name": cfg.class_name, "config": kwargs}),
         "custom": lambda: _custom(cfg._target_, kwargs),  # type: ignore[arg-type]
     }
+    _check_ranges(cfg.name, kwargs)
     try:
         return presets[cfg.name]()
     except TypeError as err:
-        raise ValueError(f"loss={cfg.name}: bad loss.kwargs {kwargs}: {err}") from err
+        raise ConfigError(f"loss={cfg.name}: bad loss.kwargs {kwargs}: {err}") from err
+    except ValueError:  # Keras: "Could not interpret loss identifier"
+        if cfg.name != "keras":
+            raise
+        raise ConfigError(
+            f"loss.class_name={cfg.class_name}: not a Keras loss class; choose one of "
+            f"{keras_loss_classes()}"
+        ) from None
+
+
+def keras_loss_classes() -> list[str]:
+    """The built-in ``keras.losses.Loss`` classes ``loss=keras`` can name."""
+    return sorted(
+        name
+        for name, obj in vars(keras.losses).items()
+        if inspect.isclass(obj)
+        and issubclass(obj, keras.losses.Loss)
+        and obj is not keras.losses.Loss
+    )
+
+
+# (low, high) per loss argument; Keras takes any number and trains on nonsense
+RANGES = {
+    "gamma": (0.0, None),
+    "alpha": (0.0, 1.0),
+    "label_smoothing": (0.0, 1.0),
+}
+
+
+def _check_ranges(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a preset's arguments outside their meaning: a negative focal ``gamma`` rewards
+    confident mistakes, a ``pos_weight`` at or below 0 removes or inverts the positives.
+    Losses named by class or import path mean their own things by these names."""
+    if name in ("keras", "custom"):
+        return
+    for key, (low, high) in RANGES.items():
+        value = kwargs.get(key)
+        if isinstance(value, (int, float)) and not (
+            low <= value and (high is None or value <= high)
+        ):
+            allowed = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}]"
+            raise ConfigError(
+                f"loss.kwargs.{key}={value} is not allowed ({name}); it must be {allowed}"
+            )
+    weights = kwargs.get("pos_weight")
+    values = (
+        weights if isinstance(weights, Sequence) and not isinstance(weights, str) else [weights]
+    )
+    if weights is not None and any(not isinstance(w, (int, float)) or w <= 0 for w in values):
+        raise ConfigError(
+            f"loss.kwargs.pos_weight={weights} is not allowed; it must be a number > 0, "
+            "one per output, or balanced"
+        )
 
 
 def check_task(cfg: LossConfig, task: str) -> None:
     """Reject a loss that cannot fit the task's outputs, before training starts."""
     if task in ("binary", "multilabel") and cfg.name in (*ONE_HOT_LOSSES, "sparse_categorical_ce"):
-        raise ValueError(
+        raise ConfigError(
             f"loss={cfg.name} needs a softmax over classes; {task} data has sigmoid outputs: "
             f"choose one of {list(BINARY_LOSSES)}"
         )
     if task == "multiclass" and cfg.name in BINARY_LOSSES:
-        raise ValueError(
+        raise ConfigError(
             f"loss={cfg.name} is binary; multiclass data needs one of "
             f"{[*ONE_HOT_LOSSES, 'sparse_categorical_ce']}"
         )

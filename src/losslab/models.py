@@ -7,8 +7,29 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from losslab.config import ModelConfig
+from losslab.config import ConfigError, ModelConfig
 from losslab.data.dataset import ModelShape
+
+
+def keras_activations() -> list[str]:
+    """The activation names Keras resolves (``keras.activations.get``)."""
+    skip = {"get", "serialize", "deserialize"}
+    return sorted(
+        n
+        for n, f in vars(keras.activations).items()
+        if callable(f) and n[0] != "_" and n not in skip
+    )
+
+
+def check(cfg: ModelConfig) -> None:
+    """Refuse a hidden-layer activation Keras does not know, before any data is loaded."""
+    try:
+        keras.activations.get(cfg.activation)
+    except ValueError:
+        raise ConfigError(
+            f"model.activation={cfg.activation}: not a Keras activation; choose one of "
+            f"{keras_activations()}"
+        ) from None
 
 
 def output_activation(task: str) -> str:

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from losslab import backend, objectives
 from losslab import config as config_lib
-from losslab import objectives
 from losslab.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,6 @@ def prepare(conf: TrainConfig) -> Setup:
     before any run is recorded or batch trained."""
     from losslab import data, imbalance, losses
 
-    losses.get(conf.loss)  # bad loss arguments fail before the data is loaded
     ds = data.load(conf.data, conf.seed, Path(conf.paths.root_dir))
     losses.check_task(conf.loss, ds.task)
     prepared = imbalance.prepare(conf.imbalance, ds.y_train, ds.task)
@@ -160,6 +159,29 @@ def prepare(conf: TrainConfig) -> Setup:
     )
     _check(setup)
     return setup
+
+
+def check_arguments(conf: TrainConfig) -> None:
+    """What Keras must judge (the activation, the loss and its arguments), before any data
+    is loaded or store opened."""
+    from losslab import losses, models
+
+    models.check(conf.model)
+    losses.get(conf.loss)
+
+
+def check_store(conf: TrainConfig) -> str | None:
+    """The tracking store, asked before the data is loaded: None when it answers; why not
+    when ``tracking.if_unreachable=offline`` lets the run start spilling; else an error that
+    names the URI and the fix."""
+    from losslab.tracking import reachable
+
+    tracking = conf.tracking
+    reachable.check_artifact_location(tracking.artifact_location)
+    why = reachable.store_error(tracking.uri)
+    if why is None or tracking.if_unreachable == "offline":
+        return why
+    raise reachable.unreachable_error(tracking.uri, why)
 
 
 def _epoch_keys(ds, one_hot: bool) -> list[str]:
@@ -388,12 +410,15 @@ def train(
     """Train and evaluate one configuration; record it in MLflow when tracking is on."""
     started = time.perf_counter()
     conf, raw = _configs(cfg)
+    offline_because = check_store(conf) if conf.tracking.enabled else None
+    backend.start()
     job = job or JobInfo()
     out = Path(conf.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _limit_threads(conf.trainer.threads)
+    check_arguments(conf)
     setup = prepare(conf)
-    tracked = _start_run(conf, job, setup.ds) if conf.tracking.enabled else None
+    tracked = _start_run(conf, job, setup.ds, offline_because) if conf.tracking.enabled else None
     with tracked or nullcontext():
         if tracked is not None:
             _log_start(tracked, conf, raw, job)
@@ -449,7 +474,7 @@ def report(setup: Setup, result: Result) -> None:
     print(f"{shown}\nobjective {setup.conf.objective} = {value:.4f}")
 
 
-def _start_run(conf: TrainConfig, job: JobInfo, ds):
+def _start_run(conf: TrainConfig, job: JobInfo, ds, offline_because: str | None):
     import os
 
     from losslab.tracking.run import (
@@ -492,6 +517,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds):
         offline_after_s=conf.tracking.offline_after_s,
         heartbeat_s=conf.tracking.heartbeat_s,
         stale_after_s=conf.tracking.stale_after_s,
+        start_offline=offline_because,
     )
     return TrackedRun(
         conf.tracking.uri, conf.tracking.experiment or conf.task_name, start, liveness
@@ -565,6 +591,8 @@ def _print_ui_hint(conf: TrainConfig, tracked) -> None:
     from losslab.tracking.redact import redact_text
     from losslab.tracking.run import ui_url
 
+    if tracked.offline:  # its closing line says where it is kept instead
+        return
     url = ui_url(conf.tracking.uri, tracked.experiment_id, tracked.run_id)
     if url:
         print(f"MLflow run: {redact_text(url)}")

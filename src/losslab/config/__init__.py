@@ -30,6 +30,7 @@ from losslab.config.data import (
 from losslab.config.parts import (
     EarlyStoppingConfig,
     EvaluationConfig,
+    IfUnreachable,
     ImbalanceConfig,
     ImbalanceStrategy,
     LossConfig,
@@ -65,6 +66,7 @@ __all__ = [
     "OptimizerConfig",
     "OptimizerName",
     "PathsConfig",
+    "IfUnreachable",
     "ThresholdRule",
     "TrackingConfig",
     "TrainConfig",
@@ -109,6 +111,10 @@ class TrainConfig:
     tags: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**31 - 1000:  # seed + fold stays a valid NumPy/TF seed
+            raise ConfigError(
+                f"seed={self.seed} is not allowed; use an integer in [0, 2**31 - 1000)"
+            )
         images = self.data.source in IMAGE_SOURCES
         needs_images = {
             "model.kind=cnn": self.model.kind == ModelKind.cnn,

@@ -222,6 +222,11 @@ class EvaluationConfig:
 
 
 # ----------------------------------------------------------------------------- tracking
+class IfUnreachable(Choice):
+    fail = "fail"  # stop before the data is loaded, naming the URI and the fix
+    offline = "offline"  # record into the spill folder from the first point
+
+
 @dataclass
 class TrackingConfig:
     """Where and how much MLflow records.
@@ -231,7 +236,9 @@ class TrackingConfig:
     (1 = every batch); ``batch_prefix`` prefixes their keys. A store unreachable for
     ``offline_after_s`` makes the run spill what is left to ``<output>/mlflow_spill``; the run
     refreshes its heartbeat tag every ``heartbeat_s``, and a RUNNING run silent for
-    ``stale_after_s`` (or of a dead local process) is marked KILLED.
+    ``stale_after_s`` (or of a dead local process) is marked KILLED. A store that does not
+    answer at start ends the job at once (``if_unreachable: fail``) or starts it spilling
+    (``offline``).
     """
 
     enabled: bool = True
@@ -243,6 +250,7 @@ class TrackingConfig:
     log_model: bool = True
     ui_hint: str | None = None
     offline_after_s: float = 120.0
+    if_unreachable: IfUnreachable = IfUnreachable.fail
     heartbeat_s: float = 60.0
     stale_after_s: float = 600.0
 

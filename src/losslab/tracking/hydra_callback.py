@@ -1,17 +1,21 @@
-"""Hydra callback: one MLflow parent run per multirun, ended when the sweep ends."""
+"""Hydra callback: one MLflow parent run per multirun, ended when the sweep ends.
+
+Hydra calls ``on_multirun_end`` only when the sweep returns; a sweep stopped by Ctrl-C or an
+error would leave its parent RUNNING. Each parent this process opens is therefore kept in
+:data:`OPEN_PARENTS` until it is ended, and :func:`end_open_parents` (called by
+:func:`losslab.cli.run_app` for whatever ended the command) ends the rest KILLED or FAILED.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import sys
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from losslab.config import ConfigError
 from losslab.tracking.store import keep_credentials_off_stdout
 from losslab.tracking.sweep import read_parent_id, write_parent_id
 
@@ -28,15 +32,13 @@ class MlflowParentRun(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not HydraConfig.initialized():
             HydraConfig.instance().set_config(config)
-        from losslab.search import study
-
-        if study.is_optuna_sweep(config):
-            try:
-                study.preflight(config)
-            except ConfigError as err:  # Hydra only warns about a callback's exceptions
-                print(f"error: {err}", file=sys.stderr)
-                raise SystemExit(2) from None
         if not config.tracking.enabled:
+            return
+        from losslab.tracking.reachable import store_error
+
+        why = store_error(config.tracking.uri)
+        if why is not None:  # tracking.if_unreachable=offline: each job spills on its own
+            log.warning("no MLflow parent run for this sweep: %s", why)
             return
         from mlflow import MlflowClient
         from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
@@ -63,6 +65,7 @@ class MlflowParentRun(Callback):
             self.client.update_run(existing, status="RUNNING")
             self.client.set_tag(existing, stale.PROCESS_TAG, owner[stale.PROCESS_TAG])
             write_parent_id(sweep_dir, existing)
+            OPEN_PARENTS[existing] = config.tracking.uri
             return
         overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
         name = f"sweep-{sweep_dir.rstrip('/').rsplit('/', 1)[-1]}"
@@ -80,9 +83,42 @@ class MlflowParentRun(Callback):
             },
         )
         self.run_id = run.info.run_id
+        OPEN_PARENTS[self.run_id] = config.tracking.uri
         write_parent_id(sweep_dir, self.run_id)
         log.info("MLflow parent run %s for sweep %s", self.run_id, sweep_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.client is not None and self.run_id is not None:
             self.client.set_terminated(self.run_id, "FINISHED")
+            OPEN_PARENTS.pop(self.run_id, None)
+
+
+OPEN_PARENTS: dict[str, str] = {}  # run id -> tracking URI of parents not ended yet
+
+
+def end_open_parents(error: BaseException) -> None:
+    """End KILLED (Ctrl-C) or FAILED the parents ``error`` left open, unless the sweeper ended
+    them already; a second Ctrl-C meanwhile does not break this off. A store that does not
+    answer within seconds leaves the parent to the next sweep's dead-run check."""
+    from mlflow import MlflowClient
+
+    from losslab.tracking.patience import INTERRUPTED_S, Patience, StoreAway
+    from losslab.tracking.redact import redact_text
+    from losslab.tracking.run import deferred_interrupts
+
+    status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    reason = redact_text(f"{type(error).__name__}: {error}")[:5000]
+    while OPEN_PARENTS:
+        run_id, uri = OPEN_PARENTS.popitem()
+        client, patience = MlflowClient(uri), Patience(uri, INTERRUPTED_S)
+
+        def end(client=client, run_id=run_id) -> None:
+            if client.get_run(run_id).info.status == "RUNNING":
+                client.set_tag(run_id, "losslab.error", reason)
+                client.set_terminated(run_id, status)
+
+        with deferred_interrupts(patience.hurry):
+            try:
+                patience.call(end)
+            except (StoreAway, OSError) as err:
+                log.warning("sweep parent run %s left open: %s", run_id, err)

@@ -109,3 +109,19 @@ class RedactFilter(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         return True
+
+
+class RedactingStream:
+    """``sys.stdout``/``sys.stderr`` with secrets masked in every write: the last guard for
+    text that libraries print themselves (Hydra writes a failed job's overrides to stderr
+    before raising its error). Everything else is the wrapped stream's."""
+
+    def __init__(self, stream: Any) -> None:
+        self.wrapped = stream
+
+    def write(self, text: str) -> int:
+        self.wrapped.write(redact_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)

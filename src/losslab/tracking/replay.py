@@ -2,20 +2,24 @@
 
 FOLDER is the ``mlflow_spill`` folder a run wrote next to its Hydra output when the tracking
 store stayed unreachable (see :mod:`losslab.tracking.spill`). The run, its metric points,
-tags, artifacts, model and final status end up as if the store had never gone away.
+params, tags, artifacts, model and final status end up as if the store had never gone away:
+a run the store never saw is created; a run another process ended as dead while it was
+spilling gets its true status back, without that verdict.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric
+from mlflow.entities import Metric, Param
 
+from losslab.tracking import stale
 from losslab.tracking.redact import MASK
 from losslab.tracking.spill import RECORDS, REPLAYED, records
 from losslab.tracking.writer import log_in_batches
@@ -41,6 +45,12 @@ def _metrics(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[s
     return "metric points", len(fresh)
 
 
+def _params(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str, int]:
+    entries = [Param(k, v) for k, v in item["params"].items()]
+    log_in_batches(client, run_id, params=entries)
+    return "params", len(entries)
+
+
 def _tags(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str, int]:
     for key, value in item["tags"].items():
         client.set_tag(run_id, key, value)
@@ -61,8 +71,11 @@ def _model(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str
 
     from losslab.tracking.model import load_keras_model, log_keras_model
 
-    model = load_keras_model(str(folder / item["file"]), compile=False)
     experiment = client.get_run(run_id).info.experiment_id
+    logged = f"source_run_id = '{run_id}'"
+    if client.search_logged_models(experiment_ids=[experiment], filter_string=logged):
+        return "models", 0  # logged by a replay that stopped before noting it
+    model = load_keras_model(str(folder / item["file"]), compile=False)
     log_keras_model(uri, run_id, experiment, model, np.load(folder / item["example"]))
     return "models", 1
 
@@ -74,6 +87,7 @@ def _status(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[st
 
 WRITERS = {
     "metrics": _metrics,
+    "params": _params,
     "tags": _tags,
     "artifact": _artifact,
     "model": _model,
@@ -81,8 +95,62 @@ WRITERS = {
 }
 
 
-def replay(folder: str | Path, uri: str | None = None) -> dict[str, int]:
-    """Write the spill in ``folder`` to its run; counts of what was written, by kind."""
+PROGRESS = "spill.progress"
+
+
+class Progress:
+    """``spill.progress``: the run a replay created, and each record it finished."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / PROGRESS
+        self.run_id: str | None = None
+        self.done: set[int] = set()
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                note = json.loads(line)
+                self.run_id = note.get("run_id", self.run_id)
+                self.done.update([note["done"]] if "done" in note else [])
+
+    def note(self, **what: object) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(what) + "\n")
+
+
+def _create(client: MlflowClient, create: dict) -> str:
+    from losslab.tracking.run import experiment_id
+
+    exp = experiment_id(client, create["experiment"], create.get("artifact_location"))
+    tags = create["tags"]
+    name = tags.get("mlflow.runName")
+    run = client.create_run(exp, start_time=create["start_time"], tags=tags, run_name=name)
+    return run.info.run_id
+
+
+def _clear_dead_verdict(client: MlflowClient, run_id: str, items: list[dict]) -> bool:
+    """Remove the tags another process set when it took the spilling run for a dead one."""
+    tags = client.get_run(run_id).data.tags
+    verdict = tags.get(stale.ENDED_TAG)
+    if verdict is None:
+        return False
+    client.delete_tag(run_id, stale.ENDED_TAG)
+    own_error = any("losslab.error" in i.get("tags", {}) for i in items if i["kind"] == "tags")
+    if tags.get("losslab.error") == verdict and not own_error:
+        client.delete_tag(run_id, "losslab.error")
+    return True
+
+
+def _run_id(client: MlflowClient, header: dict, progress: Progress) -> str:
+    if progress.run_id is not None:
+        return progress.run_id
+    if "create" not in header:
+        return header["run_id"]
+    run_id = _create(client, header["create"])
+    progress.note(run_id=run_id)
+    return run_id
+
+
+def replay(folder: str | Path, uri: str | None = None) -> tuple[str, dict[str, int]]:
+    """Write the spill in ``folder`` to its run; the run's id and what was written, by kind."""
     folder = Path(folder)
     items = list(records(folder))
     header = items[0]
@@ -93,12 +161,19 @@ def replay(folder: str | Path, uri: str | None = None) -> dict[str, int]:
             "pass the full URI with --tracking-uri"
         )
     client = MlflowClient(uri)
+    progress = Progress(folder)
+    run_id = _run_id(client, header, progress)
     counts: dict[str, int] = defaultdict(int)
-    for item in items[1:]:
-        what, n = WRITERS[item["kind"]](client, header["run_id"], folder, item, uri)
+    for i, item in enumerate(items[1:], start=1):
+        if i in progress.done:
+            continue
+        what, n = WRITERS[item["kind"]](client, run_id, folder, item, uri)
         counts[what] += n
+        progress.note(done=i)
+    if _clear_dead_verdict(client, run_id, items):
+        counts["dead-run verdicts cleared"] += 1
     (folder / RECORDS).rename(folder / REPLAYED)
-    return dict(counts)
+    return run_id, dict(counts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="store to write to (default: the run's own)")
     args = parser.parse_args(argv)
     try:
-        counts = replay(args.folder, args.tracking_uri)
+        run_id, counts = replay(args.folder, args.tracking_uri)
     except (FileNotFoundError, ValueError) as err:
         print(f"losslab-replay: {err}", file=sys.stderr)
         return 2
-    print("replayed " + ", ".join(f"{n} {kind}" for kind, n in counts.items()))
+    done = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+    print(f"replayed into run {run_id}: {done}")
     return 0
 
 

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import requests
 import yaml
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus
@@ -29,8 +32,9 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from losslab.tracking import stale
 from losslab.tracking.model import log_keras_model
+from losslab.tracking.patience import Patience, StoreAway, unreachable
 from losslab.tracking.redact import flatten, redact, redact_text, redact_tree
-from losslab.tracking.spill import Spill
+from losslab.tracking.spill import SPILL_DIR, Spill
 from losslab.tracking.store import ensure_ready, keep_credentials_off_stdout
 from losslab.tracking.writer import MetricWriter, log_in_batches
 
@@ -77,19 +81,6 @@ def _is_pruned(exc_type: type) -> bool:
     return exc_type.__name__ == "TrialPruned" and exc_type.__module__.startswith("optuna")
 
 
-def unreachable(err: BaseException) -> bool:
-    """Whether ``err`` says the tracking store could not be reached (not a bad request)."""
-    seen: BaseException | None = err
-    while seen is not None:
-        if isinstance(seen, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
-            return True
-        text = str(seen)
-        if "Max retries exceeded" in text or "Connection refused" in text:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 RUN_NAME_CHARS = 250  # what the MLflow UI's run list shows of a name
 
 
@@ -115,6 +106,26 @@ class Liveness:
     offline_after_s: float | None = None
     heartbeat_s: float = 60.0
     stale_after_s: float = 600.0
+    start_offline: str | None = None  # why the store cannot be used at start: spill from it
+
+
+@contextmanager
+def deferred_interrupts(hurry: threading.Event):
+    """While a run is being closed, Ctrl-C stops the wait for the store (``hurry``) instead of
+    breaking off the close: whatever is not stored is spilled, the run is never left open."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_interrupt(signum, frame) -> None:
+        hurry.set()
+        print("Interrupted again: not waiting for the tracking store", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class TrackedRun:
@@ -136,40 +147,78 @@ class TrackedRun:
         self.uri = uri
         keep_credentials_off_stdout(uri)
         start, live = start or RunStart(), liveness or Liveness()
-        ensure_ready(uri)
-        self.client = MlflowClient(uri)
-        self._begin(experiment, start, live.stale_after_s)
-        self.writer = MetricWriter(
-            self.client, self.run_id, heartbeat=(live.heartbeat_s, self._heartbeat)
-        )
+        self.spill_dir = live.spill_dir or Path.cwd() / SPILL_DIR
+        self.patience = Patience(uri, live.offline_after_s)
         self.status = RunStatus.to_string(RunStatus.RUNNING)
         self.model_uri: str | None = None  # set by log_model
-        self.spill_dir = live.spill_dir
-        self.offline_after_s = live.offline_after_s
         self.spill: Spill | None = None  # set once the store stayed away too long
+        self.client = MlflowClient(uri)
+        tags = self._tags(start)
+        why = live.start_offline
+        if why is None:
+            try:
+                self.patience.call(lambda: self._begin(experiment, start, tags, live))
+            except StoreAway as away:
+                why = str(away)
+        if why is not None:
+            self._begin_offline(experiment, start, tags, why)
+        beat = (live.heartbeat_s, self._heartbeat) if self.spill is None else None
+        self.writer = MetricWriter(self.client, self.run_id, heartbeat=beat)
+        self._offline_lock = threading.Lock()
+        self._closed = threading.Event()
+        if self.spill is not None:
+            self.writer.abandon(sink=self.spill.metrics)
+        elif self.patience.limit_s is not None:
+            threading.Thread(target=self._watch, name="mlflow-watch", daemon=True).start()
 
-    def _begin(self, experiment: str, start: RunStart, stale_after_s: float) -> None:
+    def _tags(self, start: RunStart) -> dict[str, str]:
+        """The run's tags, secrets masked: the caller's, the owning process, the name, the
+        parent, and where a spill would go (so a spilled run is not taken for a dead one)."""
+        tags = {k: redact(k, str(v)) for k, v in start.tags.items()}
+        tags[stale.PROCESS_TAG] = stale.process_token()
+        tags[stale.HEARTBEAT_TAG] = str(int(time.time()))
+        tags[stale.SPILL_TAG] = str(self.spill_dir.absolute())
+        if start.run_name:  # masked before it is cut, so no part of a secret is left unmatched
+            tags[MLFLOW_RUN_NAME] = redact_text(start.run_name)[:RUN_NAME_CHARS]
+        if start.parent_run_id:
+            tags[MLFLOW_PARENT_RUN_ID] = start.parent_run_id
+        return tags
+
+    def _begin(self, experiment: str, start: RunStart, tags: dict[str, str], live: Liveness):
         """Create the run (or take the one made for us), after ending dead runs KILLED."""
-        run_name, parent_run_id, run_id = start.run_name, start.parent_run_id, start.run_id
-        all_tags = {k: redact(k, str(v)) for k, v in start.tags.items()}
-        all_tags[stale.PROCESS_TAG] = stale.process_token()
-        all_tags[stale.HEARTBEAT_TAG] = str(int(time.time()))
-        if run_name:  # masked before it is cut, so no part of a secret is left unmatched
-            run_name = redact_text(run_name)[:RUN_NAME_CHARS]
-            all_tags[MLFLOW_RUN_NAME] = run_name
-        if parent_run_id:
-            all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-        if run_id:  # a run made for us, e.g. by `mlflow run`
-            self.run = self.client.get_run(run_id)
+        ensure_ready(self.uri)
+        if start.run_id:  # a run made for us, e.g. by `mlflow run`
+            self.run = self.client.get_run(start.run_id)
             self.experiment_id = self.run.info.experiment_id
-            stale.end_dead_runs(self.client, self.experiment_id, stale_after_s)
-            for key, value in all_tags.items():
-                self.client.set_tag(run_id, key, value)
+            stale.end_dead_runs(self.client, self.experiment_id, live.stale_after_s)
+            for key, value in tags.items():
+                self.client.set_tag(start.run_id, key, value)
         else:
             self.experiment_id = experiment_id(self.client, experiment, start.artifact_location)
-            stale.end_dead_runs(self.client, self.experiment_id, stale_after_s)
-            self.run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
+            stale.end_dead_runs(self.client, self.experiment_id, live.stale_after_s)
+            name = tags.get(MLFLOW_RUN_NAME)
+            self.run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
         self.run_id = self.run.info.run_id
+
+    def _begin_offline(self, experiment: str, start: RunStart, tags: dict[str, str], why: str):
+        """A run the store has not seen: everything goes to the spill, whose replay creates it
+        (or records into the run ``mlflow run`` made)."""
+        self.run_id = start.run_id or uuid.uuid4().hex
+        self.experiment_id = None
+        create = None
+        if not start.run_id:
+            create = {
+                "experiment": experiment,
+                "artifact_location": start.artifact_location,
+                "tags": tags,
+                "start_time": int(time.time() * 1000),
+            }
+        self.spill = Spill(self.spill_dir, self.uri, self.run_id, create=create)
+        print(
+            f"MLflow store {redact_text(self.uri)}: {why}; recording into {self.spill.folder}; "
+            f"write it to MLflow later with: losslab-replay {self.spill.folder}",
+            file=sys.stderr,
+        )
 
     def _heartbeat(self) -> None:
         self.client.set_tag(self.run_id, stale.HEARTBEAT_TAG, str(int(time.time())))
@@ -179,7 +228,15 @@ class TrackedRun:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.patience.interrupted = True  # the store gets seconds, not minutes
+        with deferred_interrupts(self.patience.hurry):
+            self._close(exc_type, exc)
+
+    def _close(self, exc_type, exc) -> None:
+        """Store (or spill) what is queued, then the outcome and the final status."""
         self.sync()
+        self._closed.set()
         self.writer.close(timeout=1 if self.offline else None)
         pruned = exc_type is not None and _is_pruned(exc_type)
         if exc_type is None or pruned:
@@ -214,36 +271,62 @@ class TrackedRun:
         """Wait until every queued point is stored; go offline if the store stays away."""
         if self.offline:
             return False
-        if self.writer.wait_stored(self.offline_after_s):
-            return True
-        self._go_offline(f"unreachable for more than {self.offline_after_s}s")
-        return False
+        counted_from = 0.0
+        patience = self.patience
+        while not self.writer.wait_stored(patience.limit_s, patience.hurry, counted_from):
+            if self.writer.failing or not patience.still_there():
+                self._go_offline(patience.why())
+                return False
+            counted_from = time.monotonic()  # slow to answer, but there
+        return True
+
+    def _watch(self, every_s: float = 1.0) -> None:
+        """While training runs, the metric writer may be stuck in one request for minutes:
+        once the store has been away for the allowed time, the run goes offline from here."""
+        writer, patience = self.writer, self.patience
+        while not self._closed.wait(every_s) and self.spill is None:
+            if patience.due(writer.stalled_since) and (
+                writer.failing or not patience.still_there()
+            ):
+                self._go_offline(patience.why())
 
     def _go_offline(self, why: str) -> Spill:
-        if self.spill is None:
-            folder = self.spill_dir or Path.cwd() / "mlflow_spill"
-            self.spill = Spill(folder, self.uri, self.run_id)
-            self.spill.metrics(self.writer.abandon())
-            log.warning("MLflow store %s %s: recording into %s", redact_text(self.uri), why, folder)
+        with self._offline_lock:  # the watch thread and the training thread may both ask
+            if self.spill is None:
+                spill = Spill(self.spill_dir, self.uri, self.run_id)
+                spill.metrics(self.writer.abandon(sink=spill.metrics))
+                self.spill = spill
+                log.warning(
+                    "MLflow store %s: %s; recording into %s",
+                    redact_text(self.uri),
+                    why,
+                    self.spill_dir,
+                )
         return self.spill
 
     def _call(self, online: Callable[[], Any], offline: Callable[[Spill], Any]) -> Any:
         """``online()`` against the store; into the spill if it is (or becomes) unreachable."""
         if self.spill is None:
             try:
-                return online()
+                return self.patience.call(online)
+            except StoreAway as away:
+                self._go_offline(str(away))
             except Exception as err:
                 if not unreachable(err):
                     raise
-                self._go_offline(f"failed ({type(err).__name__})")
+                self._go_offline(f"unreachable ({type(err).__name__})")
         return offline(self.spill)
 
     # -- what a run records ---------------------------------------------------------------
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Flattened, redacted params, in requests of at most 100."""
         flat = flatten(redact_tree(dict(params)))
-        entries = [Param(k, str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in flat.items()]
-        log_in_batches(self.client, self.run_id, params=entries)
+        clean = {k: str(v)[:MAX_PARAM_VAL_LENGTH] for k, v in flat.items()}
+        entries = [Param(k, v) for k, v in clean.items()]
+        self._call(
+            lambda: log_in_batches(self.client, self.run_id, params=entries),
+            lambda spill: spill.params(clean),
+        )
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
         if self.spill is None:

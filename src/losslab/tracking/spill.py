@@ -3,16 +3,19 @@
 When the store has been unreachable for longer than ``tracking.offline_after_s``, a run stops
 talking to it and appends everything it still has to record to ``<job output>/mlflow_spill/``:
 ``spill.jsonl`` (metric points, tags, artifacts, the model, the final status, in order) and
-copies of the files. ``losslab-replay <folder>`` (``python -m losslab.tracking.replay``)
-writes it all into the same run once the store is back. Metric points the store already holds
-are skipped, and a folder replayed in full is marked done, so replaying twice records nothing
-twice.
+copies of the files. A run that could not reach its store at start
+(``tracking.if_unreachable=offline``) spills from its first point, with what is needed to
+create it. ``losslab-replay <folder>`` (``python -m losslab.tracking.replay``) writes it all
+into the same run once the store is back. Each record replayed is noted in
+``spill.progress``, so a replay that fails half-way and is run again goes on where it stopped;
+metric points the store already holds are skipped; a folder replayed in full is marked done.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,17 +32,24 @@ REPLAYED = "spill.replayed.jsonl"
 class Spill:
     """Append-only record of one run's unsent tracking calls."""
 
-    def __init__(self, folder: str | Path, uri: str, run_id: str) -> None:
+    def __init__(
+        self, folder: str | Path, uri: str, run_id: str, create: Mapping[str, Any] | None = None
+    ) -> None:
+        """``create``: how to create the run (experiment, tags, start time) when the store
+        never saw it; replay creates it and records into the new run."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / RECORDS
+        self._lock = threading.Lock()
         self._files = 0
         if not self.path.exists():
-            self._append({"kind": "run", "uri": redact_text(uri), "run_id": run_id})
+            header = {"kind": "run", "uri": redact_text(uri), "run_id": run_id}
+            self._append({**header, "create": dict(create)} if create else header)
 
     def _append(self, record: Mapping[str, Any]) -> None:
-        with self.path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        line = json.dumps(record) + "\n"
+        with self._lock, self.path.open("a") as f:  # training and watch threads both append
+            f.write(line)
 
     def _copy(self, source: Path) -> str:
         self._files += 1
@@ -55,6 +65,9 @@ class Spill:
         rows = [[m.key, m.value, m.timestamp, m.step] for m in points]
         if rows:
             self._append({"kind": "metrics", "points": rows})
+
+    def params(self, params: Mapping[str, str]) -> None:
+        self._append({"kind": "params", "params": dict(params)})
 
     def tags(self, tags: Mapping[str, str]) -> None:
         self._append({"kind": "tags", "tags": dict(tags)})

@@ -5,6 +5,11 @@ Every run records the process that owns it (``losslab.process`` = host:pid:start
 same experiment still RUNNING are checked: on this host, a process that no longer exists (or
 whose pid was reused) owned a dead run; on another host, a heartbeat older than
 ``stale_after_s`` marks it dead. Dead runs are ended KILLED with the reason as a tag.
+
+A run whose process spilled it (the store was away; ``losslab.spill_dir`` holds a spill file
+on this host) is not dead but waiting for ``losslab-replay``, and is left alone. A spilled run
+of another host cannot be seen as such: it is ended, tagged ``losslab.ended_as_dead``, and its
+replay restores the true status and removes the verdict.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ log = logging.getLogger(__name__)
 
 PROCESS_TAG = "losslab.process"
 HEARTBEAT_TAG = "losslab.heartbeat"
+SPILL_TAG = "losslab.spill_dir"  # where the run spills if its store goes away
+ENDED_TAG = "losslab.ended_as_dead"  # the reason, when another process ended the run
 MAX_RUNS_CHECKED = 1000
 
 
@@ -54,6 +61,16 @@ def is_alive(token: str) -> bool | None:
     return ticks == "?" or _start_ticks(pid) == ticks
 
 
+def _spilled(run) -> bool:
+    """Whether the run's own spill folder on this host holds records not yet replayed."""
+    from pathlib import Path
+
+    from losslab.tracking.spill import RECORDS
+
+    folder = run.data.tags.get(SPILL_TAG)
+    return folder is not None and (Path(folder) / RECORDS).is_file()
+
+
 def end_dead_runs(client, experiment_id: str, stale_after_s: float) -> list[str]:
     """Mark KILLED every RUNNING run of the experiment whose process is gone; their ids."""
     runs = client.search_runs(
@@ -74,9 +91,11 @@ def end_dead_runs(client, experiment_id: str, stale_after_s: float) -> list[str]
             if beat is None or now - float(beat) <= stale_after_s:
                 continue
             reason = f"no heartbeat from {token} for {now - float(beat):.0f}s"
-        elif alive:
+        elif alive or _spilled(run):
             continue
-        client.set_tag(run.info.run_id, "losslab.error", reason)
+        if "losslab.error" not in run.data.tags:
+            client.set_tag(run.info.run_id, "losslab.error", reason)
+        client.set_tag(run.info.run_id, ENDED_TAG, reason)
         client.set_terminated(run.info.run_id, "KILLED")
         ended.append(run.info.run_id)
         log.warning("MLflow run %s marked KILLED: %s", run.info.run_id, reason)

@@ -50,7 +50,9 @@ class MetricWriter:
         self._last_beat = 0.0
         self._lock = threading.Lock()  # guards _pending against abandon()
         self._abandoned = False
+        self._sink: Callable[[list[Metric]], None] | None = None  # where rows go once abandoned
         self.unreachable_since: float | None = None  # monotonic time of the first failure
+        self._sending_since: float | None = None  # monotonic start of the request in flight
         self._rows: deque[tuple[int, int, Mapping[str, float], str]] = deque()
         self._pending: list[Metric] = []
         self._wake = threading.Condition()
@@ -67,8 +69,13 @@ class MetricWriter:
     def add(
         self, step: int, values: Mapping[str, float], prefix: str = "", ts_ms: int | None = None
     ):
-        """Queue one row; cheap enough to call after every batch."""
-        self._rows.append((step, ts_ms or int(time.time() * 1000), values, prefix))
+        """Queue one row; cheap enough to call after every batch. Once abandoned, the row goes
+        straight to the sink :meth:`abandon` was given."""
+        row = (step, ts_ms or int(time.time() * 1000), values, prefix)
+        if self._sink is not None:
+            self._sink(self._metrics([row]))
+            return
+        self._rows.append(row)
         self._added += 1
 
     def flush(self, wait: bool = False, timeout: float | None = None) -> bool:
@@ -81,34 +88,57 @@ class MetricWriter:
             self._flush_asked = True
             self._wake.notify_all()
             if wait:
-                self._wake.wait_for(lambda: self._done >= target, timeout=timeout)
+                self._wake.wait_for(
+                    lambda: self._done >= target or self._abandoned, timeout=timeout
+                )
             return self._done >= target
 
-    def wait_stored(self, give_up_after_s: float | None = None, poll_s: float = 0.5) -> bool:
-        """Block until every queued row is stored; False once the store has been unreachable
-        for more than ``give_up_after_s`` seconds (None: wait as long as it takes)."""
+    @property
+    def stalled_since(self) -> float | None:
+        """Monotonic time since when the store has failed, or kept a request unanswered."""
+        return self.unreachable_since or self._sending_since
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last request failed (rather than being slow to answer)."""
+        return self.unreachable_since is not None
+
+    def wait_stored(
+        self,
+        give_up_after_s: float | None = None,
+        hurry: threading.Event | None = None,
+        counted_from: float = 0.0,
+        poll_s: float = 0.2,
+    ) -> bool:
+        """Block until every queued row is stored; False once the store has failed or stalled
+        for more than ``give_up_after_s`` seconds (counted from ``counted_from`` at the
+        earliest; None: wait as long as it takes), or at once when ``hurry`` is set."""
         target = self._added
         with self._wake:
             self._flush_asked = True
             self._wake.notify_all()
             while self._done < target:
-                since = self.unreachable_since
+                if self._abandoned or (hurry is not None and hurry.is_set()):
+                    return False
+                since = self.stalled_since
                 if (
                     give_up_after_s is not None
                     and since is not None
-                    and time.monotonic() - since > give_up_after_s
+                    and time.monotonic() - max(since, counted_from) > give_up_after_s
                 ):
                     return False
                 self._wake.wait(timeout=poll_s)
             return True
 
-    def abandon(self) -> list[Metric]:
-        """Stop sending and return every point not known to be stored.
+    def abandon(self, sink: Callable[[list[Metric]], None] | None = None) -> list[Metric]:
+        """Stop sending and return every point not known to be stored; rows added later go
+        to ``sink``.
 
         A request in flight when this is called may still land; replaying the spill skips
         points the store already has, so nothing is counted twice.
         """
         with self._wake, self._lock:
+            self._sink = sink
             self._closing = self._abandoned = True
             unsent = list(self._pending)
             self._pending.clear()
@@ -147,9 +177,11 @@ class MetricWriter:
         """Send full requests; with ``everything``, the remainder too. False on failure."""
         while len(self._pending) >= MAX_METRICS_PER_BATCH or (everything and self._pending):
             chunk = self._pending[:MAX_METRICS_PER_BATCH]
+            self._sending_since = time.monotonic()
             try:
                 self._client.log_batch(self._run_id, metrics=chunk, synchronous=True)
             except Exception as err:  # store unreachable or busy: keep the points, retry
+                self._sending_since = None
                 self.last_error = err
                 if self.unreachable_since is None:
                     self.unreachable_since = time.monotonic()
@@ -157,7 +189,7 @@ class MetricWriter:
                 with self._wake:
                     self._wake.notify_all()  # let wait_stored() check how long it has been
                 return False
-            self.unreachable_since = None
+            self.unreachable_since = self._sending_since = None
             with self._lock:
                 if self._abandoned:
                     return True
@@ -173,10 +205,13 @@ class MetricWriter:
         if now - self._last_beat < every:
             return
         self._last_beat = now
+        self._sending_since = self._sending_since or now  # a beat stuck in retries is a stall
         try:
             beat()
         except Exception as err:  # a missed heartbeat is retried at the next one
             log.debug("heartbeat failed: %s", err)
+        finally:
+            self._sending_since = None
 
     def _run(self) -> None:
         taken = 0  # rows moved into pending whose points are not all stored yet

@@ -1,0 +1,88 @@
+"""Hydra callback: what a command can be refused for before any run, parent or data exists.
+
+Hydra calls ``on_run_start`` / ``on_multirun_start`` before it creates the output folder or
+launches a job; an error found later would leave a parent run RUNNING (a sweep override the
+sweeper cannot read) or print a traceback (an output folder that cannot be created). Errors
+end the command with one line and exit code 2 (:mod:`losslab.cli`): Hydra only warns about
+other exceptions raised in a callback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import IntervalSweep
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from losslab.cli import single_run_errors
+from losslab.config import ConfigError
+
+
+def check_folder(key: str, folder: str) -> None:
+    """``folder`` exists or can be created (Hydra creates it after the callbacks ran)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"{key}={folder}: cannot create it ({err.strerror}); give a writable folder"
+        ) from None
+
+
+def check_sweep_overrides(config: DictConfig) -> None:
+    """Sweep overrides the configured sweeper can read: the search space of an Optuna sweep
+    (empty intervals, ranges without values), no ``interval()`` for Hydra's basic sweeper."""
+    from losslab.search import study
+
+    overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task)]
+    if study.is_optuna_sweep(config):
+        from hydra_plugins.losslab_optuna_sweeper import search_space
+
+        params = config.hydra.sweeper.get("params")
+        params = OmegaConf.to_container(params) if OmegaConf.is_config(params) else params
+        try:
+            search_space.parse(params, overrides)
+        except search_space.SearchSpaceError as err:
+            raise ConfigError(str(err)) from None
+        study.preflight(config)
+        return
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.is_sweep_override() and isinstance(override.value(), IntervalSweep):
+            raise ConfigError(
+                f"{override.input_line}: interval() is a search range; Hydra's basic sweeper "
+                "takes lists (a,b,c), range() and choice(); search with hparams_search=optuna"
+            )
+
+
+def check_store(config: DictConfig) -> None:
+    """The tracking store answers, unless tracking is off or may start offline."""
+    tracking = config.get("tracking")
+    if not tracking or not tracking.enabled or tracking.if_unreachable == "offline":
+        return
+    from losslab.tracking import reachable
+
+    reachable.check_artifact_location(tracking.artifact_location)
+    why = reachable.store_error(tracking.uri)
+    if why is not None:
+        raise reachable.unreachable_error(tracking.uri, why)
+
+
+class Preflight(Callback):
+    """The checks above, each before Hydra acts on what it checks."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not HydraConfig.initialized():  # the folder's ${hydra:...} needs it
+            HydraConfig.instance().set_config(config)
+        with single_run_errors(True):
+            check_folder("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not HydraConfig.initialized():
+            HydraConfig.instance().set_config(config)
+        with single_run_errors(True):
+            check_folder("hydra.sweep.dir", config.hydra.sweep.dir)
+            check_sweep_overrides(config)
+            check_store(config)

@@ -1,0 +1,142 @@
+"""Whether a tracking store answers, asked with a short timeout before any data is loaded.
+
+MLflow's client retries a server that does not answer for minutes (its
+``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` backoff, about 250 s by default) and then raises a long
+chain of urllib3 errors; a run that meets that after loading its data has wasted the wait.
+One ``/health`` request with a timeout of a few seconds (a server's health endpoint needs no
+credentials) tells the same thing at once. A SQLite store's folder must be writable; other
+stores are opened in a thread that is given the same few seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+
+from losslab.config import ConfigError
+from losslab.tracking.redact import redact_text
+
+PROBE_TIMEOUT_S = 5.0
+
+
+class StoreUnreachable(ConfigError):
+    """The tracking store did not answer; the message names the URI and the fix."""
+
+
+def is_server(uri: str) -> bool:
+    return urlsplit(uri).scheme in ("http", "https")
+
+
+def _server_error(uri: str, timeout_s: float) -> str | None:
+    try:
+        answer = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+    except requests.exceptions.Timeout:
+        return f"no answer within {timeout_s:g}s"
+    except requests.exceptions.RequestException as err:
+        return f"no MLflow server answers ({_reason(err)})"
+    if answer.status_code >= 500:
+        return f"the server answers HTTP {answer.status_code} to /health"
+    return None
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err)
+    for known in ("Connection refused", "Name or service not known", "No route to host"):
+        if known in text:
+            return known
+    return type(err).__name__
+
+
+def _open_store(uri: str) -> None:
+    from mlflow import MlflowClient
+
+    MlflowClient(uri).search_experiments(max_results=1)
+
+
+def _first_line(uri: str, err: Exception) -> str:
+    """MLflow's reason, short: an unknown scheme is named with the ones MLflow takes."""
+    text = str(err).strip()
+    schemes = re.search(r"Supported URI schemes are: (\[[^\]]*\])", text)
+    if schemes:
+        return f"unsupported scheme {urlsplit(uri).scheme!r}; MLflow takes {schemes.group(1)}"
+    return (text.splitlines() or [type(err).__name__])[0][:300]
+
+
+def _store_error(uri: str, timeout_s: float) -> str | None:
+    """Open a database or file store in a thread, so a hung database cannot hold the run."""
+    failure: list[str] = []
+
+    def attempt() -> None:
+        try:
+            _open_store(uri)
+        except Exception as err:  # any reason the store cannot be used
+            failure.append(_first_line(uri, err))
+
+    thread = threading.Thread(target=attempt, name="mlflow-store-check", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        return f"the store did not open within {timeout_s:g}s"
+    return failure[0] if failure else None
+
+
+def _sqlite_error(path: Path) -> str | None:
+    """A SQLite store is a file this process can create or open; made by its first run (a
+    refused command leaves no empty store behind)."""
+    if path.is_dir():
+        return f"{path} is a folder, not a SQLite file"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"cannot create {path.parent} ({err.strerror})"
+    target = path if path.exists() else path.parent
+    return None if os.access(target, os.W_OK) else f"{target} is not writable"
+
+
+def store_error(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why the store at ``uri`` cannot be used now, or None when it answers."""
+    from losslab.tracking.store import sqlite_path
+
+    if is_server(uri):
+        return _server_error(uri, timeout_s)
+    path = sqlite_path(uri)
+    if path is not None:
+        return _sqlite_error(path)
+    return _store_error(uri, timeout_s)
+
+
+def answers(uri: str, timeout_s: float = 2.0) -> bool:
+    """Whether a server answers now (a file or database store is taken to be there)."""
+    return not is_server(uri) or _server_error(uri, timeout_s) is None
+
+
+def unreachable_error(uri: str, why: str) -> StoreUnreachable:
+    """The one-line error for a store that does not answer: the URI, why, and the fixes."""
+    start = ""
+    if is_server(uri):
+        port = urlsplit(uri).port or 5000
+        start = f"start it (mlflow server --host 127.0.0.1 --port {port}), "
+    return StoreUnreachable(
+        f"tracking.uri={redact_text(uri)}: {why}; {start}correct tracking.uri, use "
+        "tracking=none, or set tracking.if_unreachable=offline to record into a spill folder "
+        "and replay it later"
+    )
+
+
+def check_artifact_location(location: str | None) -> None:
+    """A local ``tracking.artifact_location`` must be a folder this process can create."""
+    if location is None or urlsplit(location).scheme not in ("", "file"):
+        return
+    path = Path(urlsplit(location).path if location.startswith("file:") else location)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"tracking.artifact_location={location}: cannot create it ({err.strerror}); "
+            "give a writable folder or an artifact store URI (s3://, gs://, ...)"
+        ) from None

@@ -22,6 +22,9 @@ def test_secret_shapes_are_masked():
         "postgresql+psycopg://bob:***@db:5432/x"
     )
     assert redact_text("http://h/api?token=abc&x=1") == "http://h/api?token=***&x=1"
+    # Hydra escapes the colons of an override, and a printed list of overrides doubles that
+    assert redact_text(r"uri=http://bob\:pa55@h\:5000") == r"uri=http://bob\:***@h\:5000"
+    assert redact_text(r"['uri=http://bob\\:pa55@h']") == r"['uri=http://bob\\:***@h']"
     tree = redact_tree({"db": {"password": "hunter2", "user": "bob"}, "api_key": "k"})
     assert tree == {"db": {"password": "***", "user": "bob"}, "api_key": "***"}
 

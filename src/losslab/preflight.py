@@ -82,7 +82,7 @@ class Preflight(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not HydraConfig.initialized():
             HydraConfig.instance().set_config(config)
-        with single_run_errors(True):
-            check_folder("hydra.sweep.dir", config.hydra.sweep.dir)
+        with single_run_errors(True):  # the folder last: a refused sweep leaves none behind
             check_sweep_overrides(config)
             check_store(config)
+            check_folder("hydra.sweep.dir", config.hydra.sweep.dir)

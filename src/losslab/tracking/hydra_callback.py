@@ -100,6 +100,8 @@ def end_open_parents(error: BaseException) -> None:
     """End KILLED (Ctrl-C) or FAILED the parents ``error`` left open, unless the sweeper ended
     them already; a second Ctrl-C meanwhile does not break this off. A store that does not
     answer within seconds leaves the parent to the next sweep's dead-run check."""
+    if not OPEN_PARENTS:
+        return
     from mlflow import MlflowClient
 
     from losslab.tracking.patience import INTERRUPTED_S, Patience, StoreAway

@@ -19,7 +19,7 @@ SECRET_WORDS = r"pass(?:word|wd)?|secret|token|api[_-]?key|credential|auth"
 SECRET_KEY = re.compile(SECRET_WORDS, re.I)
 # colons may come escaped ("\:"), as Hydra writes overrides back
 URL_PASSWORD = re.compile(
-    r"(?P<head>[a-z][a-z0-9+.\-]*\\?://[^:/@\s\\]+\\?:)(?P<pw>[^@\s]+)(?=@)", re.I
+    r"(?P<head>[a-z][a-z0-9+.\-]*\\*://[^:/@\s\\]+\\*:)(?P<pw>[^@\s]+)(?=@)", re.I
 )
 # key=value whose key names a secret: an override (+tags.api_token=...), a setting
 # (db.password=...) or a query parameter (?token=...&); a quote or bracket ends it in a

@@ -3,6 +3,7 @@ shared by two processes, pruned, with failing jobs, and with jobs in submitit su
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -126,6 +127,12 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
         assert float(child.data.params["optimizer.lr"]) == pytest.approx(
             trial.params["optimizer.lr"]
         )
+    # named by what they vary, distinct, short enough for the runs list
+    assert parent.info.run_name == f"sweep {STUDY}"
+    shown = [r.info.run_name for r in children]
+    assert len(set(shown)) == 3 and all(len(name) <= 60 for name in shown), shown
+    for name in shown:
+        assert re.fullmatch(r"(\[pruned\] )?#\d( (lr|dropout|ratio)=[-\d.e]+){3}", name), name
     tags = parent.data.tags
     assert tags["optuna.study_name"] == STUDY
     assert tags["optuna.sampler"] == "TPESampler"
@@ -222,6 +229,8 @@ def test_hopeless_trials_are_pruned(tmp_path):
     for trial in pruned:
         run = next(r for r in jobs if r.info.run_id == trial.user_attrs["mlflow_run_id"])
         assert run.data.tags["losslab.pruned"] == "true"
+        assert run.data.tags["losslab.outcome"] == "pruned"
+        assert run.info.run_name.startswith("[pruned] #"), run.info.run_name
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 4
 
     from losslab.compare import build_table, find_runs

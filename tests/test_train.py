@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -26,6 +28,14 @@ def test_default_run_end_to_end_cli(tmp_path):
     assert "Test confusion matrix (digits_9v4" in proc.stdout
     assert "objective val_pr_auc" in proc.stdout
     assert (tmp_path / "mlflow.db").is_file()
+    # a terminal a person reads: no TensorFlow start-up block, short lines, where things are
+    lines = (proc.stdout + proc.stderr).splitlines()
+    noise = ("absl::InitializeLog", "oneDNN", "cuda", "cuInit", "cpu_feature_guard")
+    assert not [line for line in lines if any(n in line for n in noise)]
+    assert not [line for line in lines if len(line) > 160]
+    assert [line for line in lines if line.startswith("epoch 3/3 | loss ")]
+    (output,) = [line for line in lines if line.startswith("Output: ")]
+    assert (Path(output.split()[1]) / "model.keras").is_file()
 
 
 @pytest.mark.slow

@@ -95,6 +95,10 @@ def test_mlflow_ui_shows_the_multirun_its_metrics_and_artifacts(tmp_path, mlflow
         link = f"a[href$='/runs/{child.info.run_id}']"
         wait_for(browser, lambda q=link: browser.find_elements(By.CSS_SELECTOR, q), "a child run")
     browser.save_screenshot(str(shots / "experiment-expanded.png"))
+    # children named by what they vary, short enough to read in the list, and distinct
+    shown = {child.info.run_name for child in children}
+    assert shown == {"#0 loss=focal", "#1 loss=bce"}
+    assert all(name in page_text(browser) for name in shown)
 
     # a child: its batch-level metric chart
     child = children[0]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,7 +133,7 @@ def build_table(client: MlflowClient, runs: list[Run], folder: Path) -> pd.DataF
         row: dict[str, Any] = {"run": label, "run_id": run.info.run_id, "status": state(run)}
         if trials:
             row["trial"] = run.data.tags.get(TRIAL_TAG)
-        row.update({k: p.get(k) for k in varied})
+        row.update({k: _rounded(p.get(k)) for k in varied})
         row.update({m: run.data.metrics.get(m) for m in shown})
         confusion = _artifact_json(
             client, run.info.run_id, "evaluation/confusion_matrix.json", folder / run.info.run_id
@@ -142,6 +143,13 @@ def build_table(client: MlflowClient, runs: list[Run], folder: Path) -> pd.DataF
         row["confusion_at_0.5"] = json.dumps(at_half) if at_half else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _rounded(value: str | None) -> str | None:
+    """A param as people read it: floats to 3 significant digits (Optuna samples 17)."""
+    from losslab.tracking.names import readable_value
+
+    return None if value is None else readable_value(value)
 
 
 def state(run: Run) -> str:
@@ -179,9 +187,13 @@ def _curves_plot(curves: dict[str, Any], kind: str, path: Path) -> Path:
     else:
         ax.set(xlabel="recall", ylabel="precision", title="precision-recall (test)")
         ax.set(xlim=(0, 1), ylim=(0, 1.02))
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    return _save(fig, ax, path)
+
+
+def _save(fig, ax, path: Path) -> Path:
+    """Legend beside the axes (with 30 runs it would cover the curves), nothing clipped."""
+    ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -194,12 +206,13 @@ def _learning_plot(client: MlflowClient, runs: list[Run], names: list[str], path
             history = client.get_metric_history(run.info.run_id, key)
             steps = [m.step for m in history]
             ax.plot(steps, [m.value for m in history], style, color=color, label=f"{label} ({key})")
-    ax.set(xlabel="epoch", ylabel="loss", title="learning curves: train (--) and validation (-)")
-    ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    ax.set_yscale("log")  # one run's loss of 20 would flatten the others' 0.1 on a linear axis
+    ax.set(
+        xlabel="epoch (MLflow step)",
+        ylabel="loss (log)",
+        title="learning curves: train (--) and validation (-)",
+    )
+    return _save(fig, ax, path)
 
 
 def _html(title: str, table: pd.DataFrame, images: list[Path]) -> str:
@@ -237,6 +250,9 @@ def compare(
     log_to_parent: bool = True,
 ) -> Comparison:
     """Write the comparison to ``out`` (and to the parent run's ``comparison/`` artifacts)."""
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"  # one bar per artifact
     client = MlflowClient(uri)
     parent_run_id, runs = find_runs(client, experiment, parent_run_id)
     out = Path(out)

@@ -1,4 +1,11 @@
-"""The figures every run logs: confusion matrix, ROC and PR curves, learning curves."""
+"""The figures every run logs: confusion matrix, ROC and PR curves, learning curves.
+
+Drawn with scikit-learn's displays; what they lack for imbalanced data is added here: row
+rates beside the counts (a 0.9 recall of 20 samples reads differently from one of 2000), a
+log-scaled false-positive axis on ROC (the region that matters, FPR <= 1%, is a sliver on a
+linear one), and the chosen operating point on both curves. Figures are saved with a tight
+bounding box, so no title or label is ever cut off.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +16,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
 from losslab.evaluate import Evaluation  # noqa: E402
 
+DPI = 110  # about 550 px wide at 5 inches: legible at MLflow's artifact preview size
+
 
 def confusion_matrix(ev: Evaluation, path: Path) -> Path:
-    cm = ev.confusion
+    """Counts and each true class's rate (recall on the diagonal), with the threshold used."""
+    cm = np.asarray(ev.confusion)
     names = ev.class_names if len(ev.class_names) == len(cm) else [str(i) for i in range(len(cm))]
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(cm), 1.0 + 0.6 * len(cm)))
-    ax.imshow(cm, cmap="Blues")
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(
-            j,
-            i,
-            str(int(v)),
-            ha="center",
-            va="center",
-            color="white" if v > cm.max() / 2 else "black",
-        )
-    ax.set(
-        xticks=range(len(cm)),
-        yticks=range(len(cm)),
-        xticklabels=names,
-        yticklabels=names,
-        xlabel="predicted",
-        ylabel="true",
-    )
-    title = "confusion matrix" + (f" (threshold {ev.threshold:.3f})" if ev.threshold else "")
-    ax.set_title(title)
+    side = max(4.5, 1.6 + 0.9 * len(cm))
+    fig, ax = plt.subplots(figsize=(side + 0.8, side))
+    display = skm.ConfusionMatrixDisplay(cm, display_labels=names)
+    display.plot(ax=ax, cmap="Blues", colorbar=False, values_format="d")
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    for (i, j), count in np.ndenumerate(cm):
+        display.text_[i, j].set_text(f"{int(count)}\n{rates[i, j]:.1%}")
+    at = "argmax" if ev.threshold is None else f"threshold {ev.threshold:.3f}"
+    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix (test, {at})")
     return _save(fig, path)
 
 
@@ -49,46 +48,73 @@ def _binary_curves(ev: Evaluation) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(str(k), y[:, k], ev.p_test[:, k]) for k in range(y.shape[1]) if y[:, k].sum() > 0]
 
 
+def _operating_point(ev: Evaluation) -> tuple[float, float, float] | None:
+    """(FPR, recall, precision) on test at the chosen threshold of a binary model."""
+    if ev.task != "binary" or ev.threshold is None:
+        return None
+    y = np.asarray(ev.y_test).ravel()
+    called = np.asarray(ev.p_test).ravel() >= ev.threshold
+    tp, fp = np.sum(called & (y == 1)), np.sum(called & (y == 0))
+    negatives, positives = max(np.sum(y == 0), 1), max(np.sum(y == 1), 1)
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    return fp / negatives, tp / positives, precision
+
+
 def roc_curve(ev: Evaluation, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for label, y, p in _binary_curves(ev):
-        fpr, tpr, _ = skm.roc_curve(y, p)
-        ax.plot(fpr, tpr, label=f"{label} (AUC {skm.auc(fpr, tpr):.3f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
+    """ROC on a log false-positive axis, from one false positive in the test set to 1."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    curves = _binary_curves(ev)
+    for label, y, p in curves:
+        skm.RocCurveDisplay.from_predictions(y, p, ax=ax, name=label, plot_chance_level=False)
+    negatives = min(max(int(np.sum(y == 0)), 1) for _, y, _ in curves)
+    floor = 1.0 / (2 * negatives)
+    chance = np.logspace(np.log10(floor), 0, 50)
+    ax.plot(chance, chance, "k:", lw=1, label="chance")
+    point = _operating_point(ev)
+    if point is not None:
+        fpr, recall, _ = point
+        ax.plot(max(fpr, floor), recall, "o", color="C3", label=f"threshold {ev.threshold:.3f}")
+    ax.set_xscale("log")
+    ax.set_aspect("auto")  # the display makes it square, which a log axis squashes
+    ax.set(
+        xlim=(floor, 1),
+        ylim=(0, 1.02),
+        xlabel="false positive rate (log)",
+        ylabel="true positive rate (recall)",
+        title="ROC (test)",
+    )
     ax.legend(loc="lower right", fontsize="small")
     return _save(fig, path)
 
 
 def pr_curve(ev: Evaluation, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5, 5))
+    fig, ax = plt.subplots(figsize=(5.5, 5))
     for label, y, p in _binary_curves(ev):
-        precision, recall, _ = skm.precision_recall_curve(y, p)
-        ap = skm.average_precision_score(y, p)
-        ax.plot(recall, precision, label=f"{label} (AP {ap:.3f})")
-    ax.set(
-        xlabel="recall",
-        ylabel="precision",
-        title="precision-recall (test)",
-        xlim=(0, 1),
-        ylim=(0, 1.02),
-    )
+        skm.PrecisionRecallDisplay.from_predictions(y, p, ax=ax, name=label)
+    point = _operating_point(ev)
+    if point is not None:
+        _, recall, precision = point
+        ax.plot(recall, precision, "o", color="C3", label=f"threshold {ev.threshold:.3f}")
+    ax.set_aspect("auto")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall (test)")
     ax.legend(loc="lower left", fontsize="small")
     return _save(fig, path)
 
 
 def learning_curves(history: dict[str, list[float]], path: Path) -> Path:
-    """One panel per metric with its validation twin."""
+    """One panel per metric (each on its own scale) with its validation twin; epochs from 0,
+    as MLflow numbers the steps of epoch metrics."""
     keys = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
     cols = min(3, max(1, len(keys)))
     rows = int(np.ceil(len(keys) / cols)) or 1
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
     for ax, key in zip(axes.flat, keys, strict=False):
-        epochs = np.arange(1, len(history[key]) + 1)
+        epochs = np.arange(len(history[key]))
         ax.plot(epochs, history[key], label="train")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], label="val")
-        ax.set(title=key, xlabel="epoch")
+        ax.set(title=key, xlabel="epoch (MLflow step)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize="small")
     for ax in list(axes.flat)[len(keys) :]:
         ax.axis("off")
@@ -97,6 +123,6 @@ def learning_curves(history: dict[str, list[float]], path: Path) -> Path:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", pad_inches=0.15)
     plt.close(fig)
     return path

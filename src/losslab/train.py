@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -70,9 +69,8 @@ def job_info() -> JobInfo:
 
 
 def _verbose(setting: str) -> int:
-    if setting == "auto":
-        return 1 if sys.stdout.isatty() else 2
-    return int(setting)
+    """Keras' own output: none for ``auto`` (losslab's epoch line takes its place)."""
+    return 0 if setting == "auto" else int(setting)
 
 
 def _limit_threads(threads: int) -> None:
@@ -257,6 +255,11 @@ def _callbacks(setup: Setup, fold, k: int, tracked, extra: Sequence[Any]) -> lis
                 prefix=f"fold_{k}/" if len(setup.folds) > 1 else "",
             )
         )
+    if str(conf.trainer.verbose) == "auto":
+        from losslab.console import EpochLine, epoch_keys
+
+        fold = f"fold {k}: " if len(setup.folds) > 1 else ""
+        callbacks.append(EpochLine(conf.trainer.epochs, epoch_keys(conf.objective), fold))
     callbacks.append(keras.callbacks.TerminateOnNaN())
     for callback in extra:
         if hasattr(callback, "start_fold"):
@@ -470,8 +473,10 @@ def report(setup: Setup, result: Result) -> None:
     at = "argmax" if ev.threshold is None else f"{ev.threshold:.3f}"
     print(f"\nTest confusion matrix ({setup.ds.name}, threshold {at}):")
     print(format_confusion(ev))
-    shown = {k: round(ev.metrics[k], 4) for k in SHOWN if k in ev.metrics}
-    print(f"{shown}\nobjective {setup.conf.objective} = {value:.4f}")
+    shown = [f"{k[5:]} {ev.metrics[k]:.4f}" for k in SHOWN if k in ev.metrics]
+    print("test: " + " | ".join(shown))
+    print(f"objective {setup.conf.objective} = {value:.4f}")
+    print(f"Output: {setup.conf.paths.output_dir} (model.keras, and the job's log)")
 
 
 def _start_run(conf: TrainConfig, job: JobInfo, ds, offline_because: str | None):
@@ -506,7 +511,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds, offline_because: str | None)
     if commit:
         tags["mlflow.source.git.commit"] = commit
     start = RunStart(
-        run_name=" ".join(job.overrides) or None,
+        run_name=_run_name(conf, job, parent),
         parent_run_id=parent,
         tags=tags,
         artifact_location=conf.tracking.artifact_location,
@@ -522,6 +527,27 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds, offline_because: str | None)
     return TrackedRun(
         conf.tracking.uri, conf.tracking.experiment or conf.task_name, start, liveness
     )
+
+
+def _run_name(conf: TrainConfig, job: JobInfo, parent: str | None) -> str:
+    """What tells this run apart (:mod:`losslab.tracking.names`): a sweep's job by what it
+    varies, read against the overrides its parent says every job shares."""
+    import json
+
+    from mlflow import MlflowClient
+
+    from losslab.tracking import names
+
+    if job.num is None:
+        return names.single_name(job.overrides)
+    shared: list[str] = []
+    if parent is not None:
+        try:
+            tags = MlflowClient(conf.tracking.uri).get_run(parent).data.tags
+            shared = json.loads(tags.get(names.SHARED_TAG, "[]"))
+        except Exception as err:  # the name is a convenience; the run matters more
+            log.debug("shared overrides of sweep %s not read: %s", parent, err)
+    return names.job_name(job.num, job.overrides, shared)
 
 
 def _log_start(tracked, conf: TrainConfig, raw: DictConfig, job: JobInfo) -> None:
@@ -597,7 +623,7 @@ def _print_ui_hint(conf: TrainConfig, tracked) -> None:
     if url:
         print(f"MLflow run: {redact_text(url)}")
     elif conf.tracking.ui_hint:
-        print(f"MLflow run {tracked.run_id}; see it with: {redact_text(conf.tracking.ui_hint)}")
+        print(f"MLflow run {tracked.run_id}; see it with:\n  {redact_text(conf.tracking.ui_hint)}")
 
 
 def main(cfg: DictConfig) -> Any:

@@ -173,9 +173,10 @@ VERBOSITY = ["auto", "0", "1", "2"]
 
 @dataclass
 class TrainerConfig:
-    """``verbose``: ``auto`` draws Keras' progress bar on a terminal and one line per epoch
-    otherwise; or Keras' 0, 1, 2. ``threads``: TensorFlow threads per job (intra- and
-    inter-op), 0 = all cores; parallel jobs on one machine should split the cores."""
+    """``verbose``: ``auto`` prints one short line per epoch (:mod:`losslab.console`); or
+    Keras' own 0 (nothing), 1 (progress bar), 2 (every metric). ``threads``: TensorFlow
+    threads per job (intra- and inter-op), 0 = all cores; parallel jobs on one machine should
+    split the cores."""
 
     epochs: int = 20
     batch_size: int = 32

@@ -8,6 +8,7 @@ error would leave its parent RUNNING. Each parent this process opens is therefor
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -43,7 +44,7 @@ class MlflowParentRun(Callback):
         from mlflow import MlflowClient
         from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-        from losslab.tracking import stale
+        from losslab.tracking import names, stale
         from losslab.tracking.redact import redact_text
         from losslab.tracking.run import MLFLOW_RUN_ID_ENV, experiment_id
         from losslab.tracking.store import ensure_ready
@@ -67,8 +68,9 @@ class MlflowParentRun(Callback):
             write_parent_id(sweep_dir, existing)
             OPEN_PARENTS[existing] = config.tracking.uri
             return
-        overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
-        name = f"sweep-{sweep_dir.rstrip('/').rsplit('/', 1)[-1]}"
+        overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task)]
+        shared = names.shared_overrides(overrides)
+        name = redact_text(_parent_name(config, overrides, shared))
         run = self.client.create_run(
             exp,
             run_name=name,
@@ -76,7 +78,8 @@ class MlflowParentRun(Callback):
                 MLFLOW_RUN_NAME: name,
                 "losslab.run_type": "sweep",
                 "losslab.sweep_dir": sweep_dir,
-                "losslab.overrides": redact_text(" ".join(map(str, overrides))),
+                "losslab.overrides": redact_text(" ".join(overrides)),
+                names.SHARED_TAG: json.dumps([redact_text(o) for o in shared]),
                 "losslab.sweeper": config.hydra.sweeper._target_,
                 "losslab.launcher": config.hydra.launcher._target_,
                 **owner,
@@ -91,6 +94,15 @@ class MlflowParentRun(Callback):
         if self.client is not None and self.run_id is not None:
             self.client.set_terminated(self.run_id, "FINISHED")
             OPEN_PARENTS.pop(self.run_id, None)
+
+
+def _parent_name(config: DictConfig, overrides: list[str], shared: list[str]) -> str:
+    """``sweep <study>`` for an Optuna sweep, ``sweep <what it sweeps>`` for Hydra's."""
+    from losslab.tracking import names
+
+    study = config.hydra.sweeper.get("study_name")
+    swept = names.short(o for o in overrides if o not in shared)
+    return f"sweep {study or swept or config.hydra.sweep.dir.rstrip('/').rsplit('/', 1)[-1]}"
 
 
 OPEN_PARENTS: dict[str, str] = {}  # run id -> tracking URI of parents not ended yet

@@ -32,6 +32,7 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from losslab.tracking import stale
 from losslab.tracking.model import log_keras_model
+from losslab.tracking.names import marked
 from losslab.tracking.patience import Patience, StoreAway, unreachable
 from losslab.tracking.redact import flatten, redact, redact_text, redact_tree
 from losslab.tracking.spill import SPILL_DIR, Spill
@@ -180,6 +181,7 @@ class TrackedRun:
         tags[stale.SPILL_TAG] = str(self.spill_dir.absolute())
         if start.run_name:  # masked before it is cut, so no part of a secret is left unmatched
             tags[MLFLOW_RUN_NAME] = redact_text(start.run_name)[:RUN_NAME_CHARS]
+        self.run_name = tags.get(MLFLOW_RUN_NAME)
         if start.parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = start.parent_run_id
         return tags
@@ -249,6 +251,7 @@ class TrackedRun:
             self.set_tags({"losslab.pruned": "true", "losslab.pruned_reason": str(exc)})
         elif exc is not None:
             self.set_tags({"losslab.error": f"{exc_type.__name__}: {exc}"[:5000]})
+        self._mark(self._outcome(exc_type, status))
         self._call(
             lambda: self.client.set_terminated(self.run_id, status),
             lambda spill: spill.status(status),
@@ -261,6 +264,18 @@ class TrackedRun:
                 f"losslab-replay {self.spill.folder}",
                 file=sys.stderr,
             )
+
+    @staticmethod
+    def _outcome(exc_type, status: str) -> str:
+        return "PRUNED" if exc_type is not None and _is_pruned(exc_type) else status
+
+    def _mark(self, outcome: str) -> None:
+        """``losslab.outcome`` for a column of the runs list, and a marker at the front of the
+        name of a run that did not finish (MLflow shows a pruned trial as Finished)."""
+        tags = {"losslab.outcome": outcome.lower()}
+        if self.run_name and marked(self.run_name, outcome) != self.run_name:
+            tags[MLFLOW_RUN_NAME] = marked(self.run_name, outcome)[:RUN_NAME_CHARS]
+        self.set_tags(tags)
 
     # -- a store that went away -------------------------------------------------------------
     @property

@@ -166,3 +166,22 @@ def test_batches_stay_within_mlflows_limits_and_lose_nothing(n_metrics, n_params
     assert all(m <= 1000 and p <= 100 for m, p in client.requests)
     assert sum(m for m, _ in client.requests) == n_metrics
     assert sum(p for _, p in client.requests) == n_params
+
+
+def test_run_names_say_what_a_job_varies():
+    """Against the sweep's shared overrides, read as Hydra reads them (a job's copy has its
+    colons escaped); sweeps, Hydra's own settings and long floats never clutter a name."""
+    from losslab.tracking import names
+
+    sweep = ["loss=focal,bce", "tracking.uri=http://h:5000", "trainer.epochs=2"]
+    shared = names.shared_overrides(sweep)
+    escaped = r"tracking.uri=http\://h\:5000"
+    job = ["loss=focal", escaped, "trainer.epochs=2", "++hydra.job.env_set.A=1"]
+    assert names.job_name(0, job, shared) == "#0 loss=focal"
+    assert names.short(sweep) == "loss=focal,bce uri=http://h:5000 epochs=2"
+    assert names.short(["optimizer.lr=0.000123456789", "model.lr=2"]) == (
+        "optimizer.lr=0.000123 model.lr=2"
+    )
+    assert names.single_name([]) == "defaults"
+    assert names.marked("#1 lr=0.1", "PRUNED") == "[pruned] #1 lr=0.1"
+    assert names.marked("#1 lr=0.1", "FINISHED") == "#1 lr=0.1"

@@ -34,9 +34,12 @@ def _pair(line: str) -> tuple[str, str]:
     except Exception:  # not an override Hydra reads back: taken as written
         key, _, value = line.lstrip("+~").partition("=")
         return key, value
+    key = override.get_key_element().lstrip("+~")
+    if override.is_sweep_override():  # a sweep reads as written: focal,bce
+        return key, line.partition("=")[2]
     value = override.value()
     text = value if isinstance(value, str) else override.get_value_element_as_str()
-    return override.get_key_element().lstrip("+~"), text
+    return key, text
 
 
 def _shown(overrides: Iterable[str]) -> list[tuple[str, str]]:

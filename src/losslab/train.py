@@ -511,7 +511,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds, offline_because: str | None)
     if commit:
         tags["mlflow.source.git.commit"] = commit
     start = RunStart(
-        run_name=_run_name(conf, job, parent),
+        run_name=_run_name(conf, job, parent if offline_because is None else None),
         parent_run_id=parent,
         tags=tags,
         artifact_location=conf.tracking.artifact_location,
@@ -537,13 +537,15 @@ def _run_name(conf: TrainConfig, job: JobInfo, parent: str | None) -> str:
     from mlflow import MlflowClient
 
     from losslab.tracking import names
+    from losslab.tracking.patience import Patience
 
     if job.num is None:
         return names.single_name(job.overrides)
     shared: list[str] = []
     if parent is not None:
-        try:
-            tags = MlflowClient(conf.tracking.uri).get_run(parent).data.tags
+        client, patience = MlflowClient(conf.tracking.uri), Patience(conf.tracking.uri, 5.0)
+        try:  # a store gone since it was checked costs seconds here, not MLflow's minutes
+            tags = patience.call(lambda: client.get_run(parent).data.tags)
             shared = json.loads(tags.get(names.SHARED_TAG, "[]"))
         except Exception as err:  # the name is a convenience; the run matters more
             log.debug("shared overrides of sweep %s not read: %s", parent, err)

@@ -104,7 +104,15 @@ def test_server_outage_queues_points_until_the_server_returns(tmp_path, fast_fai
         server.stop()
 
 
-def test_store_that_never_returns_spills_and_replay_restores_the_run(tmp_path, fast_failing_http):
+def test_store_that_never_returns_spills_and_replay_restores_the_run(
+    tmp_path, fast_failing_http, monkeypatch
+):
+    """Meanwhile another host's run ends the spilling run KILLED (its heartbeat stopped), and
+    a first replay breaks off after logging the model: the replay run again restores FINISHED
+    without that verdict, every point, the model once, and a third records nothing twice."""
+    from losslab.tracking import replay as replaying
+    from losslab.tracking import stale
+
     server = MlflowServer(tmp_path / "server-data")
     server.folder.mkdir()
     url = server.start()
@@ -124,13 +132,27 @@ def test_store_that_never_returns_spills_and_replay_restores_the_run(tmp_path, f
         assert (spill / "spill.jsonl").is_file()
 
         server.start()
+        client = MlflowClient(url)
+        client.set_tag(result.run_id, stale.PROCESS_TAG, "elsewhere:1:1")  # another host's
+        client.set_tag(result.run_id, stale.HEARTBEAT_TAG, "0")
+        experiment = client.get_run(result.run_id).info.experiment_id
+        assert stale.end_dead_runs(client, experiment, 600) == [result.run_id]
+
+        def broken(*args):
+            raise ConnectionError("store went away during replay")
+
+        monkeypatch.setitem(replaying.WRITERS, "status", broken)
+        with pytest.raises(ConnectionError):
+            replaying.replay(spill)
+        monkeypatch.undo()
         replay = [sys.executable, "-m", "losslab.tracking.replay", str(spill)]
         proc = subprocess.run(replay, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert "status FINISHED" in proc.stdout
-        client = MlflowClient(url)
         run = client.get_run(result.run_id)
         assert run.info.status == "FINISHED"
+        assert "losslab.error" not in run.data.tags
+        assert stale.ENDED_TAG not in run.data.tags
         assert_every_point_stored(client, result.run_id, 3, steps_per_epoch(result, 16))
         assert run.data.metrics["test_pr_auc"] == pytest.approx(result.metrics["test_pr_auc"])
         assert run.data.tags["losslab.objective"] == "val_pr_auc"
@@ -466,57 +488,6 @@ def test_ctrl_c_with_the_store_away_spills_at_once_and_further_presses_lose_noth
         epochs = client.get_metric_history(run.info.run_id, "val_loss")
         assert steps == list(range(len(steps)))  # every batch point, no gap, none twice
         assert len(epochs) >= 1 and len(steps) >= len(epochs) * 3
-    finally:
-        server.stop()
-
-
-def test_a_spilled_run_ended_as_dead_elsewhere_gets_its_status_back_and_replay_resumes(
-    tmp_path, fast_failing_http, monkeypatch
-):
-    """Another host's run ends the spilling run KILLED (its heartbeat stopped); replay, broken
-    off after logging the model and run again, restores FINISHED without that verdict, and
-    logs the model once."""
-    from losslab.tracking import replay, stale
-
-    server = MlflowServer(tmp_path / "server-data")
-    server.folder.mkdir()
-    url = server.start()
-    try:
-        outage = Outage(server, down_after=1, up_after=None)
-        cfg = compose(
-            tmp_path,
-            "tracking=server",
-            f"tracking.uri={url}",
-            "trainer.epochs=2",
-            "tracking.offline_after_s=2",
-            "tracking.log_model=true",
-        )
-        result = train(cfg, extra_callbacks=[outage])
-        server.start()
-        client = MlflowClient(url)
-        run = client.get_run(result.run_id)
-        client.set_tag(run.info.run_id, stale.PROCESS_TAG, "elsewhere:1:1")  # another host's
-        client.set_tag(run.info.run_id, stale.HEARTBEAT_TAG, "0")
-        assert stale.end_dead_runs(client, run.info.experiment_id, 600) == [result.run_id]
-
-        def broken(*args):
-            raise ConnectionError("store went away during replay")
-
-        monkeypatch.setitem(replay.WRITERS, "status", broken)
-        spill = tmp_path / "out" / "mlflow_spill"
-        with pytest.raises(ConnectionError):
-            replay.replay(spill)
-        monkeypatch.undo()
-        proc = _replay(spill)
-        assert proc.returncode == 0, proc.stderr
-
-        run = client.get_run(result.run_id)
-        assert run.info.status == "FINISHED"
-        assert "losslab.error" not in run.data.tags
-        assert stale.ENDED_TAG not in run.data.tags
-        models = client.search_logged_models(experiment_ids=[run.info.experiment_id])
-        assert [m.source_run_id for m in models] == [result.run_id]
-        assert len(client.get_metric_history(result.run_id, "val_loss")) == 2
     finally:
         server.stop()
 

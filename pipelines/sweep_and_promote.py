@@ -20,6 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from losslab.mlproject import words
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -29,7 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--alias", default="champion", help="alias of the promoted version")
     p.add_argument("--study-name", default="losslab-promote", help="Optuna study (and folder)")
     p.add_argument("overrides", nargs="*", help="train.py overrides for sweep and retrain")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.overrides = words(args.overrides)  # `mlflow run -e promote` passes them as one word
+    return args
 
 
 def run_sweep(args: argparse.Namespace, sweep_dir: Path, env: dict[str, str]) -> None:

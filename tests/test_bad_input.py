@@ -123,7 +123,7 @@ def test_more_minority_samples_than_exist(tmp_path):
         ("trainer.epochs=-1", r"trainer.epochs=-1 is not allowed; it must be >= 1"),
         ("tracking.offline_after_s=0", r"tracking.offline_after_s=0.0 is not allowed"),
         ("data.folds=0", r"data.folds=0 is not allowed; it must be >= 1"),
-        ("data.majority=4", r"data.majority=4 equals data.minority; they must differ"),
+        ("data.majority=3", r"data.majority=3 equals data.minority; they must differ"),
         ("evaluation.max_fpr=1", r"evaluation.max_fpr=1.0 is not allowed; it must lie in \(0, 1\)"),
     ],
 )

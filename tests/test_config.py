@@ -42,6 +42,7 @@ def test_a_choice_outside_its_set_fails_at_composition_with_the_choices(
 @pytest.mark.parametrize(
     ("option", "schema"),
     [
+        ("digits_9v3", "DigitsPairConfig"),
         ("digits_9v4", "DigitsPairConfig"),
         ("mnist_9v4", "ImagePairConfig"),
         ("fashion_mnist_9v4", "ImagePairConfig"),

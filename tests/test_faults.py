@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from losslab import data
 from losslab.config import to_objects
+from losslab.tracking.hydra_callback import CONTINUES_TAG
 from losslab.train import train
 from tests.helpers import (
     REPO,
@@ -246,7 +247,9 @@ def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(t
     assert dead.info.status == "KILLED"
     assert "ended without closing the run" in dead.data.tags["losslab.error"]
     sweeps, jobs = runs_by_type(tmp_path)
-    assert [r.info.status for r in sweeps] == ["FINISHED"]  # the resumed sweep's parent
+    killed_parent, resumed_parent = sorted(sweeps, key=lambda r: r.info.start_time)
+    assert (killed_parent.info.status, resumed_parent.info.status) == ("KILLED", "FINISHED")
+    assert resumed_parent.data.tags[CONTINUES_TAG] == killed_parent.info.run_id
     assert sorted(r.info.status for r in jobs) == ["FINISHED", "KILLED"]
 
 
@@ -276,7 +279,7 @@ def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_
     study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
     sweeps, _ = runs_by_type(tmp_path)
-    assert [r.info.status for r in sweeps] == ["FINISHED"]
+    assert sorted(r.info.status for r in sweeps) == ["FINISHED", "KILLED"]
 
 
 def test_nan_loss_fails_its_trial_and_the_sweep_goes_on(tmp_path):
@@ -434,7 +437,7 @@ def test_a_run_that_starts_offline_is_created_by_its_replay(tmp_path):
         assert run.info.status == "FINISHED"
         assert run.info.experiment_id == client.get_experiment_by_name("losslab").experiment_id
         assert run.data.params["trainer.epochs"] == "2"
-        assert run.data.tags["losslab.data"] == "digits_9v4"
+        assert run.data.tags["losslab.data"] == "digits_9v3"
         assert run.data.metrics["test_pr_auc"] == pytest.approx(result.metrics["test_pr_auc"])
         assert_every_point_stored(client, run_id, 2, steps_per_epoch(result, 16))
         assert len(client.search_logged_models(experiment_ids=[run.info.experiment_id])) == 1

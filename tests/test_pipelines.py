@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -66,3 +67,46 @@ def test_sweep_retrain_and_promote_only_a_better_model(tmp_path):
     assert len(client.search_model_versions("name='losslab'")) == 1
     rejected = client.search_runs([run.info.experiment_id], "tags.`losslab.promotion` = 'rejected'")
     assert len(rejected) == 1 and rejected[0].data.params["optimizer.lr"] == "1e-09"
+
+
+def mlflow_run(tmp_path, *args: str) -> None:
+    """``mlflow run`` on this project, as the README shows it, into a store under ``tmp_path``."""
+    overrides = f"debug=default trainer.epochs=1 paths.log_dir={tmp_path}/outputs"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "run",
+            str(REPO),
+            "--env-manager",
+            "local",
+            "-P",
+            f"overrides={overrides}",
+            *args,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mlflow_run_records_into_the_same_experiment_as_train_py(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow_run(tmp_path)  # no experiment named: MLflow puts its run in "Default"
+    (launcher,) = client.search_runs(["0"])
+    losslab = client.get_experiment_by_name("losslab").experiment_id
+    (run,) = client.search_runs([losslab])
+    assert launcher.data.tags["losslab.recorded_in"] == run.info.run_id
+    assert run.data.tags["mlflow.project.entryPoint"] == "main"
+    assert run.info.status == "FINISHED" and "test_pr_auc" in run.data.metrics
+    assert not launcher.data.metrics  # everything went to the losslab run
+
+    mlflow_run(tmp_path, "--experiment-name", "chosen")  # named: recorded into MLflow's run
+    chosen = client.get_experiment_by_name("chosen").experiment_id
+    (named,) = client.search_runs([chosen])
+    assert "test_pr_auc" in named.data.metrics and "losslab.recorded_in" not in named.data.tags
+    assert len(client.search_runs([losslab])) == 1

@@ -80,3 +80,44 @@ def test_initial_bias_per_output_of_multilabel_data(columns, n, seed):
     bias = imbalance.initial_bias(y, "multilabel")
     assert bias.shape == (len(columns),)
     assert np.allclose(1 / (1 + np.exp(-bias)), y.mean(axis=0), rtol=1e-5)
+
+
+OUTCOMES = st.sampled_from(["complete", "pruned", "fail"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    outcomes=st.lists(st.tuples(OUTCOMES, st.floats(0.0, 1.0)), min_size=1, max_size=12),
+    direction=st.sampled_from(["maximize", "minimize"]),
+)
+def test_the_history_plot_shows_every_trial_and_the_studys_best(outcomes, direction):
+    import matplotlib.pyplot as plt
+    import optuna
+    from matplotlib.collections import PathCollection
+    from optuna.trial import TrialState
+
+    from losslab.search.history import best_so_far, draw_history
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction=direction)
+    for outcome, value in outcomes:
+        trial = study.ask()
+        trial.report(value, step=0)
+        state = {"complete": None, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}[outcome]
+        study.tell(trial, value if state is None else None, state=state)
+    fig = draw_history(study)
+    points = [c for c in fig.axes[0].collections if isinstance(c, PathCollection)]
+    drawn = sorted(int(n) for c in points for n, _ in c.get_offsets())
+    assert drawn == sorted(t.number for t in study.trials if t.state.name != "FAIL")
+    legend = " ".join(t.get_text() for t in fig.axes[0].get_legend().get_texts())
+    for state, word in (("COMPLETE", "complete"), ("PRUNED", "pruned"), ("FAIL", "failed")):
+        count = sum(t.state.name == state for t in study.trials)
+        assert (f"{word} ({count}" in legend) == bool(count)
+    plt.close(fig)
+    numbers, best = best_so_far(study.trials, direction == "maximize")
+    if any(o == "complete" for o, _ in outcomes):
+        assert best[-1] == study.best_value and numbers[-1] == study.trials[-1].number
+        ordered = best if direction == "maximize" else [-b for b in best]
+        assert ordered == sorted(ordered)  # never gets worse
+    else:
+        assert best == []

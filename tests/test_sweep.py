@@ -12,6 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+from losslab.tracking.hydra_callback import CONTINUES_TAG
 from tests.helpers import (
     REPO,
     STUDY,
@@ -107,7 +108,11 @@ def test_sweeps_on_other_data_never_share_a_study(tmp_path):
 @pytest.mark.slow
 def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=2")
-    run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=3")
+    proc = run_cli(tmp_path, *SWEEP, "hydra.sweeper.n_trials=3")
+    said = proc.stdout + proc.stderr  # nothing repeated per trial, nothing TensorFlow counts
+    for noise in ("Warning", "retracing", "absl::InitializeLog", "\x1b["):
+        assert noise not in said, noise
+    assert re.search(r"3 trials \(\d complete, \d pruned, 0 fail\); best trial \d: [\d.]+;", said)
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert [t.number for t in study.trials] == [0, 1, 2]
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
@@ -115,21 +120,27 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     assert set(study.trials[0].params) == {"optimizer.lr", "model.dropout", "imbalance.ratio"}
 
     sweeps, jobs = runs_by_type(tmp_path)
-    assert len(sweeps) == 1  # the re-run kept its parent run
-    parent = sweeps[0]
-    assert parent.info.status == "FINISHED"
-    children = [r for r in jobs if r.data.tags["mlflow.parentRunId"] == parent.info.run_id]
-    assert sorted(r.data.tags["optuna.trial_number"] for r in children) == ["0", "1", "2"]
-    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in children}
+    first, parent = sorted(sweeps, key=lambda r: r.info.start_time)  # one per command
+    assert parent.data.tags[CONTINUES_TAG] == first.info.run_id
+    assert {first.info.status, parent.info.status} == {"FINISHED"}
+    nested = {p.info.run_id: [] for p in sweeps}
+    for job in jobs:
+        nested[job.data.tags["mlflow.parentRunId"]].append(job.data.tags["optuna.trial_number"])
+    assert sorted(nested[first.info.run_id]) == ["0", "1"] and nested[parent.info.run_id] == ["2"]
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in jobs}
     for trial in study.trials:
         child = by_number[trial.number]
         assert trial.user_attrs["mlflow_run_id"] == child.info.run_id
         assert float(child.data.params["optimizer.lr"]) == pytest.approx(
             trial.params["optimizer.lr"]
         )
+    # the study's best as the parent's params, under the keys its children use
+    assert parent.data.params.keys() == study.best_params.keys()
+    for key, value in study.best_params.items():
+        assert float(parent.data.params[key]) == pytest.approx(value)
     # named by what they vary, distinct, short enough for the runs list
     assert parent.info.run_name == f"sweep {STUDY}"
-    shown = [r.info.run_name for r in children]
+    shown = [r.info.run_name for r in jobs]
     assert len(set(shown)) == 3 and all(len(name) <= 60 for name in shown), shown
     for name in shown:
         assert re.fullmatch(r"(\[pruned\] )?#\d( (lr|dropout|ratio)=[-\d.e]+){3}", name), name
@@ -209,6 +220,7 @@ def test_hopeless_trials_are_pruned(tmp_path):
     run_cli(
         tmp_path,
         *SWEEP,
+        "data=digits_9v4",  # separable: lr=0.01 always learns, so only lr=1e-9 falls behind
         "trainer.epochs=4",
         "hydra.sweeper.n_trials=8",
         "optimizer.lr=choice(0.01,1e-9)",
@@ -232,6 +244,8 @@ def test_hopeless_trials_are_pruned(tmp_path):
         assert run.data.tags["losslab.outcome"] == "pruned"
         assert run.info.run_name.startswith("[pruned] #"), run.info.run_name
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 4
+        last = trial.intermediate_values[max(trial.intermediate_values)]
+        assert run.data.metrics["objective"] == pytest.approx(last)  # what it reported last
 
     from losslab.compare import build_table, find_runs
 
@@ -241,6 +255,7 @@ def test_hopeless_trials_are_pruned(tmp_path):
     assert states == {
         t.number: "PRUNED" if t.state == TrialState.PRUNED else "FINISHED" for t in study.trials
     }
+    assert table["objective"].notna().all()  # pruned trials too
 
 
 @pytest.mark.slow

@@ -185,3 +185,25 @@ def test_run_names_say_what_a_job_varies():
     assert names.single_name([]) == "defaults"
     assert names.marked("#1 lr=0.1", "PRUNED") == "[pruned] #1 lr=0.1"
     assert names.marked("#1 lr=0.1", "FINISHED") == "#1 lr=0.1"
+
+
+def test_comparison_legends_stay_clear_of_the_plots_with_30_runs(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from losslab import compare
+
+    drawn = []
+    monkeypatch.setattr(compare.plt, "close", drawn.append)  # keep the figures to measure
+    curve = {"roc": {"fpr": [0, 0.01, 1], "tpr": [0, 0.5, 1]}}
+    curve["pr"] = {"recall": [0, 0.5, 1], "precision": [1, 0.9, 0.5]}
+    runs = {f"#{i} lr=0.00{i % 10 + 1} dropout=0.{i % 9}": curve for i in range(30)}
+    for kind in ("roc", "pr"):
+        path = compare._curves_plot(runs, kind, tmp_path / f"{kind}.png")
+        fig = drawn[-1]
+        (ax,) = fig.axes
+        renderer = fig.canvas.get_renderer()
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert not legend.overlaps(ax.get_window_extent(renderer))
+        assert len(ax.get_legend().get_texts()) == 30
+        assert path.stat().st_size > 0
+        plt.close(fig)

@@ -5,11 +5,13 @@ an error-level "failed call to cuInit" on a machine without a GPU) straight to f
 descriptor 2, before Python's logging exists; ``TF_CPP_MIN_LOG_LEVEL`` cannot silence the
 ones written before absl's ``InitializeLog``. :func:`start` holds descriptor 2 while the
 backend imports and finds its devices, and passes on every line that is not that noise.
-``TF_CPP_MIN_LOG_LEVEL=0`` (TensorFlow's "show everything") shows it all.
+``TF_CPP_MIN_LOG_LEVEL=0`` (TensorFlow's "show everything") shows it all, also the retracing
+warnings a sweep's jobs would otherwise repeat.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sys
@@ -49,6 +51,7 @@ def start() -> None:
             os.close(saved)
             held.seek(0)
             _pass_on(held.read().decode(errors="replace"))
+    logging.getLogger("tensorflow").addFilter(_not_retracing)
     _started = True
 
 
@@ -59,6 +62,12 @@ def _import() -> None:
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # the device probe writes its lines now
+
+
+def _not_retracing(record: logging.LogRecord) -> bool:
+    """Drop TensorFlow's "triggered tf.function retracing" warning: a sweep builds a new
+    model, with new functions, in every job of one process, which is what it counts."""
+    return "triggered tf.function retracing" not in record.getMessage()
 
 
 def _pass_on(text: str) -> None:

@@ -1,4 +1,4 @@
-"""Runs of one study side by side, read back through MLflow's client.
+"""Runs of one study side by side, read back through ``mlflow.search_runs`` (pandas).
 
 Given a parent run (a multirun or sweep) or an experiment (its newest multirun, or its runs
 when it has none), it builds a table of what varied between the runs and what they scored on
@@ -14,6 +14,8 @@ import html
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Run  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_TYPE_TAG = "losslab.run_type"
@@ -46,6 +48,7 @@ METRICS = (
     "epochs_run",
     "best_epoch",
 )
+COUNTS = ("epochs_run", "best_epoch")  # metrics shown as integers
 TRIAL_TAG = "optuna.trial_number"
 IGNORED_PARAMS = ("paths.", "tracking.", "tags.")
 
@@ -61,13 +64,27 @@ class Comparison:
     files: list[Path]
 
 
+@contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    """``mlflow.search_runs`` reads MLflow's global URI: set it for the call only."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def find_runs(
-    client: MlflowClient, experiment: str | None = None, parent_run_id: str | None = None
-) -> tuple[str | None, list[Run]]:
-    """The parent run and its children, oldest first; or an experiment's runs."""
+    client: MlflowClient,
+    experiment: str | None = None,
+    parent_run_id: str | None = None,
+    uri: str | None = None,
+) -> tuple[str | None, pd.DataFrame]:
+    """The parent run and its children (one row each, oldest first, as ``mlflow.search_runs``
+    gives them); or an experiment's runs."""
     if parent_run_id:
-        parent = client.get_run(parent_run_id)
-        exp_ids = [parent.info.experiment_id]
+        exp_ids = [client.get_run(parent_run_id).info.experiment_id]
     else:
         found = client.get_experiment_by_name(experiment or "")
         if found is None:
@@ -82,33 +99,36 @@ def find_runs(
         )
         parent_run_id = parents[0].info.run_id if parents else None
     query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'" if parent_run_id else ""
-    runs = client.search_runs(
-        exp_ids, filter_string=query, order_by=["attributes.start_time ASC"], max_results=1000
-    )
-    runs = [r for r in runs if r.data.tags.get(RUN_TYPE_TAG) != "sweep"]
-    if not runs:
+    with _tracking_uri(uri or client.tracking_uri):
+        runs = mlflow.search_runs(
+            exp_ids, filter_string=query, order_by=["attributes.start_time ASC"], max_results=1000
+        )
+    type_column = f"tags.{RUN_TYPE_TAG}"
+    if type_column in runs:
+        runs = runs[runs[type_column] != "sweep"]
+    if runs.empty:
         where = f"parent run {parent_run_id}" if parent_run_id else f"experiment {experiment!r}"
         raise CompareError(f"{where} has no runs to compare")
-    return parent_run_id, runs
+    return parent_run_id, runs.reset_index(drop=True)
 
 
-def _overrides(run: Run) -> dict[str, str]:
-    words = run.data.tags.get("losslab.overrides", "").split()
-    return dict(w.split("=", 1) for w in words if "=" in w)
+def _column(runs: pd.DataFrame, name: str) -> pd.Series:
+    """A column of ``runs`` that may be missing (no run has that tag, param or metric)."""
+    return runs[name] if name in runs else pd.Series([None] * len(runs), index=runs.index)
 
 
-def _varying(values: list[dict[str, str]]) -> list[str]:
-    keys = sorted({k for v in values for k in v})
-    return [k for k in keys if len({v.get(k) for v in values}) > 1]
+def _varying(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if frame[c].fillna("-").nunique() > 1]
 
 
-def labels(runs: list[Run]) -> list[str]:
+def labels(runs: pd.DataFrame) -> list[str]:
     """Each run named by the overrides that tell it from the others (or its run name)."""
-    overrides = [_overrides(r) for r in runs]
-    keys = _varying(overrides)
-    names = [" ".join(f"{k}={o.get(k, '-')}" for k in keys) for o in overrides]
+    words = _column(runs, "tags.losslab.overrides").fillna("").str.split()
+    overrides = pd.DataFrame([dict(w.split("=", 1) for w in ws if "=" in w) for ws in words])
+    keys = sorted(_varying(overrides))
+    names = [" ".join(f"{k}={row.get(k, '-')}" for k in keys) for _, row in overrides.iterrows()]
     if len(set(names)) < len(runs) or not all(names):
-        names = [r.info.run_name or r.info.run_id[:8] for r in runs]
+        names = list(_column(runs, "tags.mlflow.runName").fillna(runs["run_id"].str[:8]))
     return names
 
 
@@ -120,57 +140,51 @@ def _artifact_json(client: MlflowClient, run_id: str, path: str, folder: Path) -
     return json.loads(Path(local).read_text())
 
 
-def build_table(client: MlflowClient, runs: list[Run], folder: Path) -> pd.DataFrame:
-    """One row per run: label, id, status, the params that varied, scores, confusion."""
-    params = [
-        {k: v for k, v in r.data.params.items() if not k.startswith(IGNORED_PARAMS)} for r in runs
+def state(runs: pd.DataFrame) -> pd.Series:
+    """Each run's outcome: PRUNED for a trial the pruner stopped (MLflow has no such status)."""
+    outcome = _column(runs, "tags.losslab.outcome").str.upper()
+    return outcome.where(outcome.notna(), runs["status"])
+
+
+def build_table(client: MlflowClient, runs: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """One row per run: label, id, trial, state, the params that varied, scores, confusion."""
+    params = runs[[c for c in runs if c.startswith("params.")]]
+    params = params[[c for c in params if not c[len("params.") :].startswith(IGNORED_PARAMS)]]
+    table = pd.DataFrame({"run": labels(runs), "run_id": runs["run_id"]})
+    if f"tags.{TRIAL_TAG}" in runs:
+        table["trial"] = pd.to_numeric(runs[f"tags.{TRIAL_TAG}"]).astype("Int64")
+    table["status"] = state(runs)
+    for column in _varying(params):
+        table[column[len("params.") :]] = params[column].map(_rounded)
+    for metric in METRICS:
+        if f"metrics.{metric}" in runs and runs[f"metrics.{metric}"].notna().any():
+            values = runs[f"metrics.{metric}"]
+            table[metric] = values.round().astype("Int64") if metric in COUNTS else values
+    confusions = [
+        _artifact_json(client, run_id, "evaluation/confusion_matrix.json", folder / run_id)
+        for run_id in runs["run_id"]
     ]
-    varied = _varying(params)
-    shown = [m for m in METRICS if any(m in r.data.metrics for r in runs)]
-    trials = any(TRIAL_TAG in r.data.tags for r in runs)
-    rows = []
-    for label, run, p in zip(labels(runs), runs, params, strict=True):
-        row: dict[str, Any] = {"run": label, "run_id": run.info.run_id, "status": state(run)}
-        if trials:
-            row["trial"] = run.data.tags.get(TRIAL_TAG)
-        row.update({k: _rounded(p.get(k)) for k in varied})
-        row.update({m: run.data.metrics.get(m) for m in shown})
-        confusion = _artifact_json(
-            client, run.info.run_id, "evaluation/confusion_matrix.json", folder / run.info.run_id
-        )
-        row["confusion"] = json.dumps(confusion["at_threshold"]) if confusion else None
-        at_half = (confusion or {}).get("at_0.5")
-        row["confusion_at_0.5"] = json.dumps(at_half) if at_half else None
-        rows.append(row)
-    return pd.DataFrame(rows)
+    table["confusion"] = [json.dumps(c["at_threshold"]) if c else None for c in confusions]
+    table["confusion_at_0.5"] = [
+        json.dumps(c["at_0.5"]) if c and c.get("at_0.5") else None for c in confusions
+    ]
+    return table
 
 
 def _rounded(value: str | None) -> str | None:
     """A param as people read it: floats to 3 significant digits (Optuna samples 17)."""
     from losslab.tracking.names import readable_value
 
-    return None if value is None else readable_value(value)
-
-
-def state(run: Run) -> str:
-    """The run's status, PRUNED for a trial the pruner stopped (MLflow has no such status)."""
-    if run.data.tags.get("losslab.pruned") == "true":
-        return "PRUNED"
-    return run.info.status
+    return None if value is None or pd.isna(value) else readable_value(value)
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """A GitHub-style table; numbers to 4 decimals."""
-
-    def cell(value: Any) -> str:
-        if isinstance(value, float):
-            return "" if pd.isna(value) else f"{value:.4f}"
-        return "" if value is None else str(value).replace("|", "\\|")
-
+    """A GitHub-style table; scores to 3 decimals."""
     columns = [c for c in table.columns if c != "run_id"]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, row in table.iterrows():
-        lines.append("| " + " | ".join(cell(row[c]) for c in columns) + " |")
+        cells = (_fmt(row[c]).replace("|", "\\|") for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -198,12 +212,12 @@ def _save(fig, ax, path: Path) -> Path:
     return path
 
 
-def _learning_plot(client: MlflowClient, runs: list[Run], names: list[str], path: Path) -> Path:
+def _learning_plot(client: MlflowClient, run_ids: list[str], names: list[str], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(7, 5))
-    for i, (run, label) in enumerate(zip(runs, names, strict=True)):
+    for i, (run_id, label) in enumerate(zip(run_ids, names, strict=True)):
         color = f"C{i % 10}"
         for key, style in (("loss", "--"), ("val_loss", "-")):
-            history = client.get_metric_history(run.info.run_id, key)
+            history = client.get_metric_history(run_id, key)
             steps = [m.step for m in history]
             ax.plot(steps, [m.value for m in history], style, color=color, label=f"{label} ({key})")
     ax.set_yscale("log")  # one run's loss of 20 would flatten the others' 0.1 on a linear axis
@@ -216,7 +230,9 @@ def _learning_plot(client: MlflowClient, runs: list[Run], names: list[str], path
 
 
 def _html(title: str, table: pd.DataFrame, images: list[Path]) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in table.columns)
+    table = table.drop(columns="run_id")  # in comparison.csv; too wide to read here
+    # long metric names break after their underscores, so 20 columns fit a laptop's screen
+    head = "".join(f"<th>{html.escape(str(c)).replace('_', '_<wbr>')}</th>" for c in table.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
         for row in table.itertuples(index=False)
@@ -229,7 +245,8 @@ def _html(title: str, table: pd.DataFrame, images: list[Path]) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
+        "table{font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "th{vertical-align:bottom}"
         "figure{display:inline-block;margin:1em}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>{figures}"
         "</body></html>"
@@ -237,9 +254,10 @@ def _html(title: str, table: pd.DataFrame, images: list[Path]) -> str:
 
 
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "" if pd.isna(value) else f"{value:.4f}"
-    return "" if value is None else str(value)
+    """A cell as people read it: empty for a missing value, scores to 3 decimals."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def compare(
@@ -254,22 +272,19 @@ def compare(
 
     os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"  # one bar per artifact
     client = MlflowClient(uri)
-    parent_run_id, runs = find_runs(client, experiment, parent_run_id)
+    parent_run_id, runs = find_runs(client, experiment, parent_run_id, uri)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         table = build_table(client, runs, Path(tmp))
         names = list(table["run"])
+        run_ids = list(table["run_id"])
         curves = {
             name: c
-            for name, run in zip(names, runs, strict=True)
-            if (
-                c := _artifact_json(
-                    client, run.info.run_id, "evaluation/curves.json", Path(tmp) / run.info.run_id
-                )
-            )
+            for name, run_id in zip(names, run_ids, strict=True)
+            if (c := _artifact_json(client, run_id, "evaluation/curves.json", Path(tmp) / run_id))
         }
-    images = [_learning_plot(client, runs, names, out / "learning_curves.png")]
+    images = [_learning_plot(client, run_ids, names, out / "learning_curves.png")]
     if curves:
         images = [
             _curves_plot(curves, "pr", out / "pr_curves.png"),
@@ -279,7 +294,8 @@ def compare(
     text = markdown(table)
     (out / "comparison.md").write_text(text + "\n")
     table.to_csv(out / "comparison.csv", index=False)
-    title = f"losslab comparison: {experiment or parent_run_id}"
+    parent_name = client.get_run(parent_run_id).info.run_name if parent_run_id else None
+    title = f"losslab comparison: {parent_name or experiment or parent_run_id}"
     (out / "comparison.html").write_text(_html(title, table, images))
     files = [out / "comparison.md", out / "comparison.csv", out / "comparison.html", *images]
     if log_to_parent and parent_run_id:

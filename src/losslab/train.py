@@ -644,6 +644,7 @@ def main(cfg: DictConfig) -> Any:
     import optuna
 
     conf = config_lib.to_objects(cfg)
+    backend.start()  # the pruning callback imports Keras
     job.tags.update(trial.tags())
     maximize = conf.direction == "maximize"
     callbacks = trial.callbacks(conf.objective, maximize, conf.trainer.early_stopping)

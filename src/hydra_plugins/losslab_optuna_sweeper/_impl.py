@@ -168,7 +168,9 @@ class OptunaSweeperImpl:
         return instantiate(node, seed=derived)
 
     def _ask(self, study: optuna.Study, space: search_space.SearchSpace) -> tuple[Any, list[str]]:
-        trial = study.ask(space.distributions)
+        with warnings.catch_warnings():  # the sweeper and its jobs beat (losslab.search.heartbeat)
+            warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            trial = study.ask(space.distributions)
         extra: list[str] = []
         if self.custom_search_space is not None:
             returned = self.custom_search_space(self.config, trial)
@@ -320,9 +322,25 @@ class OptunaSweeperImpl:
 def _print_best(study: optuna.Study) -> None:
     from losslab.search.report import best_trials
 
+    states = [t.state for t in study.trials]
+    counts = ", ".join(
+        f"{states.count(state)} {state.name.lower()}"
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    )
     best = best_trials(study)
-    if best:
-        log.info("best trial %d: %s %s", best[0].number, best[0].values, best[0].params)
+    if not best:
+        log.info("%d trials (%s); none complete", len(states), counts)
+        return
+    values = " ".join(_brief(v) for v in best[0].values)
+    params = " ".join(f"{key}={_brief(value)}" for key, value in best[0].params.items())
+    log.info(
+        "%d trials (%s); best trial %d: %s; %s", len(states), counts, best[0].number, values, params
+    )
+
+
+def _brief(value: object) -> str:
+    """3 significant digits for people; the exact values are in the study and the runs."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 class _ParentRun:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from optuna import TrialPruned
 from optuna_integration import KerasPruningCallback
 
 
@@ -22,6 +23,8 @@ class BestSoFarPruningCallback(KerasPruningCallback):
     ``best_so_far=False`` reports each raw epoch, as the stock callback does. With validation
     folds a trial trains one model after another: :meth:`start_fold` moves the reported steps
     on by the epochs of a fold, so fold ``k`` of every trial is compared at the same steps.
+    The ``TrialPruned`` it raises carries the value reported last as ``objective``: the
+    trial's MLflow run logs it as its objective, as a finished trial's run does.
     """
 
     def __init__(
@@ -46,4 +49,9 @@ class BestSoFarPruningCallback(KerasPruningCallback):
             elif math.isfinite(value):
                 self._best = max(self._best, value) if self._maximize else min(self._best, value)
             logs[self._monitor] = self._best  # a NaN epoch keeps the best so far
-        super().on_epoch_end(self._offset + epoch, logs)
+        try:
+            super().on_epoch_end(self._offset + epoch, logs)
+        except TrialPruned as pruned:
+            value = logs.get(self._monitor)  # what the trial reported last: its value
+            pruned.objective = None if value is None else float(value)
+            raise

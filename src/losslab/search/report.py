@@ -1,10 +1,12 @@
 """What a sweep's MLflow parent run records about its Optuna study.
 
 At the start: study name, storage (secrets masked), sampler, pruner and search space. At the
-end: the best trial's value (metric ``best_value``) and params (tags ``best.<param>`` and
-``optuna/best_trial.json``), every trial as ``optuna/trials.csv``, and Optuna's
-optimization-history and parameter-importance plots. Tags and artifacts, not params, hold
-what changes when a resumed sweep records again.
+end: the best trial's value (metric ``best_value``) and params (params under the children's
+keys, so the parent's row lines up with its children's columns, tags ``best.<param>`` and
+``optuna/best_trial.json``), every trial as ``optuna/trials.csv``, the optimization history
+with pruned and failed trials, and Optuna's parameter-importance plot. Each sweep command has
+a parent of its own (a resumed study's next command gets a new one), so the params it logs
+once at its end are never changed.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from typing import Any
 
 import optuna
 from mlflow import MlflowClient
+from mlflow.entities import Param
 
+from losslab.search.history import plot_history
+from losslab.search.study import IDENTITY_ATTR
 from losslab.tracking.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -47,31 +52,35 @@ def log_study_start(
     client.log_text(run_id, json.dumps(space, indent=2), "optuna/search_space.json")
 
 
-def _plots(study: optuna.Study, folder: Path) -> list[Path]:
+def _objective_name(study: optuna.Study) -> str:
+    identity = study.user_attrs.get(IDENTITY_ATTR) or {}
+    return identity.get("objective", {}).get("name", "objective")
+
+
+def _importances(study: optuna.Study, path: Path) -> Path | None:
+    """Optuna's parameter-importance plot; None when the study has too few trials for it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as optuna_plots
+    from optuna.visualization.matplotlib import plot_param_importances
 
     target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
-    made = []
-    for name, plot in (
-        ("optimization_history", optuna_plots.plot_optimization_history),
-        ("param_importances", optuna_plots.plot_param_importances),
-    ):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                axes = plot(study, target=target) if target else plot(study)
-            figure = getattr(axes, "figure", None) or axes.flat[0].figure
-            path = folder / f"{name}.png"
-            figure.savefig(path, dpi=100, bbox_inches="tight")
-            plt.close(figure)
-            made.append(path)
-        except (ValueError, RuntimeError, ZeroDivisionError) as err:  # too few trials
-            log.info("optuna %s plot skipped: %s", name, err)
-    return made
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            axes = plot_param_importances(study, target=target)
+    except (ValueError, RuntimeError, ZeroDivisionError) as err:
+        log.info("optuna param_importances plot skipped: %s", err)
+        return None
+    axes.figure.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(axes.figure)
+    return path
+
+
+def param_key(override_key: str) -> str:
+    """The MLflow key of a swept override: ``+tags.w`` and ``~x`` are not valid MLflow keys."""
+    return override_key.lstrip("+~")
 
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -90,7 +99,9 @@ def log_study_end(client: MlflowClient, run_id: str, study: optuna.Study) -> Non
         top = best[0]
         for i, value in enumerate(top.values):
             client.log_metric(run_id, "best_value" if i == 0 else f"best_value_{i}", value)
-        for key, value in top.params.items():
+        params = {param_key(key): value for key, value in top.params.items()}
+        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        for key, value in params.items():
             client.set_tag(run_id, f"best.{key}", str(value))
         client.set_tag(run_id, "optuna.best_trial", str(top.number))
         summary = {
@@ -103,5 +114,6 @@ def log_study_end(client: MlflowClient, run_id: str, study: optuna.Study) -> Non
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
-        _plots(study, folder)
+        plot_history(study, folder / "optimization_history.png", _objective_name(study))
+        _importances(study, folder / "param_importances.png")
         client.log_artifacts(run_id, str(folder), "optuna")

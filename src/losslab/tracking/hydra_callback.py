@@ -4,6 +4,10 @@ Hydra calls ``on_multirun_end`` only when the sweep returns; a sweep stopped by 
 error would leave its parent RUNNING. Each parent this process opens is therefore kept in
 :data:`OPEN_PARENTS` until it is ended, and :func:`end_open_parents` (called by
 :func:`losslab.cli.run_app` for whatever ended the command) ends the rest KILLED or FAILED.
+
+Each sweep command gets a parent of its own, also when it continues a study an earlier command
+began (its tag ``losslab.continues`` names that command's parent): a run records one
+execution, and the best params a parent logs at its end are then never changed.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class MlflowParentRun(Callback):
         from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
         from losslab.tracking import names, stale
+        from losslab.tracking.launcher import made_for_us, point_to, project_tags
         from losslab.tracking.redact import redact_text
         from losslab.tracking.run import MLFLOW_RUN_ID_ENV, experiment_id
         from losslab.tracking.store import ensure_ready
@@ -60,14 +65,19 @@ class MlflowParentRun(Callback):
         keep_credentials_off_stdout(config.tracking.uri)
         stale.end_dead_runs(self.client, exp, config.tracking.stale_after_s)
         owner = {stale.PROCESS_TAG: stale.process_token()}
-        existing = read_parent_id(sweep_dir) or os.environ.get(MLFLOW_RUN_ID_ENV)
-        if existing:  # a resumed sweep keeps its parent; `mlflow run` made one for us
-            self.run_id = existing
-            self.client.update_run(existing, status="RUNNING")
-            self.client.set_tag(existing, stale.PROCESS_TAG, owner[stale.PROCESS_TAG])
-            write_parent_id(sweep_dir, existing)
-            OPEN_PARENTS[existing] = config.tracking.uri
+        launcher = os.environ.get(MLFLOW_RUN_ID_ENV)
+        given = made_for_us(self.client, launcher, exp)
+        if given is not None:  # `mlflow run` made the parent for us
+            self.run_id = given.info.run_id
+            self.client.set_tag(self.run_id, stale.PROCESS_TAG, owner[stale.PROCESS_TAG])
+            write_parent_id(sweep_dir, self.run_id)
+            OPEN_PARENTS[self.run_id] = config.tracking.uri
             return
+        if launcher:  # made in "Default": this experiment gets the parent, with its tags
+            owner.update(project_tags(self.client.get_run(launcher)))
+        previous = read_parent_id(sweep_dir)  # a resumed study: this command's own parent
+        if previous:
+            owner[CONTINUES_TAG] = previous
         overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task)]
         shared = names.shared_overrides(overrides)
         name = redact_text(_parent_name(config, overrides, shared))
@@ -86,6 +96,8 @@ class MlflowParentRun(Callback):
             },
         )
         self.run_id = run.info.run_id
+        if launcher:
+            point_to(self.client, launcher, run, config.tracking.experiment or config.task_name)
         OPEN_PARENTS[self.run_id] = config.tracking.uri
         write_parent_id(sweep_dir, self.run_id)
         log.info("MLflow parent run %s for sweep %s", self.run_id, sweep_dir)
@@ -105,6 +117,7 @@ def _parent_name(config: DictConfig, overrides: list[str], shared: list[str]) ->
     return f"sweep {study or swept or config.hydra.sweep.dir.rstrip('/').rsplit('/', 1)[-1]}"
 
 
+CONTINUES_TAG = "losslab.continues"  # the parent of the command that ran the study before
 OPEN_PARENTS: dict[str, str] = {}  # run id -> tracking URI of parents not ended yet
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
@@ -33,13 +36,14 @@ def log_keras_model(
     os.environ[EXPERIMENT_ID_ENV] = experiment_id
     mlflow.set_tracking_uri(uri)
     try:
-        info = mlflow.tensorflow.log_model(
-            inference,
-            name="model",
-            signature=signature,
-            input_example=input_example,
-            run_id=run_id,
-        )
+        with quiet_progress():
+            info = mlflow.tensorflow.log_model(
+                inference,
+                name="model",
+                signature=signature,
+                input_example=input_example,
+                run_id=run_id,
+            )
     finally:
         mlflow.set_tracking_uri(previous_uri)
         for key, value in saved.items():
@@ -48,6 +52,29 @@ def log_keras_model(
             else:
                 os.environ[key] = value
     return info.model_uri
+
+
+@contextmanager
+def quiet_progress() -> Iterator[None]:
+    """No progress bar while MLflow predicts on the input example to check the logged model.
+
+    Keras writes ``predict``'s bar to stdout (control codes included, also into a file), or,
+    with interactive logging off, as absl INFO records, which Hydra's logging shows; so
+    interactive logging is switched off for this thread (Keras keeps it per thread) and
+    absl's INFO records are held back meanwhile.
+    """
+    import keras
+
+    absl = logging.getLogger("absl")
+    level, interactive = absl.level, keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    absl.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+        if interactive:
+            keras.config.enable_interactive_logging()
 
 
 def load_keras_model(path: str, compile: bool = True) -> Any:

@@ -10,6 +10,7 @@ for ``offline_after_s`` the run records the rest into a spill folder to replay l
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -31,6 +32,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from losslab.tracking import stale
+from losslab.tracking.launcher import made_for_us, point_to, project_tags
 from losslab.tracking.model import log_keras_model
 from losslab.tracking.names import marked
 from losslab.tracking.patience import Patience, StoreAway, unreachable
@@ -187,19 +189,24 @@ class TrackedRun:
         return tags
 
     def _begin(self, experiment: str, start: RunStart, tags: dict[str, str], live: Liveness):
-        """Create the run (or take the one made for us), after ending dead runs KILLED."""
+        """Create the run (or take the one ``mlflow run`` made), after ending dead runs."""
         ensure_ready(self.uri)
-        if start.run_id:  # a run made for us, e.g. by `mlflow run`
-            self.run = self.client.get_run(start.run_id)
-            self.experiment_id = self.run.info.experiment_id
+        self.experiment_id = experiment_id(self.client, experiment, start.artifact_location)
+        given = made_for_us(self.client, start.run_id, self.experiment_id)
+        if given is not None:
+            self.experiment_id = given.info.experiment_id
             stale.end_dead_runs(self.client, self.experiment_id, live.stale_after_s)
             for key, value in tags.items():
-                self.client.set_tag(start.run_id, key, value)
+                self.client.set_tag(given.info.run_id, key, value)
+            self.run = given
         else:
-            self.experiment_id = experiment_id(self.client, experiment, start.artifact_location)
             stale.end_dead_runs(self.client, self.experiment_id, live.stale_after_s)
+            if start.run_id:  # made by `mlflow run` in "Default": the project's tags come along
+                tags = {**tags, **project_tags(self.client.get_run(start.run_id))}
             name = tags.get(MLFLOW_RUN_NAME)
             self.run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            if start.run_id:
+                point_to(self.client, start.run_id, self.run, experiment)
         self.run_id = self.run.info.run_id
 
     def _begin_offline(self, experiment: str, start: RunStart, tags: dict[str, str], why: str):
@@ -236,11 +243,16 @@ class TrackedRun:
             self._close(exc_type, exc)
 
     def _close(self, exc_type, exc) -> None:
-        """Store (or spill) what is queued, then the outcome and the final status."""
+        """Store (or spill) what is queued, then the outcome and the final status. A pruned
+        trial's ``objective`` is the value it reported last (see
+        :class:`losslab.search.pruning.BestSoFarPruningCallback`), so every trial has one."""
+        pruned = exc_type is not None and _is_pruned(exc_type)
+        reported = getattr(exc, "objective", None) if pruned else None
+        if reported is not None and math.isfinite(reported):
+            self.log_metrics({"objective": reported})
         self.sync()
         self._closed.set()
         self.writer.close(timeout=1 if self.offline else None)
-        pruned = exc_type is not None and _is_pruned(exc_type)
         if exc_type is None or pruned:
             status = "FINISHED"
         elif issubclass(exc_type, KeyboardInterrupt):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import keras
+import mlflow
 import numpy as np
 import pytest
+from mlflow import MlflowClient
 
 from losslab.train import train
 from tests.helpers import (
@@ -37,6 +40,16 @@ def test_default_run_end_to_end_cli(tmp_path):
     assert [line for line in lines if line.startswith("epoch 3/3 | loss ")]
     (output,) = [line for line in lines if line.startswith("Output: ")]
     assert (Path(output.split()[1]) / "model.keras").is_file()
+    # the logged model's environment: the versions that trained it, given, not inferred
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    exp = MlflowClient(store).get_experiment_by_name("losslab").experiment_id
+    (logged,) = MlflowClient(store).search_logged_models([exp])
+    model = mlflow.artifacts.download_artifacts(
+        f"{logged.artifact_location}/requirements.txt", dst_path=str(tmp_path / "logged")
+    )
+    pins = set(Path(model).read_text().split())
+    for package in ("mlflow", "tensorflow", "keras", "numpy"):
+        assert f"{package}=={version(package)}" in pins
 
 
 @pytest.mark.slow

@@ -46,66 +46,66 @@ class MlflowParentRun(Callback):
             log.warning("no MLflow parent run for this sweep: %s", why)
             return
         from mlflow import MlflowClient
-        from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
 
-        from losslab.tracking import names, stale
+        from losslab.tracking import stale
         from losslab.tracking.launcher import made_for_us, point_to, project_tags
-        from losslab.tracking.redact import redact_text
         from losslab.tracking.run import MLFLOW_RUN_ID_ENV, experiment_id
         from losslab.tracking.store import ensure_ready
 
-        sweep_dir = config.hydra.sweep.dir
         ensure_ready(config.tracking.uri)
         self.client = MlflowClient(config.tracking.uri)
-        exp = experiment_id(
-            self.client,
-            config.tracking.experiment or config.task_name,
-            config.tracking.artifact_location,
-        )
+        experiment = config.tracking.experiment or config.task_name
+        exp = experiment_id(self.client, experiment, config.tracking.artifact_location)
         keep_credentials_off_stdout(config.tracking.uri)
         stale.end_dead_runs(self.client, exp, config.tracking.stale_after_s)
-        owner = {stale.PROCESS_TAG: stale.process_token()}
+        extra = {stale.PROCESS_TAG: stale.process_token()}
         launcher = os.environ.get(MLFLOW_RUN_ID_ENV)
         given = made_for_us(self.client, launcher, exp)
         if given is not None:  # `mlflow run` made the parent for us
-            self.run_id = given.info.run_id
-            self.client.set_tag(self.run_id, stale.PROCESS_TAG, owner[stale.PROCESS_TAG])
-            write_parent_id(sweep_dir, self.run_id)
-            OPEN_PARENTS[self.run_id] = config.tracking.uri
+            self.client.set_tag(given.info.run_id, stale.PROCESS_TAG, extra[stale.PROCESS_TAG])
+            self._opened(config, given.info.run_id)
             return
         if launcher:  # made in "Default": this experiment gets the parent, with its tags
-            owner.update(project_tags(self.client.get_run(launcher)))
-        previous = read_parent_id(sweep_dir)  # a resumed study: this command's own parent
+            extra.update(project_tags(self.client.get_run(launcher)))
+        previous = read_parent_id(config.hydra.sweep.dir)  # a study this command continues
         if previous:
-            owner[CONTINUES_TAG] = previous
-        overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task)]
-        shared = names.shared_overrides(overrides)
-        name = redact_text(_parent_name(config, overrides, shared))
-        run = self.client.create_run(
-            exp,
-            run_name=name,
-            tags={
-                MLFLOW_RUN_NAME: name,
-                "losslab.run_type": "sweep",
-                "losslab.sweep_dir": sweep_dir,
-                "losslab.overrides": redact_text(" ".join(overrides)),
-                names.SHARED_TAG: json.dumps([redact_text(o) for o in shared]),
-                "losslab.sweeper": config.hydra.sweeper._target_,
-                "losslab.launcher": config.hydra.launcher._target_,
-                **owner,
-            },
-        )
-        self.run_id = run.info.run_id
+            extra[CONTINUES_TAG] = previous
+        run = self.client.create_run(exp, tags={**_parent_tags(config), **extra})
         if launcher:
-            point_to(self.client, launcher, run, config.tracking.experiment or config.task_name)
-        OPEN_PARENTS[self.run_id] = config.tracking.uri
-        write_parent_id(sweep_dir, self.run_id)
-        log.info("MLflow parent run %s for sweep %s", self.run_id, sweep_dir)
+            point_to(self.client, launcher, run, experiment)
+        self._opened(config, run.info.run_id)
+        log.info("MLflow parent run %s for sweep %s", self.run_id, config.hydra.sweep.dir)
+
+    def _opened(self, config: DictConfig, run_id: str) -> None:
+        """Share ``run_id`` with the jobs, and end it with the command if the sweep does not."""
+        self.run_id = run_id
+        OPEN_PARENTS[run_id] = config.tracking.uri
+        write_parent_id(config.hydra.sweep.dir, run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.client is not None and self.run_id is not None:
             self.client.set_terminated(self.run_id, "FINISHED")
             OPEN_PARENTS.pop(self.run_id, None)
+
+
+def _parent_tags(config: DictConfig) -> dict[str, str]:
+    """Name, type, folder, the overrides (masked) and which of them all jobs share."""
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NAME
+
+    from losslab.tracking import names
+    from losslab.tracking.redact import redact_text
+
+    overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task)]
+    shared = names.shared_overrides(overrides)
+    return {
+        MLFLOW_RUN_NAME: redact_text(_parent_name(config, overrides, shared)),
+        "losslab.run_type": "sweep",
+        "losslab.sweep_dir": config.hydra.sweep.dir,
+        "losslab.overrides": redact_text(" ".join(overrides)),
+        names.SHARED_TAG: json.dumps([redact_text(o) for o in shared]),
+        "losslab.sweeper": config.hydra.sweeper._target_,
+        "losslab.launcher": config.hydra.launcher._target_,
+    }
 
 
 def _parent_name(config: DictConfig, overrides: list[str], shared: list[str]) -> str:

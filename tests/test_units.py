@@ -207,3 +207,48 @@ def test_comparison_legends_stay_clear_of_the_plots_with_30_runs(tmp_path, monke
         assert len(ax.get_legend().get_texts()) == 30
         assert path.stat().st_size > 0
         plt.close(fig)
+
+
+def test_reading_runs_back_leaves_mlflows_tracking_uri_as_it_was(tmp_path, monkeypatch):
+    """``mlflow.search_runs`` needs the global URI; setting it also exports it to every
+    subprocess started later, which would then record into this store."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from losslab.compare import find_runs
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    before = mlflow.get_tracking_uri()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = MlflowClient(uri)
+    client.create_run(client.create_experiment("read-back"))
+    _, runs = find_runs(client, "read-back", uri=uri)
+    assert len(runs) == 1
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert mlflow.get_tracking_uri() == before
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ["loss", "pr_auc", "tp", "fp", "fn", "tn", "learning_rate", "epoch_time_s"],
+        ["loss", "macro_f1", "min_recall"],  # multi-class: no counts
+        ["loss", "auc"],  # no validation at all
+    ],
+)
+def test_learning_curves_draw_each_metric_once_on_the_panel_of_its_scale(keys):
+    from losslab.plots import COUNTS, NOT_CURVES, curve_panels
+
+    history = {k: [0.5, 0.4] for k in keys}
+    if "pr_auc" in keys:
+        history |= {f"val_{k}": [0.5, 0.4] for k in keys if k not in NOT_CURVES}
+        history["val_recall_at_fpr"] = [0.1, 0.2]  # validation only
+    panels = curve_panels(history)
+    drawn = [k for shown in panels.values() for k in shown]
+    assert len(drawn) == len(set(drawn))
+    names = {k.removeprefix("val_") for k in history} - set(NOT_CURVES)
+    assert {k.removeprefix("val_") for k in drawn} == names  # every metric, no timings
+    assert all(k.endswith("loss") for k in panels["loss"])
+    assert set(panels.get("validation counts", [])) <= {f"val_{c}" for c in COUNTS}
+    if "val_pr_auc" in history:
+        assert "val_pr_auc" in panels["validation scores"] and "pr_auc" not in drawn

@@ -27,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
+from mlflow.environment_variables import MLFLOW_TRACKING_URI  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"
 RUN_TYPE_TAG = "losslab.run_type"
@@ -66,13 +67,22 @@ class Comparison:
 
 @contextmanager
 def _tracking_uri(uri: str) -> Iterator[None]:
-    """``mlflow.search_runs`` reads MLflow's global URI: set it for the call only."""
-    previous = mlflow.get_tracking_uri()
+    """``mlflow.search_runs`` reads MLflow's global URI: set it for the call only.
+
+    ``mlflow.set_tracking_uri`` also sets ``MLFLOW_TRACKING_URI`` in ``os.environ`` (for
+    subprocesses), so both are put back as they were, the variable unset if it was unset.
+    """
+    variable = os.environ.get(MLFLOW_TRACKING_URI.name)
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(previous)
+        if variable is None:
+            MLFLOW_TRACKING_URI.unset()
+        else:
+            os.environ[MLFLOW_TRACKING_URI.name] = variable
 
 
 def find_runs(

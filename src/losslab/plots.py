@@ -101,23 +101,41 @@ def pr_curve(ev: Evaluation, path: Path) -> Path:
     return _save(fig, path)
 
 
+COUNTS = ("tp", "fp", "fn", "tn")
+NOT_CURVES = ("learning_rate", "epoch_time_s", "samples_per_second")  # of the run, not the model
+
+
+def curve_panels(history: dict[str, list[float]]) -> dict[str, list[str]]:
+    """Keys to draw, one panel per scale: losses (train and validation), validation scores
+    (0 to 1) and validation counts; a score or count without a validation twin is drawn as
+    trained on."""
+    keys = [k for k in history if k.removeprefix("val_") not in NOT_CURVES]
+    names = list(dict.fromkeys(k.removeprefix("val_") for k in keys))  # in order, once
+
+    def shown(name: str) -> str:
+        return f"val_{name}" if f"val_{name}" in history else name
+
+    losses = [k for k in keys if k.removeprefix("val_").endswith("loss")]
+    counts = [shown(n) for n in names if n in COUNTS]
+    scores = [shown(n) for n in names if n not in COUNTS and not n.endswith("loss")]
+    panels = {"loss": losses, "validation scores": scores, "validation counts": counts}
+    return {title: keys for title, keys in panels.items() if keys}
+
+
 def learning_curves(history: dict[str, list[float]], path: Path) -> Path:
-    """One panel per metric (each on its own scale) with its validation twin; epochs from 0,
-    as MLflow numbers the steps of epoch metrics."""
-    keys = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
-    cols = min(3, max(1, len(keys)))
-    rows = int(np.ceil(len(keys) / cols)) or 1
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
-    for ax, key in zip(axes.flat, keys, strict=False):
-        epochs = np.arange(len(history[key]))
-        ax.plot(epochs, history[key], label="train")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label="val")
-        ax.set(title=key, xlabel="epoch (MLflow step)")
+    """One panel per metric scale; epochs from 0, as MLflow numbers the steps of epoch
+    metrics. Three panels, not one per metric: a dozen panels took a second to draw."""
+    panels = curve_panels(history)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (title, keys) in zip(axes.flat, panels.items(), strict=True):
+        for key in keys:
+            epochs = np.arange(len(history[key]))
+            ax.plot(epochs, history[key], label=key)
+        ax.set(title=title, xlabel="epoch (MLflow step)")
+        if title == "validation scores":
+            ax.set_ylim(-0.02, 1.02)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize="small")
-    for ax in list(axes.flat)[len(keys) :]:
-        ax.axis("off")
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
     return _save(fig, path)
 
 

@@ -13,6 +13,7 @@ them to the parent run under ``comparison/``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default ./mlflow.db)")
     p.add_argument("--no-log", action="store_true", help="do not log to the parent run")
     args = p.parse_args(argv)
+    # MLflow draws one download bar per artifact read back: a dozen per run
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
     from losslab.compare import CompareError, compare, markdown
     from losslab.tracking.store import default_uri

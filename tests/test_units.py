@@ -222,7 +222,7 @@ def test_reading_runs_back_leaves_mlflows_tracking_uri_as_it_was(tmp_path, monke
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     client = MlflowClient(uri)
     client.create_run(client.create_experiment("read-back"))
-    _, runs = find_runs(client, "read-back", uri=uri)
+    _, runs = find_runs(client, "read-back")
     assert len(runs) == 1
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert mlflow.get_tracking_uri() == before

@@ -89,7 +89,6 @@ def find_runs(
     client: MlflowClient,
     experiment: str | None = None,
     parent_run_id: str | None = None,
-    uri: str | None = None,
 ) -> tuple[str | None, pd.DataFrame]:
     """The parent run and its children (one row each, oldest first, as ``mlflow.search_runs``
     gives them); or an experiment's runs."""
@@ -109,7 +108,7 @@ def find_runs(
         )
         parent_run_id = parents[0].info.run_id if parents else None
     query = f"tags.`{PARENT_TAG}` = '{parent_run_id}'" if parent_run_id else ""
-    with _tracking_uri(uri or client.tracking_uri):
+    with _tracking_uri(client.tracking_uri):
         runs = mlflow.search_runs(
             exp_ids, filter_string=query, order_by=["attributes.start_time ASC"], max_results=1000
         )
@@ -278,11 +277,8 @@ def compare(
     log_to_parent: bool = True,
 ) -> Comparison:
     """Write the comparison to ``out`` (and to the parent run's ``comparison/`` artifacts)."""
-    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
-
-    os.environ[MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.name] = "false"  # one bar per artifact
     client = MlflowClient(uri)
-    parent_run_id, runs = find_runs(client, experiment, parent_run_id, uri)
+    parent_run_id, runs = find_runs(client, experiment, parent_run_id)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -48,7 +48,7 @@ class MlflowParentRun(Callback):
         from mlflow import MlflowClient
 
         from losslab.tracking import stale
-        from losslab.tracking.launcher import made_for_us, point_to, project_tags
+        from losslab.tracking.launcher import create_run, launcher_run, records_into
         from losslab.tracking.run import MLFLOW_RUN_ID_ENV, experiment_id
         from losslab.tracking.store import ensure_ready
 
@@ -59,20 +59,16 @@ class MlflowParentRun(Callback):
         keep_credentials_off_stdout(config.tracking.uri)
         stale.end_dead_runs(self.client, exp, config.tracking.stale_after_s)
         extra = {stale.PROCESS_TAG: stale.process_token()}
-        launcher = os.environ.get(MLFLOW_RUN_ID_ENV)
-        given = made_for_us(self.client, launcher, exp)
-        if given is not None:  # `mlflow run` made the parent for us
-            self.client.set_tag(given.info.run_id, stale.PROCESS_TAG, extra[stale.PROCESS_TAG])
-            self._opened(config, given.info.run_id)
+        launcher = launcher_run(self.client, os.environ.get(MLFLOW_RUN_ID_ENV))
+        if records_into(launcher, exp):  # `mlflow run` made the parent for us
+            self.client.set_tag(launcher.info.run_id, stale.PROCESS_TAG, extra[stale.PROCESS_TAG])
+            self._opened(config, launcher.info.run_id)
             return
-        if launcher:  # made in "Default": this experiment gets the parent, with its tags
-            extra.update(project_tags(self.client.get_run(launcher)))
         previous = read_parent_id(config.hydra.sweep.dir)  # a study this command continues
         if previous:
             extra[CONTINUES_TAG] = previous
-        run = self.client.create_run(exp, tags={**_parent_tags(config), **extra})
-        if launcher:
-            point_to(self.client, launcher, run, experiment)
+        tags = {**_parent_tags(config), **extra}
+        run = create_run(self.client, exp, experiment, tags, launcher)
         self._opened(config, run.info.run_id)
         log.info("MLflow parent run %s for sweep %s", self.run_id, config.hydra.sweep.dir)
 

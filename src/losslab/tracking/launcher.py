@@ -19,23 +19,40 @@ NOTE_TAG = "mlflow.note.content"
 PROJECT_TAG_PREFIXES = ("mlflow.source.", "mlflow.project.", "mlflow.gitRepoURL")
 
 
-def made_for_us(client: MlflowClient, run_id: str | None, experiment_id: str) -> Run | None:
-    """The run ``mlflow run`` made to record into; None when there is none, or when it lies
-    in "Default" while ``experiment_id`` (the configured experiment) is another one."""
-    if not run_id:
-        return None
-    run = client.get_run(run_id)
-    in_default = run.info.experiment_id == DEFAULT_EXPERIMENT_ID
-    return None if in_default and experiment_id != DEFAULT_EXPERIMENT_ID else run
+def launcher_run(client: MlflowClient, run_id: str | None) -> Run | None:
+    """The run ``mlflow run`` made for this command (``MLFLOW_RUN_ID``), if any."""
+    return client.get_run(run_id) if run_id else None
 
 
-def project_tags(launcher: Run) -> dict[str, str]:
-    """How ``mlflow run`` started the command (project URI, entry point, commit)."""
-    tags = launcher.data.tags
-    return {k: v for k, v in tags.items() if k.startswith(PROJECT_TAG_PREFIXES)}
+def records_into(launcher: Run | None, experiment_id: str) -> bool:
+    """Whether to record into ``launcher``: not when it lies in "Default" while
+    ``experiment_id`` (the configured experiment) is another one."""
+    if launcher is None:
+        return False
+    in_default = launcher.info.experiment_id == DEFAULT_EXPERIMENT_ID
+    return not in_default or experiment_id == DEFAULT_EXPERIMENT_ID
 
 
-def point_to(client: MlflowClient, launcher_id: str, run: Run, experiment: str) -> None:
+def create_run(
+    client: MlflowClient,
+    experiment_id: str,
+    experiment: str,
+    tags: dict[str, str],
+    launcher: Run | None,
+) -> Run:
+    """A new run named by its ``mlflow.runName`` tag; made in place of ``launcher``, it
+    carries how ``mlflow run`` started the command (project URI, entry point, commit) and
+    the launcher says where the record went."""
+    if launcher is not None:
+        started = launcher.data.tags.items()
+        tags = {**tags, **{k: v for k, v in started if k.startswith(PROJECT_TAG_PREFIXES)}}
+    run = client.create_run(experiment_id, tags=tags)
+    if launcher is not None:
+        _point_to(client, launcher.info.run_id, run, experiment)
+    return run
+
+
+def _point_to(client: MlflowClient, launcher_id: str, run: Run, experiment: str) -> None:
     """Tag the run left in "Default" with where the command recorded instead."""
     client.set_tag(launcher_id, RECORDED_IN_TAG, run.info.run_id)
     client.set_tag(

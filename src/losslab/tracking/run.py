@@ -32,7 +32,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from losslab.tracking import stale
-from losslab.tracking.launcher import made_for_us, point_to, project_tags
+from losslab.tracking.launcher import create_run, launcher_run, records_into
 from losslab.tracking.model import log_keras_model
 from losslab.tracking.names import marked
 from losslab.tracking.patience import Patience, StoreAway, unreachable
@@ -192,21 +192,16 @@ class TrackedRun:
         """Create the run (or take the one ``mlflow run`` made), after ending dead runs."""
         ensure_ready(self.uri)
         self.experiment_id = experiment_id(self.client, experiment, start.artifact_location)
-        given = made_for_us(self.client, start.run_id, self.experiment_id)
-        if given is not None:
-            self.experiment_id = given.info.experiment_id
+        launcher = launcher_run(self.client, start.run_id)
+        if records_into(launcher, self.experiment_id):
+            self.experiment_id = launcher.info.experiment_id
             stale.end_dead_runs(self.client, self.experiment_id, live.stale_after_s)
             for key, value in tags.items():
-                self.client.set_tag(given.info.run_id, key, value)
-            self.run = given
+                self.client.set_tag(launcher.info.run_id, key, value)
+            self.run = launcher
         else:
             stale.end_dead_runs(self.client, self.experiment_id, live.stale_after_s)
-            if start.run_id:  # made by `mlflow run` in "Default": the project's tags come along
-                tags = {**tags, **project_tags(self.client.get_run(start.run_id))}
-            name = tags.get(MLFLOW_RUN_NAME)
-            self.run = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-            if start.run_id:
-                point_to(self.client, start.run_id, self.run, experiment)
+            self.run = create_run(self.client, self.experiment_id, experiment, tags, launcher)
         self.run_id = self.run.info.run_id
 
     def _begin_offline(self, experiment: str, start: RunStart, tags: dict[str, str], why: str):

@@ -36,6 +36,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def check_one_objective(overrides: list[str]) -> None:
+    """A champion is better or not on one objective: several are refused before the sweep."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(overrides):
+        if override.key_or_group == "objective" and isinstance(override.value(), list):
+            print(
+                f"error: objective={override.get_value_element_as_str()}: a champion is "
+                "promoted on one objective; give one",
+                file=sys.stderr,
+            )
+            raise SystemExit(2)
+
+
 def run_sweep(args: argparse.Namespace, sweep_dir: Path, env: dict[str, str]) -> None:
     command = [
         sys.executable,
@@ -128,6 +142,7 @@ def promote(client, args: argparse.Namespace, cfg, result) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    check_one_objective(args.overrides)
     from losslab.tracking.redact import environment_snapshot
     from losslab.tracking.store import default_uri
 

@@ -159,7 +159,11 @@ CLI_BAD_INPUT = {
     "range": ("model.dropout=1.2", r"model.dropout=1.2 is not allowed; it must lie in \[0, 1\)"),
     "negative decay": ("optimizer.weight_decay=-1", r"optimizer.weight_decay=-1.0 is not allowed"),
     "missing file option": ("data=creditcard", r"data.path is missing; give the credit-card CSV"),
-    "direction": ("direction=up", r"direction=up: Invalid value 'up', expected one of \[maximize"),
+    "direction": ("direction=up", r"direction='up': use maximize or minimize"),
+    "directions": (
+        "objective=[val_pr_auc,val_loss] direction=maximize",
+        r"give one direction per objective",
+    ),
     # what only Keras can judge, asked before the data loads
     "activation": ("model.activation=nosuch", r"model.activation=nosuch: not a Keras activation"),
     "focal gamma": ("loss=focal loss.kwargs.gamma=-1", r"loss.kwargs.gamma=-1 is not allowed"),
@@ -188,6 +192,22 @@ CLI_BAD_INPUT = {
     "empty search interval": (
         "-m hparams_search=optuna optimizer.lr=interval(1,0)",
         r"optimizer.lr=interval\(1.0, 0.0\) is empty",
+    ),
+    "sweep direction": (
+        "-m hparams_search=optuna hydra.sweeper.direction=maximise",
+        r"hydra.sweeper.direction='maximise': use maximize or minimize",
+    ),
+    "sweep storage": (
+        "-m hparams_search=optuna hydra.sweeper.storage=foo.db",
+        r"hydra.sweeper.storage='foo.db' is not a storage: use a SQLAlchemy URL",
+    ),
+    "sweep storage driver": (
+        "-m hparams_search=optuna hydra.sweeper.storage=mysql://u@127.0.0.1/db",
+        r"hydra.sweeper.storage: the driver of mysql:// is missing \(MySQLdb\)",
+    ),
+    "grid of a continuous range": (
+        "-m hparams_search=optuna hydra/sweeper/sampler=grid",
+        r"hydra.sweeper.sampler: .*optimizer.lr",
     ),
 }
 

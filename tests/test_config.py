@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hydra.errors import ConfigCompositionException
 
@@ -27,7 +29,6 @@ def test_default_composes_to_typed_objects(tmp_path):
         ("model.kind=rnn", "[mlp, cnn]"),
         ("imbalance.strategy=smote", "[none, class_weight, balanced, oversample]"),
         ("trainer.early_stopping.mode=up", "[auto, min, max]"),
-        ("direction=up", "[maximize, minimize]"),
         ("data.val_split=random", "[stratified, tail]"),
     ],
 )
@@ -37,6 +38,36 @@ def test_a_choice_outside_its_set_fails_at_composition_with_the_choices(
     with pytest.raises(ConfigCompositionException) as err:
         compose(tmp_path, override)
     assert f"expected one of {allowed}" in str(err.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "directions", "monitor"),
+    [
+        (["objective=val_loss"], ["minimize"], "val_loss"),
+        (["objective=[val_pr_auc,val_loss]"], ["maximize", "minimize"], "val_pr_auc"),
+        (["objective=[val_loss,val_recall]", "direction=[minimize,minimize]"], None, "val_loss"),
+    ],
+)
+def test_several_objectives_each_get_a_direction_and_early_stopping_watches_the_first(
+    tmp_path, overrides, directions, monitor
+):
+    conf = to_objects(compose(tmp_path, *overrides))
+    expected = directions or ["minimize", "minimize"]
+    assert conf.directions == expected
+    assert conf.trainer.early_stopping.monitor == monitor
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("direction=up", "direction='up': use maximize or minimize"),
+        ("direction=[maximize,up]", "direction='up': use maximize or minimize"),
+        ("objective=[]", "objective=[]: give a metric name or a list"),
+    ],
+)
+def test_a_direction_outside_its_set_is_refused_with_the_choices(tmp_path, override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        to_objects(compose(tmp_path, override))
 
 
 @pytest.mark.parametrize(

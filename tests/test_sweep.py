@@ -3,13 +3,19 @@ shared by two processes, pruned, with failing jobs, and with jobs in submitit su
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
 import optuna
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution as Categorical
+from optuna.distributions import FloatDistribution as Float
+from optuna.distributions import IntDistribution as Int
 from optuna.trial import TrialState
 
 from losslab.tracking.hydra_callback import CONTINUES_TAG
@@ -48,10 +54,65 @@ def test_search_space_syntax_of_the_published_plugin():
 
 
 @pytest.mark.parametrize(
+    ("value", "values"),
+    [  # the published plugin's meaning: both ends of a range included
+        ("range(16,64,16)", [16, 32, 48, 64]),
+        ("range(16,65,16)", [16, 32, 48, 64]),
+        ("range(1,4)", [1, 2, 3, 4]),
+        ("range(4,1,-1)", [1, 2, 3, 4]),
+        ("range(0.0,1.0,0.25)", [0.0, 0.25, 0.5, 0.75, 1.0]),
+        ("shuffle(range(1,4))", [1, 2, 3]),  # Hydra's own range: end excluded
+        ("shuffle(choice(b,a,c))", ["a", "b", "c"]),
+        ("choice(true,false)", [True, False]),
+    ],
+)
+def test_each_discrete_search_to_the_values_optuna_draws_from(value, values):
+    from optuna.distributions import CategoricalDistribution
+
+    from hydra_plugins.losslab_optuna_sweeper.search_space import parse
+
+    dist = parse({"k": value}, []).distributions["k"]
+    if isinstance(dist, CategoricalDistribution):
+        assert list(dist.choices) == values
+    else:
+        n = round((dist.high - dist.low) / dist.step) + 1
+        assert [dist.low + i * dist.step for i in range(n)] == pytest.approx(values)
+
+
+def test_the_published_range_example_has_23_values():
+    from hydra_plugins.losslab_optuna_sweeper.search_space import parse
+
+    dist = parse({}, ["x=range(-5.5,5.5,step=0.5)"]).distributions["x"]
+    assert (dist.low, dist.high, dist.step) == (-5.5, 5.5, 0.5)
+    assert round((dist.high - dist.low) / dist.step) + 1 == 23
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        ({"type": "float", "low": 1e-5, "high": 0.1, "log": True}, Float(1e-5, 0.1, log=True)),
+        ({"type": "float", "low": 0, "high": 1, "step": 0.5}, Float(0.0, 1.0, step=0.5)),
+        ({"type": "float", "low": -1, "high": 1}, Float(-1.0, 1.0)),
+        ({"type": "int", "low": 1, "high": 9, "step": 2}, Int(1, 9, step=2)),
+        ({"type": "int", "low": 2, "high": 64, "log": True}, Int(2, 64, log=True)),
+        ({"type": "int", "low": 0, "high": 3}, Int(0, 3)),
+        ({"type": "categorical", "choices": ["adam", 1, True]}, Categorical(["adam", 1, True])),
+    ],
+)
+def test_the_deprecated_search_space_node_means_what_it_meant(node, expected):
+    from hydra_plugins.losslab_optuna_sweeper.checks import params
+    from hydra_plugins.losslab_optuna_sweeper.search_space import parse
+
+    with pytest.warns(FutureWarning, match="search_space is deprecated"):
+        lines = params({"search_space": {"k": node}})
+    assert parse(lines, []).distributions["k"] == expected
+
+
+@pytest.mark.parametrize(
     ("value", "message"),
     [
         ("interval(0.5, 0.1)", "is empty"),
-        ("range(5, 1)", "holds 0 value"),
+        ("range(5, 1)", "is empty"),
         ("tag(log, interval(0, 1))", "start > 0"),
     ],
 )
@@ -326,3 +387,160 @@ def test_submitit_local_runs_jobs_in_subprocesses(tmp_path):
     assert len(sweeps) == 1
     assert sorted(r.data.tags["optuna.trial_number"] for r in jobs) == ["0", "1"]
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {sweeps[0].info.run_id}
+
+
+# -- the sweeper's own steps, through a job that is a formula ----------------------------
+def sphere(tmp_path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A sweep of tests/apps/sphere.py (minimizes x^2 + y^2 + z) in ``tmp_path/sweep``."""
+    proc = subprocess.run(
+        [sys.executable, "tests/apps/sphere.py", "-m", f"hydra.sweep.dir={tmp_path}/sweep"]
+        + list(overrides),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def sphere_study(tmp_path) -> optuna.Study:
+    return load_study(f"sqlite:///{tmp_path}/sweep/optuna.db", "sweep")
+
+
+@pytest.mark.slow
+def test_a_failing_custom_search_space_fails_its_trial_and_the_sweep_goes_on(tmp_path):
+    sphere(
+        tmp_path,
+        "hydra.sweeper.custom_search_space=tests.apps.spaces.fails_on_trial_1",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.n_jobs=2",
+    )
+    trials = sphere_study(tmp_path).trials
+    assert [t.state for t in trials] == [
+        TrialState.COMPLETE,
+        TrialState.FAIL,
+        TrialState.COMPLETE,
+        TrialState.COMPLETE,
+    ]
+    assert trials[1].user_attrs["fail_reason"] == (
+        "custom_search_space fails_on_trial_1: ValueError: no space for trial 1"
+    )
+    assert set(trials[0].params) == {"x", "y", "z"}  # what it suggested is searched
+
+
+@pytest.mark.slow
+def test_a_custom_search_space_failing_every_trial_stops_the_sweep_with_nothing_running(
+    tmp_path,
+):
+    proc = sphere(
+        tmp_path,
+        "hydra.sweeper.custom_search_space=tests.apps.spaces.fails_on_trial_1",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.max_failure_rate=0",
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "1 trials failed, more than max_failure_rate=0.0" in proc.stderr
+    states = [t.state for t in sphere_study(tmp_path).trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL]  # none left RUNNING
+
+
+@pytest.mark.slow
+def test_a_job_raising_trial_pruned_ends_its_trial_pruned(tmp_path):
+    proc = sphere(tmp_path, "prune_when_x_above=0", "hydra.sweeper.n_trials=6")
+    trials = sphere_study(tmp_path).trials
+    for trial in trials:
+        pruned = trial.params["x"] > 0
+        assert trial.state == (TrialState.PRUNED if pruned else TrialState.COMPLETE)
+    assert {t.state for t in trials} == {TrialState.PRUNED, TrialState.COMPLETE}
+    assert "Error executing job" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_multi_objective_study_writes_its_pareto_front(tmp_path):
+    proc = sphere(
+        tmp_path,
+        "objectives=2",
+        "hydra.sweeper.direction=[minimize,minimize]",
+        "hydra/sweeper/sampler=nsgaii",
+        "hydra.sweeper.sampler.population_size=4",
+        "hydra.sweeper.n_trials=6",
+    )
+    study = sphere_study(tmp_path)
+    assert len(study.directions) == 2
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 6
+    for trial in study.trials:
+        x, y = trial.params["x"], trial.params["y"]
+        assert trial.values == pytest.approx([x**2 + y**2, (x - 1) ** 2 + y**2])
+    results = OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml")
+    front = {tuple(s["values"]) for s in results.solutions}
+    assert front == {tuple(t.values) for t in study.best_trials}
+    assert f"Pareto front: {len(front)} trials" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_a_single_objective_study_writes_the_published_results_file(tmp_path):
+    sphere(tmp_path, "hydra.sweeper.n_trials=3", "z=range(0,2)")
+    study = sphere_study(tmp_path)
+    results = OmegaConf.load(tmp_path / "sweep" / "optimization_results.yaml")
+    assert results.name == "optuna"
+    assert results.best_value == pytest.approx(study.best_value)
+    assert dict(results.best_params) == pytest.approx(study.best_params)
+    assert {t.params["z"] for t in study.trials} <= {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_two_objectives_end_to_end_each_job_returns_both_and_the_parent_has_the_front(
+    tmp_path,
+):
+    run_cli(
+        tmp_path,
+        *SWEEP,
+        "objective=[val_pr_auc,val_loss]",  # directions: each objective's own
+        "hydra/sweeper/sampler=nsgaii",
+        "hydra.sweeper.sampler.population_size=4",
+        "hydra.sweeper.n_trials=3",
+    )
+    sweep_dir = tmp_path / "outputs" / "sweeps" / STUDY
+    study = load_study(f"sqlite:///{sweep_dir}/optuna.db")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    sweeps, jobs = runs_by_type(tmp_path)
+    (parent,) = sweeps
+    by_number = {int(r.data.tags["optuna.trial_number"]): r for r in jobs}
+    for trial in study.trials:
+        metrics = by_number[trial.number].data.metrics
+        assert [metrics["objective"], metrics["objective_1"]] == pytest.approx(trial.values)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    path = client.download_artifacts(parent.info.run_id, "optuna/pareto_front.csv", tmp_path)
+    front = pd.read_csv(path)
+    assert list(front.columns[:3]) == ["number", "val_pr_auc", "val_loss"]
+    assert sorted(front.number) == sorted(t.number for t in study.best_trials)
+    for row in front.itertuples():
+        assert row.mlflow_run_id == by_number[row.number].info.run_id
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+    assert "optuna/pareto_front.png" in artifacts
+    assert parent.data.metrics["pareto_front_size"] == len(study.best_trials)
+    assert parent.data.tags["optuna.directions"] == "maximize,minimize"
+    results = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert len(results.solutions) == len(study.best_trials)
+
+
+@pytest.mark.slow
+def test_a_launcher_that_cannot_submit_fails_its_trials_and_the_parent_with_the_reason(
+    tmp_path,
+):
+    """submitit's Slurm launcher where no cluster answers: the batch never starts."""
+    proc = run_cli(tmp_path, *SWEEP, "hydra/launcher=submitit_slurm", check=False)
+    assert proc.returncode != 0
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    assert study.trials and {t.state for t in study.trials} == {TrialState.FAIL}
+    reason = study.trials[0].user_attrs["fail_reason"]
+    assert reason.startswith("the launcher failed: ")
+    (parent,), jobs = runs_by_type(tmp_path)
+    assert jobs == []
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["losslab.error"] in reason

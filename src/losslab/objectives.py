@@ -10,6 +10,7 @@ but not of a name in a config (``val_recall_at_fpr`` is ours, ``val_fp`` is refu
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from losslab.config import ConfigError
 
@@ -90,13 +91,23 @@ def maximizes(
     return higher
 
 
-def direction_of(metric: str) -> str:
-    """``maximize`` or ``minimize``: the default ``direction`` of an objective.
+def direction_of(metric: str | Sequence[str]) -> str | list[str]:
+    """``maximize`` or ``minimize``: the default ``direction`` of an objective (a list of
+    them for a list of objectives).
 
     A name losslab does not record gets ``maximize``; training refuses it anyway, with the
     names it can take (:func:`check_recorded`).
     """
+    if not isinstance(metric, str):
+        return [str(direction_of(str(m))) for m in metric]
     return "minimize" if HIGHER_IS_BETTER.get(base_name(metric)) is False else "maximize"
+
+
+def first_objective(objective: str | Sequence[str]) -> str:
+    """The objective early stopping monitors by default: the first of several."""
+    if isinstance(objective, str):
+        return objective
+    return str(objective[0]) if len(objective) else ""  # refused with the objective's check
 
 
 def check_sweepable(objective: str) -> None:

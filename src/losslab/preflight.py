@@ -33,19 +33,18 @@ def check_folder(key: str, folder: str) -> None:
 
 
 def check_sweep_overrides(config: DictConfig) -> None:
-    """Sweep overrides the configured sweeper can read: the search space of an Optuna sweep
-    (empty intervals, ranges without values), no ``interval()`` for Hydra's basic sweeper."""
+    """Sweep overrides and settings the configured sweeper can run with: an Optuna sweep's
+    search space (empty intervals, ranges without values), direction, storage, sampler and
+    pruner; no ``interval()`` for Hydra's basic sweeper."""
     from losslab.search import study
 
     overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task)]
     if study.is_optuna_sweep(config):
-        from hydra_plugins.losslab_optuna_sweeper import search_space
+        from hydra_plugins.losslab_optuna_sweeper import checks
 
-        params = config.hydra.sweeper.get("params")
-        params = OmegaConf.to_container(params) if OmegaConf.is_config(params) else params
         try:
-            search_space.parse(params, overrides)
-        except search_space.SearchSpaceError as err:
+            checks.sweep_settings(config.hydra.sweeper, overrides)
+        except ValueError as err:  # SettingsError, SearchSpaceError: a bad hydra.sweeper key
             raise ConfigError(str(err)) from None
         study.preflight(config)
         return

@@ -40,7 +40,7 @@ class JobInfo:
 
 @dataclass
 class Result:
-    objective: float
+    objective: float | tuple[float, ...]  # a tuple for several objectives
     run_id: str | None
     metrics: dict[str, float]
     history: dict[str, list[float]]
@@ -194,7 +194,8 @@ def _check(setup: Setup) -> None:
     from losslab.evaluate import check_judgeable
 
     conf = setup.conf
-    objectives.check_recorded(conf.objective, setup.epoch_keys)
+    for name in conf.objectives:
+        objectives.check_recorded(name, setup.epoch_keys)
     es = conf.trainer.early_stopping
     if es.enabled and es.monitor not in setup.epoch_keys:
         raise config_lib.ConfigError(
@@ -207,14 +208,16 @@ def _check(setup: Setup) -> None:
     for fold in setup.folds:
         if conf.evaluation.threshold != "fixed":
             check_judgeable(fold.y_val, f"evaluation.threshold={conf.evaluation.threshold}", floor)
-        if objectives.needs_both_classes(conf.objective):
-            check_judgeable(fold.y_val, f"objective={conf.objective}", floor)
+        for name in filter(objectives.needs_both_classes, conf.objectives):
+            check_judgeable(fold.y_val, f"objective={name}", floor)
 
 
 def _monitor_maximizes(conf: TrainConfig) -> bool:
     """Whether early stopping's monitor is better higher (the objective's direction for it)."""
     es = conf.trainer.early_stopping
-    return objectives.maximizes(es.monitor, es.mode, conf.objective, conf.direction)
+    directions = dict(zip(conf.objectives, conf.directions, strict=True))
+    objective = es.monitor if es.monitor in directions else None
+    return objectives.maximizes(es.monitor, es.mode, objective, directions.get(es.monitor, ""))
 
 
 def _early_stopping(conf: TrainConfig):
@@ -259,7 +262,7 @@ def _callbacks(setup: Setup, fold, k: int, tracked, extra: Sequence[Any]) -> lis
         from losslab.console import EpochLine, epoch_keys
 
         fold = f"fold {k}: " if len(setup.folds) > 1 else ""
-        callbacks.append(EpochLine(conf.trainer.epochs, epoch_keys(conf.objective), fold))
+        callbacks.append(EpochLine(conf.trainer.epochs, epoch_keys(conf.objectives[0]), fold))
     callbacks.append(keras.callbacks.TerminateOnNaN())
     for callback in extra:
         if hasattr(callback, "start_fold"):
@@ -351,6 +354,10 @@ def _best_epoch(history: dict[str, list[float]], conf: TrainConfig) -> int:
         return len(next(iter(history.values()))) - 1
     higher = _monitor_maximizes(conf)
     return int(np.nanargmax(values) if higher else np.nanargmin(values))
+
+
+def _as_tuple(value: float | tuple[float, ...]) -> tuple[float, ...]:
+    return value if isinstance(value, tuple) else (value,)
 
 
 def objective_value(name: str, metrics: dict[str, float], fits: Sequence[FoldFit]) -> float:
@@ -448,7 +455,8 @@ def train(
 def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
     """What the fitted folds amount to: evaluation, mean history, objective, final model."""
     ev = evaluate_fits(setup, fits)
-    value = objective_value(setup.conf.objective, ev.metrics, fits)
+    values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
+    value = values[0] if len(values) == 1 else values
     return Result(value, None, ev.metrics, mean_history(fits), ev, final_model(fits), setup.ds)
 
 
@@ -475,7 +483,8 @@ def report(setup: Setup, result: Result) -> None:
     print(format_confusion(ev))
     shown = [f"{k[5:]} {ev.metrics[k]:.4f}" for k in SHOWN if k in ev.metrics]
     print("test: " + " | ".join(shown))
-    print(f"objective {setup.conf.objective} = {value:.4f}")
+    for name, number in zip(setup.conf.objectives, _as_tuple(value), strict=True):
+        print(f"objective {name} = {number:.4f}")
     print(f"Output: {setup.conf.paths.output_dir} (model.keras, and the job's log)")
 
 
@@ -571,10 +580,12 @@ def _log_end(tracked, setup: Setup, fits: list[FoldFit], result: Result) -> None
     tracked.sync()  # a store away for too long: the rest goes to the spill folder
     epochs_run = [len(f.history["loss"]) for f in fits]
     best = [f.best_epoch for f in fits]
+    values = _as_tuple(result.objective)
     tracked.log_metrics(
         {
             **ev.metrics,
-            "objective": result.objective,
+            "objective": values[0],
+            **{f"objective_{i}": v for i, v in enumerate(values[1:], start=1)},
             "best_epoch": float(np.mean(best)),
             "epochs_run": float(np.mean(epochs_run)),
         }
@@ -584,7 +595,7 @@ def _log_end(tracked, setup: Setup, fits: list[FoldFit], result: Result) -> None
             tracked.log_metrics({f"fold_{k}/epochs_run": run, f"fold_{k}/best_epoch": b})
         for epoch in range(len(history["loss"])):
             tracked.log_metrics({key: values[epoch] for key, values in history.items()}, epoch)
-    tracked.set_tags({"losslab.objective": setup.conf.objective})
+    tracked.set_tags({"losslab.objective": ",".join(setup.conf.objectives)})
     _log_evaluation(tracked, setup, ev, history, model)
     if setup.conf.tracking.log_model:
         tracked.log_model(model, setup.ds.x_train[:5])
@@ -631,7 +642,9 @@ def _print_ui_hint(conf: TrainConfig, tracked) -> None:
 def main(cfg: DictConfig) -> Any:
     """Entry point for ``@hydra.main``: the objective value for sweepers.
 
-    A job launched by the Optuna sweeper reports its objective every epoch and may be pruned.
+    A job launched by the Optuna sweeper reports its objective every epoch and may be pruned:
+    it then raises ``optuna.TrialPruned``, as an Optuna objective function does. With several
+    objectives it returns one value each.
     """
     from losslab.cli import single_run_errors
     from losslab.search import trial as search_trial
@@ -646,11 +659,11 @@ def main(cfg: DictConfig) -> Any:
     conf = config_lib.to_objects(cfg)
     backend.start()  # the pruning callback imports Keras
     job.tags.update(trial.tags())
-    maximize = conf.direction == "maximize"
-    callbacks = trial.callbacks(conf.objective, maximize, conf.trainer.early_stopping)
+    maximize = conf.directions[0] == "maximize"
+    callbacks = trial.callbacks(conf.objectives[0], maximize, conf.trainer.early_stopping)
     try:
         with trial:
             return train(conf, job, callbacks, on_run_start=trial.link_run).objective
-    except optuna.TrialPruned as pruned:
+    except optuna.TrialPruned as pruned:  # the sweeper ends the trial PRUNED
         log.info("trial %d pruned: %s", trial.ref.number, pruned)
-        return search_trial.Pruned(str(pruned))
+        raise

@@ -92,7 +92,9 @@ class TrainConfig:
     ``objective`` is the value returned to sweeps: an epoch metric of the best epoch
     (``val_recall_at_fpr``, ``val_pr_auc``, ...) or ``val_final_*`` / ``val_at_threshold_*``
     from evaluation (``test_*`` is refused in sweeps); ``direction`` defaults to the
-    objective's own (see :mod:`losslab.objectives`). ``tags``: extra MLflow tags.
+    objective's own (see :mod:`losslab.objectives`). Both may be lists, one direction per
+    objective, for a multi-objective sweep; the first objective is the one early stopping
+    monitors and the terminal line shows first. ``tags``: extra MLflow tags.
     """
 
     data: DataConfig = MISSING
@@ -106,11 +108,32 @@ class TrainConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     task_name: str = "losslab"
     seed: int = 42
-    objective: str = "val_pr_auc"
-    direction: Direction = "${losslab_direction:${objective}}"  # type: ignore[assignment]
+    objective: Any = "val_pr_auc"  # a name, or a list of names
+    direction: Any = "${losslab_direction:${objective}}"  # a direction, or one per objective
     tags: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def objectives(self) -> list[str]:
+        return [self.objective] if isinstance(self.objective, str) else list(self.objective)
+
+    @property
+    def directions(self) -> list[str]:
+        return [self.direction] if isinstance(self.direction, str) else list(self.direction)
+
+    def _check_objectives(self) -> None:
+        if not self.objectives or not all(isinstance(o, str) for o in self.objectives):
+            raise ConfigError(f"objective={self.objective!r}: give a metric name or a list")
+        for direction in self.directions:
+            if direction not in (d.value for d in Direction):
+                raise ConfigError(f"direction={direction!r}: use maximize or minimize")
+        if len(self.directions) != len(self.objectives):
+            raise ConfigError(
+                f"direction={self.direction!r} for objective={self.objective!r}: give one "
+                "direction per objective"
+            )
+
     def __post_init__(self) -> None:
+        self._check_objectives()
         if not 0 <= self.seed < 2**31 - 1000:  # seed + fold stays a valid NumPy/TF seed
             raise ConfigError(
                 f"seed={self.seed} is not allowed; use an integer in [0, 2**31 - 1000)"
@@ -140,11 +163,12 @@ def register_configs() -> None:
     for source, schema in SCHEMAS.items():
         store.store(group="schema/data", name=str(source), node=schema)
     if not OmegaConf.has_resolver("losslab_study_id"):
-        from losslab.objectives import direction_of
+        from losslab.objectives import direction_of, first_objective
         from losslab.search.study import resolve_fingerprint
 
         OmegaConf.register_new_resolver("losslab_study_id", resolve_fingerprint)
         OmegaConf.register_new_resolver("losslab_direction", direction_of)
+        OmegaConf.register_new_resolver("losslab_first", first_objective)
 
 
 def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> Any:

@@ -154,7 +154,7 @@ class EarlyStoppingConfig:
     ``val_loss`` misleads under class weights (it is the weighted loss)."""
 
     enabled: bool = False
-    monitor: str = "${objective}"
+    monitor: str = "${losslab_first:${objective}}"
     mode: MonitorMode = MonitorMode.auto
     patience: int = 5
     min_delta: float = 0.0

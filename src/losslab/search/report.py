@@ -1,12 +1,14 @@
 """What a sweep's MLflow parent run records about its Optuna study.
 
-At the start: study name, storage (secrets masked), sampler, pruner and search space. At the
-end: the best trial's value (metric ``best_value``) and params (params under the children's
-keys, so the parent's row lines up with its children's columns, tags ``best.<param>`` and
-``optuna/best_trial.json``), every trial as ``optuna/trials.csv``, the optimization history
-with pruned and failed trials, and Optuna's parameter-importance plot. Each sweep command has
-a parent of its own (a resumed study's next command gets a new one), so the params it logs
-once at its end are never changed.
+At the start, from the sweep's config: study name, storage (secrets masked), sampler, pruner,
+directions. At the end, from the study in its storage (so it covers every worker's trials):
+the search space the trials drew from, the best trial's value (metric ``best_value``) and
+params (params under the children's keys, so the parent's row lines up with its children's
+columns, tags ``best.<param>`` and ``optuna/best_trial.json``) or, with several objectives,
+the Pareto front (table and plot), every trial as ``optuna/trials.csv``, the optimization
+history with pruned and failed trials, and Optuna's parameter-importance plot. Each sweep
+command has a parent of its own (a resumed study's next command gets a new one), so the params
+it logs once at its end are never changed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
+from hydra_plugins.losslab_optuna_sweeper.results import best_trials
+from losslab.search import pareto
 from losslab.search.history import plot_history
 from losslab.search.study import IDENTITY_ATTR
 from losslab.tracking.redact import redact_text
@@ -30,31 +34,49 @@ from losslab.tracking.redact import redact_text
 log = logging.getLogger(__name__)
 
 
-def log_study_start(
-    client: MlflowClient,
-    run_id: str,
-    study: optuna.Study,
-    storage_url: str,
-    search_space: Mapping[str, Any],
-    n_trials: int,
-) -> None:
-    tags = {
-        "optuna.study_name": study.study_name,
+def study_tags(sweeper: Mapping[str, Any], storage_url: str, study_name: str) -> dict[str, str]:
+    """What the parent run says about its study from the start: name, storage (masked),
+    sampler, pruner, directions and the trials the study is to have."""
+    direction = sweeper.get("direction", "maximize")
+    directions = [direction] if isinstance(direction, str) else list(direction)
+
+    def class_name(node: Any, default: str) -> str:
+        target = node.get("_target_", default) if node is not None else default
+        return str(target).rsplit(".", 1)[-1]
+
+    return {
+        "optuna.study_name": study_name,
         "optuna.storage": redact_text(storage_url),
-        "optuna.sampler": type(study.sampler).__name__,
-        "optuna.pruner": type(study.pruner).__name__,
-        "optuna.directions": ",".join(d.name.lower() for d in study.directions),
-        "optuna.n_trials": str(n_trials),
+        "optuna.sampler": class_name(sweeper.get("sampler"), "TPESampler"),
+        "optuna.pruner": class_name(sweeper.get("pruner"), "NopPruner"),
+        "optuna.directions": ",".join(str(d) for d in directions),
+        "optuna.n_trials": str(sweeper.get("n_trials", "")),
     }
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
-    space = {k: repr(v) for k, v in search_space.items()}
-    client.log_text(run_id, json.dumps(space, indent=2), "optuna/search_space.json")
 
 
-def _objective_name(study: optuna.Study) -> str:
+def record_study(client: MlflowClient, run_id: str, storage_url: str, study_name: str) -> None:
+    """The study's report, read from its storage: what every worker's trials amount to."""
+    from losslab.search.storage import open_storage
+
+    study = optuna.load_study(study_name=study_name, storage=open_storage(storage_url))
+    log_study_end(client, run_id, study)
+
+
+def _search_space(study: optuna.Study) -> dict[str, str]:
+    """Each param's distribution as its trials drew it (those of a custom search space too)."""
+    space: dict[str, str] = {}
+    for trial in study.get_trials(deepcopy=False):
+        space.update({key: repr(dist) for key, dist in trial.distributions.items()})
+    return dict(sorted(space.items()))
+
+
+def _objective_names(study: optuna.Study) -> list[str]:
+    """The metric each objective value is, as the study's identity records them."""
     identity = study.user_attrs.get(IDENTITY_ATTR) or {}
-    return identity.get("objective", {}).get("name", "objective")
+    names = identity.get("objective", {}).get("name", "objective")
+    names = [names] if isinstance(names, str) else list(names)
+    n = len(study.directions)
+    return names if len(names) == n else [f"objective {i}" for i in range(n)]
 
 
 def _importances(study: optuna.Study, path: Path) -> Path | None:
@@ -83,19 +105,15 @@ def param_key(override_key: str) -> str:
     return override_key.lstrip("+~")
 
 
-def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    try:
-        return study.best_trials
-    except ValueError:
-        return []
-
-
 def log_study_end(client: MlflowClient, run_id: str, study: optuna.Study) -> None:
     states = [t.state.name for t in study.trials]
     for state in ("COMPLETE", "PRUNED", "FAIL"):
         client.log_metric(run_id, f"trials_{state.lower()}", states.count(state))
+    client.log_text(run_id, json.dumps(_search_space(study), indent=2), "optuna/search_space.json")
     best = best_trials(study)
-    if best:
+    if len(study.directions) > 1:
+        client.log_metric(run_id, "pareto_front_size", len(best))
+    elif best:
         top = best[0]
         for i, value in enumerate(top.values):
             client.log_metric(run_id, "best_value" if i == 0 else f"best_value_{i}", value)
@@ -114,6 +132,11 @@ def log_study_end(client: MlflowClient, run_id: str, study: optuna.Study) -> Non
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         study.trials_dataframe().to_csv(folder / "trials.csv", index=False)
-        plot_history(study, folder / "optimization_history.png", _objective_name(study))
+        names = _objective_names(study)
+        if len(study.directions) > 1:
+            pareto.write_table(study, folder / "pareto_front.csv", names)
+            pareto.plot(study, folder / "pareto_front.png", names)
+        else:
+            plot_history(study, folder / "optimization_history.png", names[0])
         _importances(study, folder / "param_importances.png")
         client.log_artifacts(run_id, str(folder), "optuna")

@@ -25,10 +25,11 @@ IDENTITY_ATTR = "losslab.identity"
 
 def identity(config: DictConfig) -> dict[str, Any]:
     """The parts of a composed sweep config that make its trials comparable."""
+    from hydra_plugins.losslab_optuna_sweeper.checks import params
+
     sweeper = config.hydra.sweeper
-    params = sweeper.get("params")
     space = {
-        "params": OmegaConf.to_container(params, resolve=False) if params else {},
+        "params": params(sweeper),
         "overrides": " ".join(sorted(str(o) for o in config.hydra.overrides.task)),
         "custom_search_space": sweeper.get("custom_search_space"),
     }
@@ -36,9 +37,32 @@ def identity(config: DictConfig) -> dict[str, Any]:
         "data": json.loads(
             _canonical(OmegaConf.to_container(config.data, resolve=True, enum_to_str=True))
         ),
-        "objective": {"name": str(config.objective), "direction": str(config.direction)},
+        "objective": _objective(config),
         "search_space": space,
     }
+
+
+def _objective(config: DictConfig) -> dict[str, Any]:
+    """Name and direction; lists of them for several objectives."""
+    name, direction = config.objective, config.direction
+    if OmegaConf.is_list(name) or OmegaConf.is_list(direction):
+        return {"name": objective_names(config), "direction": list(direction)}
+    return {"name": str(name), "direction": str(direction)}
+
+
+def objective_names(config: DictConfig) -> list[str]:
+    """``objective: val_pr_auc`` or ``objective: [val_pr_auc, val_loss]``, as a list."""
+    name = config.objective
+    return [str(n) for n in name] if OmegaConf.is_list(name) else [str(name)]
+
+
+def location(config: DictConfig) -> tuple[str, str]:
+    """Where the sweep's study lives: storage URL and study name, defaults included."""
+    from losslab.search.storage import default_url
+
+    sweeper = config.hydra.sweeper
+    url = sweeper.get("storage") or default_url(config.hydra.sweep.dir)
+    return url, sweeper.get("study_name") or Path(config.hydra.sweep.dir).name
 
 
 def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -92,15 +116,12 @@ def preflight(config: DictConfig) -> None:
     """Checks of an Optuna sweep made before its parent run exists: the objective is not a
     test metric, and a named study that exists was made for the same sweep."""
     from losslab.objectives import check_sweepable
-    from losslab.search.storage import default_url
 
-    check_sweepable(str(config.objective))
-    sweeper = config.hydra.sweeper
-    url = sweeper.get("storage") or default_url(config.hydra.sweep.dir)
-    name = sweeper.get("study_name") or Path(config.hydra.sweep.dir).name
-    check_same(
-        stored_identity(url, name), identity(config), name, sweeper.get("allow_changed_study")
-    )
+    for name in objective_names(config):
+        check_sweepable(name)
+    url, name = location(config)
+    allow = config.hydra.sweeper.get("allow_changed_study")
+    check_same(stored_identity(url, name), identity(config), name, allow)
 
 
 def resolve_fingerprint(*, _root_: DictConfig) -> str:

@@ -4,8 +4,9 @@ The sweeper passes the trial number, study name and storage through ``hydra.job.
 which every Hydra launcher applies where the job runs (same process, joblib worker, submitit
 or Slurm node). The job opens the same storage, reports its objective after each epoch through
 optuna-integration's ``KerasPruningCallback`` (or, when the objective is the restored best
-epoch, the best value so far) and stops when the pruner says so; the sweeper
-then ends the trial PRUNED. Nothing here runs unless those variables are set.
+epoch, the best value so far) and stops when the pruner says so, raising
+``optuna.TrialPruned``; the sweeper then ends the trial PRUNED. Nothing here runs unless
+those variables are set.
 """
 
 from __future__ import annotations
@@ -40,13 +41,6 @@ class TrialRef:
         if self.heartbeat_s:
             env[HEARTBEAT_ENV] = str(self.heartbeat_s)
         return env
-
-
-@dataclass(frozen=True)
-class Pruned:
-    """What a pruned job returns, so the sweeper ends its trial PRUNED without a traceback."""
-
-    reason: str
 
 
 def from_env() -> TrialRef | None:

@@ -1,5 +1,10 @@
 """Hydra callback: one MLflow parent run per multirun, ended when the sweep ends.
 
+It is the only owner of the parent: it creates it (an Optuna sweep's study named in its tags),
+gives its id to the jobs through the sweep folder (:mod:`losslab.tracking.sweep`), and at the
+end writes the study's report, read from the study's storage (:mod:`losslab.search.report`).
+The sweeper itself talks to Optuna and the launcher only.
+
 Hydra calls ``on_multirun_end`` only when the sweep returns; a sweep stopped by Ctrl-C or an
 error would leave its parent RUNNING. Each parent this process opens is therefore kept in
 :data:`OPEN_PARENTS` until it is ended, and :func:`end_open_parents` (called by
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
@@ -46,6 +52,7 @@ class MlflowParentRun(Callback):
             log.warning("no MLflow parent run for this sweep: %s", why)
             return
         from mlflow import MlflowClient
+        from mlflow.entities import RunTag
 
         from losslab.tracking import stale
         from losslab.tracking.launcher import create_run, launcher_run, records_into
@@ -61,13 +68,14 @@ class MlflowParentRun(Callback):
         extra = {stale.PROCESS_TAG: stale.process_token()}
         launcher = launcher_run(self.client, os.environ.get(MLFLOW_RUN_ID_ENV))
         if records_into(launcher, exp):  # `mlflow run` made the parent for us
-            self.client.set_tag(launcher.info.run_id, stale.PROCESS_TAG, extra[stale.PROCESS_TAG])
+            tags = {**_study_tags(config), **extra}
+            self.client.log_batch(launcher.info.run_id, tags=[RunTag(*t) for t in tags.items()])
             self._opened(config, launcher.info.run_id)
             return
         previous = read_parent_id(config.hydra.sweep.dir)  # a study this command continues
         if previous:
             extra[CONTINUES_TAG] = previous
-        tags = {**_parent_tags(config), **extra}
+        tags = {**_parent_tags(config), **_study_tags(config), **extra}
         run = create_run(self.client, exp, experiment, tags, launcher)
         self._opened(config, run.info.run_id)
         log.info("MLflow parent run %s for sweep %s", self.run_id, config.hydra.sweep.dir)
@@ -75,11 +83,14 @@ class MlflowParentRun(Callback):
     def _opened(self, config: DictConfig, run_id: str) -> None:
         """Share ``run_id`` with the jobs, and end it with the command if the sweep does not."""
         self.run_id = run_id
-        OPEN_PARENTS[run_id] = config.tracking.uri
+        OPEN_PARENTS[run_id] = OpenParent(config.tracking.uri, _study_location(config))
         write_parent_id(config.hydra.sweep.dir, run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.client is not None and self.run_id is not None:
+            parent = OPEN_PARENTS.get(self.run_id)  # kept there until ended: Ctrl-C meanwhile
+            if parent is not None:
+                parent.record_study(self.client, self.run_id)
             self.client.set_terminated(self.run_id, "FINISHED")
             OPEN_PARENTS.pop(self.run_id, None)
 
@@ -113,14 +124,50 @@ def _parent_name(config: DictConfig, overrides: list[str], shared: list[str]) ->
     return f"sweep {study or swept or config.hydra.sweep.dir.rstrip('/').rsplit('/', 1)[-1]}"
 
 
+def _study_location(config: DictConfig) -> tuple[str, str] | None:
+    """Storage URL and name of an Optuna sweep's study; None for other sweepers."""
+    from losslab.search import study
+
+    return study.location(config) if study.is_optuna_sweep(config) else None
+
+
+def _study_tags(config: DictConfig) -> dict[str, str]:
+    location = _study_location(config)
+    if location is None:
+        return {}
+    from losslab.search.report import study_tags
+
+    return study_tags(config.hydra.sweeper, *location)
+
+
+@dataclass
+class OpenParent:
+    """A parent run not ended yet: its store, and the study it reports on (if any)."""
+
+    uri: str
+    study: tuple[str, str] | None  # storage URL, study name
+
+    def record_study(self, client: Any, run_id: str) -> None:
+        """The study's report on the parent; a report that fails costs a warning, not the
+        sweep's outcome."""
+        if self.study is None:
+            return
+        from losslab.search.report import record_study
+
+        try:
+            record_study(client, run_id, *self.study)
+        except Exception as err:
+            log.warning("could not record the study in MLflow: %s", err)
+
+
 CONTINUES_TAG = "losslab.continues"  # the parent of the command that ran the study before
-OPEN_PARENTS: dict[str, str] = {}  # run id -> tracking URI of parents not ended yet
+OPEN_PARENTS: dict[str, OpenParent] = {}  # run id -> parents not ended yet
 
 
 def end_open_parents(error: BaseException) -> None:
-    """End KILLED (Ctrl-C) or FAILED the parents ``error`` left open, unless the sweeper ended
-    them already; a second Ctrl-C meanwhile does not break this off. A store that does not
-    answer within seconds leaves the parent to the next sweep's dead-run check."""
+    """End KILLED (Ctrl-C) or FAILED the parents ``error`` left open, then report their study
+    so far; a second Ctrl-C while ending does not break this off. A store that does not answer
+    within seconds leaves the parent to the next sweep's dead-run check."""
     if not OPEN_PARENTS:
         return
     from mlflow import MlflowClient
@@ -132,16 +179,21 @@ def end_open_parents(error: BaseException) -> None:
     status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
     reason = redact_text(f"{type(error).__name__}: {error}")[:5000]
     while OPEN_PARENTS:
-        run_id, uri = OPEN_PARENTS.popitem()
-        client, patience = MlflowClient(uri), Patience(uri, INTERRUPTED_S)
+        run_id, parent = OPEN_PARENTS.popitem()
+        client, patience = MlflowClient(parent.uri), Patience(parent.uri, INTERRUPTED_S)
 
-        def end(client=client, run_id=run_id) -> None:
-            if client.get_run(run_id).info.status == "RUNNING":
-                client.set_tag(run_id, "losslab.error", reason)
-                client.set_terminated(run_id, status)
+        def end(client=client, run_id=run_id) -> bool:
+            if client.get_run(run_id).info.status != "RUNNING":
+                return False
+            client.set_tag(run_id, "losslab.error", reason)
+            client.set_terminated(run_id, status)
+            return True
 
         with deferred_interrupts(patience.hurry):
             try:
-                patience.call(end)
+                ended = patience.call(end)
             except (StoreAway, OSError) as err:
                 log.warning("sweep parent run %s left open: %s", run_id, err)
+                continue
+        if ended:  # the store answers: the trials so far, reported after the status is safe
+            parent.record_study(client, run_id)

@@ -1,0 +1,145 @@
+"""The sweeper's settings, checked without running anything.
+
+The same checks run twice: from losslab's preflight callback, before the sweep's parent run or
+folder exists (so a bad setting ends the command in one line, with nothing left RUNNING), and
+when Hydra builds the sweeper (for apps without that callback).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from hydra_plugins.losslab_optuna_sweeper import search_space
+
+DIRECTIONS = ("maximize", "minimize")
+
+
+class SettingsError(ValueError):
+    """A ``hydra.sweeper`` setting the sweeper cannot run with."""
+
+
+def directions(direction: Any) -> list[str]:
+    """``maximize``, ``[maximize, minimize]``: one direction per objective."""
+    if isinstance(direction, ListConfig):
+        direction = OmegaConf.to_container(direction)
+    values = [direction] if not isinstance(direction, (list, tuple)) else list(direction)
+    values = [getattr(v, "name", v) for v in values]  # the published plugin's Direction enum
+    for value in values:
+        if value not in DIRECTIONS:
+            raise SettingsError(
+                f"hydra.sweeper.direction={value!r}: use maximize or minimize (a list of them "
+                "for several objectives)"
+            )
+    if not values:
+        raise SettingsError("hydra.sweeper.direction=[]: give one direction per objective")
+    return values
+
+
+def counts(n_trials: int, n_jobs: int, max_failure_rate: float, heartbeat: int | None) -> None:
+    if n_trials < 1 or n_jobs < 1:
+        raise SettingsError(
+            f"hydra.sweeper.n_trials={n_trials}, n_jobs={n_jobs}: both must be >= 1"
+        )
+    if not 0.0 <= max_failure_rate <= 1.0:
+        raise SettingsError(f"hydra.sweeper.max_failure_rate={max_failure_rate}: must be in [0, 1]")
+    if heartbeat is not None and heartbeat < 1:
+        raise SettingsError(
+            f"hydra.sweeper.heartbeat_interval={heartbeat}: must be >= 1 s, or null for none"
+        )
+
+
+def storage(url: str | None) -> None:
+    """A URL that names a storage whose driver is installed (the database may be down)."""
+    if url is None:
+        return
+    from losslab.search.storage import JOURNAL_PREFIX, check_url
+
+    try:
+        check_url(url)
+    except ValueError as err:
+        raise SettingsError(f"hydra.sweeper.{err}") from None
+    if url.startswith(JOURNAL_PREFIX):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(url).get_dialect().import_dbapi()
+    except (ArgumentError, NoSuchModuleError, ValueError) as err:
+        raise SettingsError(f"hydra.sweeper.storage: {err}") from None
+    except ImportError as err:
+        extra = "pip install 'losslab[postgres]'" if url.startswith("postgres") else "install it"
+        raise SettingsError(
+            f"hydra.sweeper.storage: the driver of {url.split('://')[0]}:// is missing "
+            f"({err.name}); {extra}"
+        ) from None
+
+
+def params(sweeper: Mapping[str, Any]) -> dict[str, str]:
+    """The search space as ``params`` lines, the deprecated ``search_space`` node included."""
+    values = sweeper.get("params")
+    lines = dict(OmegaConf.to_container(values) if OmegaConf.is_config(values) else values or {})
+    old = sweeper.get("search_space")
+    if old:
+        warnings.warn(  # once per process, however often the settings are read
+            "hydra.sweeper.search_space is deprecated (as in hydra-optuna-sweeper 1.2): "
+            "write hydra.sweeper.params, e.g. lr: tag(log, interval(1e-5, 1e-1))",
+            FutureWarning,
+            stacklevel=2,
+        )
+        for key, node in old.items():
+            lines.setdefault(str(key), search_space.from_distribution_config(str(key), node))
+    return lines
+
+
+def sweep_settings(sweeper: DictConfig, arguments: list[str]) -> search_space.SearchSpace:
+    """Every setting above, and the search space with the samplers and pruner built on it."""
+    from hydra_plugins.losslab_optuna_sweeper import samplers
+
+    directions(sweeper.get("direction", "maximize"))
+    counts(
+        sweeper.get("n_trials", 20),
+        sweeper.get("n_jobs", 1),
+        sweeper.get("max_failure_rate", 0.5),
+        sweeper.get("heartbeat_interval"),
+    )
+    storage(sweeper.get("storage"))
+    space = search_space.parse(params(sweeper), arguments)
+    for kind, build in (
+        ("sampler", lambda node: samplers.build_sampler(node, space.distributions, 0)),
+        ("pruner", samplers.build_pruner),
+    ):
+        node = sweeper.get(kind)
+        _check_node(kind, node)
+        try:
+            build(node)
+        except Exception as err:  # any constructor error of Optuna's is a bad setting here
+            cause = err.__cause__ or err
+            raise SettingsError(f"hydra.sweeper.{kind}: {type(cause).__name__}: {cause}") from None
+    _check_gp_needs(sweeper.get("sampler"))
+    return space
+
+
+def _check_gp_needs(node: Any) -> None:
+    """Optuna's GPSampler imports PyTorch only once its startup trials are done: a sweep
+    would fail there, hours in, for want of a package."""
+    if node is None or not str(node.get("_target_", "")).endswith("GPSampler"):
+        return
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("scipy") is None:
+        raise SettingsError(
+            "hydra/sweeper/sampler=gp: Optuna's GPSampler needs PyTorch and SciPy; "
+            "pip install torch scipy"
+        )
+
+
+def _check_node(kind: str, node: Any) -> None:
+    if node is not None and not (isinstance(node, (DictConfig, dict)) and "_target_" in node):
+        raise SettingsError(
+            f"hydra.sweeper.{kind}={node!r} is not a {kind}: choose one with "
+            f"hydra/sweeper/{kind}=<name>, or give a node with a _target_ class"
+        )

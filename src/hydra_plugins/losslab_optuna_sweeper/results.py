@@ -1,0 +1,74 @@
+"""What a finished sweep leaves beside its jobs: ``optimization_results.yaml`` (the published
+plugin's file, same keys) and one closing line on the terminal."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import optuna
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILE = "optimization_results.yaml"
+
+
+def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The best trial (one objective) or the Pareto front (several); none before a trial
+    completes."""
+    try:
+        return study.best_trials
+    except ValueError:
+        return []
+
+
+def write(study: optuna.Study, sweep_dir: Path) -> Path | None:
+    """``best_params`` and ``best_value``, or the Pareto front as ``solutions``."""
+    best = best_trials(study)
+    if not best:
+        return None
+    if len(study.directions) == 1:
+        content = {"name": "optuna", "best_params": best[0].params, "best_value": best[0].value}
+    else:
+        solutions = [{"params": t.params, "values": t.values} for t in best]
+        content = {"name": "optuna", "solutions": solutions}
+    path = Path(sweep_dir) / RESULTS_FILE
+    OmegaConf.save(OmegaConf.create(content), path)
+    return path
+
+
+def print_best(study: optuna.Study) -> None:
+    """``12 trials (9 complete, 2 pruned, 1 fail); best trial 4: 0.91; lr=0.00031``."""
+    states = [t.state for t in study.trials]
+    counts = ", ".join(
+        f"{states.count(state)} {state.name.lower()}"
+        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    )
+    best = best_trials(study)
+    if not best:
+        log.info("%d trials (%s); none complete", len(states), counts)
+    elif len(best) > 1 or len(study.directions) > 1:
+        log.info("%d trials (%s); Pareto front: %d trials", len(states), counts, len(best))
+        for trial in best:
+            log.info("  trial %d: %s; %s", trial.number, _values(trial), _params(trial))
+    else:
+        top = best[0]
+        log.info(
+            "%d trials (%s); best trial %d: %s; %s",
+            *(len(states), counts, top.number, _values(top), _params(top)),
+        )
+
+
+def _values(trial: optuna.trial.FrozenTrial) -> str:
+    return " ".join(_brief(v) for v in trial.values)
+
+
+def _params(trial: optuna.trial.FrozenTrial) -> str:
+    return " ".join(f"{key}={_brief(value)}" for key, value in trial.params.items())
+
+
+def _brief(value: object) -> str:
+    """3 significant digits for people; the exact values are in the study and the runs."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

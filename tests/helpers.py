@@ -9,7 +9,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -84,8 +86,9 @@ def free_port() -> int:
 class MlflowServer:
     """A real ``mlflow server`` on 127.0.0.1 that a test can stop and start again."""
 
-    def __init__(self, folder: Path, port: int | None = None) -> None:
+    def __init__(self, folder: Path, port: int | None = None, backend: str | None = None) -> None:
         self.folder = folder
+        self.backend = backend or f"sqlite:///{folder}/mlflow.db"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
@@ -105,7 +108,7 @@ class MlflowServer:
                 "--port",
                 str(self.port),
                 "--backend-store-uri",
-                f"sqlite:///{self.folder}/mlflow.db",
+                self.backend,
                 "--artifacts-destination",
                 str(self.folder / "artifacts"),
                 "--workers",
@@ -236,3 +239,55 @@ class FlakyProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextlib.contextmanager
+def postgres_server(database: str = "optuna") -> Iterator[str]:
+    """A real PostgreSQL server (Debian package) on 127.0.0.1 with an empty ``database``; its
+    SQLAlchemy URL. PostgreSQL refuses to run as root: under root it runs as ``postgres``."""
+    bindir = POSTGRES_BINS[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="losslab-pg-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = folder / "data"
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"]
+    subprocess.run([*as_user, *initdb, "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    port = free_port()
+    log = open(folder / "server.log", "w")  # noqa: SIM115 - written until the server stops
+    server = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port)]
+    proc = subprocess.Popen(
+        [*as_user, *server, "-k", str(folder), "-F"], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        _wait_for_postgres(bindir, port, proc, folder / "server.log")
+        subprocess.run(
+            [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+            + [database],
+            check=True,
+            capture_output=True,
+        )
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_for_postgres(bindir: Path, port: int, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        ready = subprocess.run(
+            [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+        )
+        if ready.returncode == 0:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(log.read_text())
+        time.sleep(0.3)
+    raise RuntimeError("PostgreSQL did not start:\n" + log.read_text())

@@ -323,6 +323,7 @@ def test_four_parallel_jobs_share_one_sqlite_store_and_study(tmp_path):
         "trainer.epochs=3",
         "trainer.batch_size=16",
         "tracking.log_model=false",
+        "tracking.every_n_batches=1",  # every point of every job, to count
         timeout=600,
     )
     assert "database is locked" not in proc.stdout + proc.stderr

@@ -84,10 +84,15 @@ def phases_driver(out: str) -> None:
 
     import losslab.train
 
-    for name, where in PHASES.items():
-        if where is not None:
-            module = importlib.import_module(where[0])
-            setattr(module, where[1], stamp(name, getattr(module, where[1])))
+    def patch(names) -> None:
+        for name in names:
+            module, function = PHASES[name]
+            module = importlib.import_module(module)
+            setattr(module, function, stamp(name, getattr(module, function)))
+
+    # losslab.models imports Keras: patched once the run has started Keras itself
+    later = ["model build and compile"]
+    patch(n for n, where in PHASES.items() if where is not None and n not in later)
     train, fit_fold = losslab.train.train, losslab.train.fit_fold
 
     def train_stamped(*args, **kwargs):
@@ -97,12 +102,17 @@ def phases_driver(out: str) -> None:
     def fit_fold_stamped(setup, k, tracked, extra):
         import keras
 
+        if not later_patched:
+            patch(later)
+            later_patched.append(True)
+
         class FirstBatch(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
                 marks.setdefault("first trace and first batch", time.time())
 
         return fit_fold(setup, k, tracked, [*extra, FirstBatch()])
 
+    later_patched: list[bool] = []
     losslab.train.train, losslab.train.fit_fold = train_stamped, fit_fold_stamped
     sys.argv = [TRAIN]
     with contextlib.suppress(SystemExit):  # run_app ends the process as the command would

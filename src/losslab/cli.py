@@ -81,13 +81,19 @@ def _masked_output() -> Iterator[None]:
         sys.stdout, sys.stderr = saved
 
 
+def _end_open_parents(err: BaseException) -> None:
+    """Sweep parents can only be open once the Hydra callback that opens them was loaded."""
+    callback = sys.modules.get("losslab.tracking.hydra_callback")
+    if callback is not None:
+        callback.end_open_parents(err)
+
+
 def run_app(main: Callable[[], object]) -> None:
     """Run a ``@hydra.main`` function; a user's error ends it with one line and exit code 2.
 
     Whatever ends it early (Ctrl-C, an error) also ends the sweep parent runs it left open;
-    secrets are masked in everything printed meanwhile."""
-    from losslab.tracking.hydra_callback import end_open_parents
-
+    secrets are masked in everything printed meanwhile. ``--help`` and ``--cfg`` end with
+    ``SystemExit`` and load neither MLflow nor scikit-learn on the way out."""
     asked = _full_error_asked()
     if not asked:
         os.environ[FULL_ERROR] = os.environ[_FORCED] = "1"  # Hydra raises, we report
@@ -95,8 +101,8 @@ def run_app(main: Callable[[], object]) -> None:
         with _masked_output():
             main()
     except BaseException as err:
-        end_open_parents(err)
-        if asked or not isinstance(err, _user_errors()):
+        _end_open_parents(err)
+        if asked or isinstance(err, SystemExit) or not isinstance(err, _user_errors()):
             raise
         _exit(err)
     finally:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
 from omegaconf import OmegaConf
-from optuna.trial import TrialState
+
+if TYPE_CHECKING:  # Hydra imports every plugin module at start, --help included
+    import optuna
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,8 @@ def write(study: optuna.Study, sweep_dir: Path) -> Path | None:
 
 def print_best(study: optuna.Study) -> None:
     """``12 trials (9 complete, 2 pruned, 1 fail); best trial 4: 0.91; lr=0.00031``."""
+    from optuna.trial import TrialState
+
     states = [t.state for t in study.trials]
     counts = ", ".join(
         f"{states.count(state)} {state.name.lower()}"

@@ -205,6 +205,22 @@ CLI_BAD_INPUT = {
         "-m hparams_search=optuna hydra.sweeper.storage=mysql://u@127.0.0.1/db",
         r"hydra.sweeper.storage: the driver of mysql:// is missing \(MySQLdb\)",
     ),
+    "sweeper direction against the objective's": (
+        "-m hydra/sweeper=optuna",
+        r"hydra.sweeper.direction=\['minimize'\] but direction=\['maximize'\] for objective",
+    ),
+    "one direction for two objectives in a sweep": (
+        "-m hparams_search=optuna objective=[val_pr_auc,val_loss] direction=maximize",
+        r"give one direction per objective",
+    ),
+    "brute force over an interval": (
+        "-m hparams_search=optuna hydra/sweeper/sampler=bruteforce",
+        r"bruteforce: optimizer.lr is a continuous interval",
+    ),
+    "custom search space not found": (
+        "-m hparams_search=optuna hydra.sweeper.custom_search_space=nowhere.space",
+        r"hydra.sweeper.custom_search_space=nowhere.space: not a function",
+    ),
     "grid of a continuous range": (
         "-m hparams_search=optuna hydra/sweeper/sampler=grid",
         r"hydra.sweeper.sampler: .*optimizer.lr",

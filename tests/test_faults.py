@@ -254,7 +254,8 @@ def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(t
 
 
 def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_path):
-    proc = _start_sweep(tmp_path, "hydra.sweeper.n_trials=2", "trainer.epochs=500")
+    every_point = "tracking.every_n_batches=1"  # sweeps keep every 10th by default
+    proc = _start_sweep(tmp_path, "hydra.sweeper.n_trials=2", "trainer.epochs=500", every_point)
     _wait_for_running_trial(tmp_path, proc)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
     _, stderr = proc.communicate(timeout=120)

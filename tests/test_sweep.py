@@ -60,6 +60,8 @@ def test_search_space_syntax_of_the_published_plugin():
         ("range(16,65,16)", [16, 32, 48, 64]),
         ("range(1,4)", [1, 2, 3, 4]),
         ("range(4,1,-1)", [1, 2, 3, 4]),
+        ("range(10,0,-3)", [1, 4, 7, 10]),
+        ("range(1.0,0.0,-0.25)", [0.0, 0.25, 0.5, 0.75, 1.0]),
         ("range(0.0,1.0,0.25)", [0.0, 0.25, 0.5, 0.75, 1.0]),
         ("shuffle(range(1,4))", [1, 2, 3]),  # Hydra's own range: end excluded
         ("shuffle(choice(b,a,c))", ["a", "b", "c"]),
@@ -432,7 +434,7 @@ def test_a_failing_custom_search_space_fails_its_trial_and_the_sweep_goes_on(tmp
 
 
 @pytest.mark.slow
-def test_a_custom_search_space_failing_every_trial_stops_the_sweep_with_nothing_running(
+def test_a_custom_search_space_failure_past_the_rate_stops_the_sweep_with_nothing_running(
     tmp_path,
 ):
     proc = sphere(

@@ -210,6 +210,7 @@ def test_optuna_names_the_sweeper_with_the_published_plugins_defaults():
     assert sweeper._target_.startswith("hydra_plugins.losslab_optuna_sweeper.")
     assert (sweeper.direction, sweeper.n_jobs, sweeper.max_failure_rate) == ("minimize", 2, 0.0)
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
+    assert sweeper.pruner._target_ == "optuna.pruners.NopPruner"  # the published one prunes none
 
 
 @pytest.mark.parametrize("published_installed", [False, True])
@@ -334,11 +335,23 @@ def test_each_sampler_and_pruner_runs_a_sweep(tmp_path, sampler, pruner, overrid
 def test_a_grid_sweep_tries_every_point_once(tmp_path):
     """More trials asked for than the grid has points: each point once, then the sweep ends."""
     study = sweep(tmp_path, "hydra/sweeper/sampler=grid", "hydra.sweeper.n_trials=20", *DISCRETE)
-    distributions = study.trials[0].distributions
-    grid = samplers.grid_values(distributions)
-    points = sorted(tuple(t.params[k] for k in grid) for t in study.trials)
-    assert points == sorted(itertools.product(*grid.values()))
+    points = sorted((t.params["x"], t.params["y"]) for t in study.trials)
+    assert points == sorted(itertools.product([-1.0, 0.0, 1.0], [0, 1, 2]))  # range: both ends
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+
+
+@pytest.mark.slow
+def test_a_brute_force_sweep_ends_when_its_space_is_done(tmp_path):
+    """One trial at a time (two at once may both take the last point, as in Optuna)."""
+    study = sweep(
+        tmp_path,
+        "hydra/sweeper/sampler=bruteforce",
+        "hydra.sweeper.n_trials=20",
+        "hydra.sweeper.n_jobs=1",
+        *DISCRETE,
+    )
+    points = [(t.params["x"], t.params["y"]) for t in study.trials]
+    assert sorted(points) == sorted(itertools.product([-1.0, 0.0, 1.0], [0, 1, 2]))
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ SWEEP_WITH_A_PRUNED_TRIAL = [
     "objective=val_roc_auc",
     "hydra.sweeper.pruner.n_startup_trials=1",
     "hydra.sweeper.pruner.n_warmup_steps=0",
+    "tracking.every_n_batches=1",  # a debug epoch has a few batches: a curve of each
 ]
 
 

@@ -151,10 +151,10 @@ class OptunaSweeperImpl:
         if self.custom_search_space is not None:
             try:
                 returned = self.custom_search_space(self.config, trial)
-            except Exception as err:
+                extra = [search_space.as_override(k, v) for k, v in (returned or {}).items()]
+            except Exception as err:  # raised, or returned something that is not a dict
                 name = self.custom_search_space.__qualname__
                 raise DrawError(f"custom_search_space {name}: {type(err).__name__}: {err}") from err
-            extra = [search_space.as_override(k, v) for k, v in (returned or {}).items()]
         ref = TrialRef(trial.number, self.study_name, self.storage_url, self.heartbeat_interval)
         env = [
             f"++hydra.job.env_set.{key}={search_space.override_value(value)}"
@@ -226,6 +226,9 @@ class OptunaSweeperImpl:
         ids = [self.storage.get_trial_id_from_study_id_trial_number(study_id, n) for n in numbers]
         return Heartbeat(self.storage, ids, self.heartbeat_interval)
 
+    def _batch_size(self, study: optuna.Study) -> int:
+        return min(self.n_jobs, self._remaining(study))
+
     def _remaining(self, study: optuna.Study) -> int:
         return self.n_trials - len(study.get_trials(deepcopy=False, states=COUNTED))
 
@@ -248,7 +251,7 @@ class OptunaSweeperImpl:
         self.job_idx = len(study.trials)
         returns: list[JobReturn] = []
         failed = 0
-        while (n := min(self.n_jobs, self._remaining(study))) > 0:
+        while not samplers.exhausted(self.sampler) and (n := self._batch_size(study)) > 0:
             failed += self._run_batch(study, space, n, returns)
             self._check_failures(study, failed)
             self._fail_stale(study)

@@ -86,7 +86,7 @@ def params(sweeper: Mapping[str, Any]) -> dict[str, str]:
     lines = dict(OmegaConf.to_container(values) if OmegaConf.is_config(values) else values or {})
     old = sweeper.get("search_space")
     if old:
-        warnings.warn(  # once per process, however often the settings are read
+        warnings.warn(  # Python shows it once per place it is raised from
             "hydra.sweeper.search_space is deprecated (as in hydra-optuna-sweeper 1.2): "
             "write hydra.sweeper.params, e.g. lr: tag(log, interval(1e-5, 1e-1))",
             FutureWarning,
@@ -122,7 +122,38 @@ def sweep_settings(sweeper: DictConfig, arguments: list[str]) -> search_space.Se
             cause = err.__cause__ or err
             raise SettingsError(f"hydra.sweeper.{kind}: {type(cause).__name__}: {cause}") from None
     _check_gp_needs(sweeper.get("sampler"))
+    _check_brute_force(sweeper.get("sampler"), space)
+    _check_custom_search_space(sweeper.get("custom_search_space"))
     return space
+
+
+def _check_brute_force(node: Any, space: search_space.SearchSpace) -> None:
+    """Optuna's BruteForceSampler fails each trial on a continuous interval: refused here."""
+    if node is None or not str(node.get("_target_", "")).endswith("BruteForceSampler"):
+        return
+    from optuna.distributions import FloatDistribution
+
+    for key, dist in space.distributions.items():
+        if isinstance(dist, FloatDistribution) and dist.step is None:
+            raise SettingsError(
+                f"hydra/sweeper/sampler=bruteforce: {key} is a continuous interval"
+                f"({dist.low}, {dist.high}); give choice(..) or range(..)"
+            )
+
+
+def _check_custom_search_space(path: str | None) -> None:
+    if not path:
+        return
+    from hydra.utils import get_method
+
+    try:
+        get_method(path)
+    except Exception as err:
+        cause = err.__cause__ or err
+        raise SettingsError(
+            f"hydra.sweeper.custom_search_space={path}: not a function "
+            f"({type(cause).__name__}: {cause})"
+        ) from None
 
 
 def _check_gp_needs(node: Any) -> None:

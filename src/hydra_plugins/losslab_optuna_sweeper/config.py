@@ -277,8 +277,11 @@ class OptunaSweeperConf:
 @dataclass
 class PublishedDefaultsSweeperConf(OptunaSweeperConf):
     """``hydra/sweeper=optuna``: the published plugin's defaults, so a config written for it
-    means the same here (above all: it minimizes unless told otherwise)."""
+    means the same here (above all: it minimizes unless told otherwise, and prunes nothing)."""
 
+    defaults: list[Any] = field(
+        default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "none"}]
+    )
     direction: Any = "minimize"
     n_jobs: int = 2
     max_failure_rate: float = 0.0

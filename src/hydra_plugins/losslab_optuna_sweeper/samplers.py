@@ -8,6 +8,7 @@ sweep starts, not when Hydra scans its plugins.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,18 @@ if TYPE_CHECKING:
 
 
 def build_sampler(
+    node: Any, distributions: Mapping[str, BaseDistribution], n_existing: int
+) -> optuna.samplers.BaseSampler:
+    """:func:`_build_sampler`, without Optuna's warning that a sampler is experimental
+    (printed at every sweep for qmc, bruteforce, gp: the user chose it)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _build_sampler(node, distributions, n_existing)
+
+
+def _build_sampler(
     node: Any, distributions: Mapping[str, BaseDistribution], n_existing: int
 ) -> optuna.samplers.BaseSampler:
     """The configured sampler; joining a study that has trials, a seed derived from both.
@@ -40,7 +53,9 @@ def build_sampler(
             return _without_stop(factory())
         return _without_stop(factory(search_space=grid_values(distributions)))
     seed = node.get("seed")
-    if seed is None or n_existing == 0:
+    # a scrambled QMC sequence is keyed by its seed: every worker must share it to go on
+    keeps_seed = _is_a(node, optuna.samplers.QMCSampler) and node.get("scramble")
+    if seed is None or n_existing == 0 or keeps_seed:
         return _without_stop(instantiate(node, _convert_="all"))
     import numpy as np
 
@@ -53,7 +68,11 @@ def build_pruner(node: Any) -> optuna.pruners.BasePruner:
 
     if node is None:
         return optuna.pruners.NopPruner()
-    return instantiate(node, _convert_="all") if isinstance(node, (DictConfig, dict)) else node
+    if not isinstance(node, (DictConfig, dict)):
+        return node
+    with warnings.catch_warnings():  # e.g. WilcoxonPruner: experimental, and chosen
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return instantiate(node, _convert_="all")
 
 
 def grid_size(sampler: Any) -> int | None:
@@ -107,10 +126,14 @@ def _steps(low: float, high: float, step: float) -> list:
 def _is_grid(node: Any) -> bool:
     import optuna
 
+    return _is_a(node, optuna.samplers.GridSampler)
+
+
+def _is_a(node: Any, cls: type) -> bool:
     target = node.get("_target_")
     if isinstance(target, str):
         target = get_object(target)
-    return isinstance(target, type) and issubclass(target, optuna.samplers.GridSampler)
+    return isinstance(target, type) and issubclass(target, cls)
 
 
 def _without_stop(sampler: optuna.samplers.BaseSampler) -> optuna.samplers.BaseSampler:
@@ -128,9 +151,16 @@ def _without_stop(sampler: optuna.samplers.BaseSampler) -> optuna.samplers.BaseS
         except RuntimeError as err:
             if "Study.stop" not in str(err):
                 raise
+            sampler._losslab_exhausted = True  # read by exhausted(): the sweep ends there
 
     sampler.after_trial = after_trial_without_stop
     return sampler
+
+
+def exhausted(sampler: Any) -> bool:
+    """Whether the sampler asked to stop the study: a grid or brute-force space is done (a
+    brute-force sampler would then draw points it has tried)."""
+    return bool(getattr(sampler, "_losslab_exhausted", False))
 
 
 def motpe_sampler(

@@ -58,15 +58,18 @@ def _range(key: str, sweep: RangeSweep, log: bool) -> "BaseDistribution":
     from optuna.distributions import FloatDistribution, IntDistribution
 
     start, stop, step = sweep.start, sweep.stop, sweep.step or 1
-    if step < 0:
-        start, stop, step = stop, start, -step
-    count = math.floor((stop - start) / step + 1e-9) + 1 if stop >= start else 0
+    span = (stop - start) / step if step else -1.0
+    count = math.floor(span + 1e-9) + 1 if span >= 0 else 0
     if count < 1:
         raise SearchSpaceError(f"{key}=range({sweep.start}, {sweep.stop}, {sweep.step}) is empty")
     last = start + (count - 1) * step
-    if all(isinstance(v, int) for v in (start, stop, step)):
+    integers = all(isinstance(v, int) for v in (start, stop, step))
+    if not integers:
+        last = round(last, 12)  # 0.1 * 3 is 0.30000000000000004
+    if step < 0:  # the same values, counted up from the last one
+        start, last, step = last, start, -step
+    if integers:
         return IntDistribution(start, last, step=1 if log else step, log=log)
-    last = round(last, 12)  # 0.1 * 3 is 0.30000000000000004
     return FloatDistribution(float(start), float(last), step=None if log else step, log=log)
 
 

@@ -46,7 +46,8 @@ def _objective(config: DictConfig) -> dict[str, Any]:
     """Name and direction; lists of them for several objectives."""
     name, direction = config.objective, config.direction
     if OmegaConf.is_list(name) or OmegaConf.is_list(direction):
-        return {"name": objective_names(config), "direction": list(direction)}
+        directions = [str(d) for d in direction] if OmegaConf.is_list(direction) else [direction]
+        return {"name": objective_names(config), "direction": directions}
     return {"name": str(name), "direction": str(direction)}
 
 
@@ -119,9 +120,29 @@ def preflight(config: DictConfig) -> None:
 
     for name in objective_names(config):
         check_sweepable(name)
+    check_directions(config)
     url, name = location(config)
     allow = config.hydra.sweeper.get("allow_changed_study")
     check_same(stored_identity(url, name), identity(config), name, allow)
+
+
+def check_directions(config: DictConfig) -> None:
+    """One direction per objective, and the study's directions those of the objectives: a
+    sweeper told to minimize what the jobs maximize would prune the best trials."""
+    from hydra_plugins.losslab_optuna_sweeper.checks import directions
+
+    names = objective_names(config)
+    wanted = directions(config.direction)
+    if len(wanted) != len(names):
+        raise ConfigError(
+            f"direction={wanted} for objective={names}: give one direction per objective"
+        )
+    swept = directions(config.hydra.sweeper.get("direction", wanted))
+    if swept != wanted:
+        raise ConfigError(
+            f"hydra.sweeper.direction={swept} but direction={wanted} for objective={names}; "
+            "set hydra.sweeper.direction='${direction}'"
+        )
 
 
 def resolve_fingerprint(*, _root_: DictConfig) -> str:

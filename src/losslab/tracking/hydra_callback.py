@@ -17,6 +17,7 @@ execution, and the best params a parent logs at its end are then never changed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -195,5 +196,8 @@ def end_open_parents(error: BaseException) -> None:
             except (StoreAway, OSError) as err:
                 log.warning("sweep parent run %s left open: %s", run_id, err)
                 continue
-        if ended:  # the store answers: the trials so far, reported after the status is safe
-            parent.record_study(client, run_id)
+            if ended:  # the trials so far, once the status is safe; bounded like the rest
+                try:
+                    patience.call(functools.partial(parent.record_study, client, run_id))
+                except (StoreAway, OSError) as err:
+                    log.warning("sweep parent run %s: study not reported: %s", run_id, err)

@@ -6,14 +6,12 @@ holds what the plot cannot: each front trial's params and the MLflow run that re
 
 from __future__ import annotations
 
-import logging
-import warnings
 from pathlib import Path
 
 import optuna
 import pandas as pd
 
-log = logging.getLogger(__name__)
+from losslab.search import optuna_plots
 
 
 def front_table(study: optuna.Study, names: list[str]) -> pd.DataFrame:
@@ -37,21 +35,10 @@ def write_table(study: optuna.Study, path: Path, names: list[str]) -> Path:
 
 def plot(study: optuna.Study, path: Path, names: list[str]) -> Path | None:
     """Optuna's Pareto-front plot (two or three objectives); None when it cannot draw one."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_pareto_front
 
     if not 2 <= len(study.directions) <= 3:
         return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-            axes = plot_pareto_front(study, target_names=names)
-    except (ValueError, RuntimeError) as err:
-        log.info("optuna pareto_front plot skipped: %s", err)
-        return None
-    axes.figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(axes.figure)
-    return path
+    return optuna_plots.save(
+        lambda: plot_pareto_front(study, target_names=names), path, "pareto_front"
+    )

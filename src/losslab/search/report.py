@@ -14,9 +14,7 @@ it logs once at its end are never changed.
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,18 @@ import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
+from hydra_plugins.losslab_optuna_sweeper import checks
 from hydra_plugins.losslab_optuna_sweeper.results import best_trials
-from losslab.search import pareto
+from losslab.search import optuna_plots, pareto
 from losslab.search.history import plot_history
 from losslab.search.study import IDENTITY_ATTR
 from losslab.tracking.redact import redact_text
-
-log = logging.getLogger(__name__)
 
 
 def study_tags(sweeper: Mapping[str, Any], storage_url: str, study_name: str) -> dict[str, str]:
     """What the parent run says about its study from the start: name, storage (masked),
     sampler, pruner, directions and the trials the study is to have."""
-    direction = sweeper.get("direction", "maximize")
-    directions = [direction] if isinstance(direction, str) else list(direction)
+    directions = checks.directions(sweeper.get("direction", "maximize"))
 
     def class_name(node: Any, default: str) -> str:
         target = node.get("_target_", default) if node is not None else default
@@ -81,23 +77,12 @@ def _objective_names(study: optuna.Study) -> list[str]:
 
 def _importances(study: optuna.Study, path: Path) -> Path | None:
     """Optuna's parameter-importance plot; None when the study has too few trials for it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_param_importances
 
     target = (lambda t: t.values[0]) if len(study.directions) > 1 else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-            axes = plot_param_importances(study, target=target)
-    except (ValueError, RuntimeError, ZeroDivisionError) as err:
-        log.info("optuna param_importances plot skipped: %s", err)
-        return None
-    axes.figure.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(axes.figure)
-    return path
+    return optuna_plots.save(
+        lambda: plot_param_importances(study, target=target), path, "param_importances"
+    )
 
 
 def param_key(override_key: str) -> str:

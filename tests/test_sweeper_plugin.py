@@ -8,6 +8,7 @@ import dataclasses
 import importlib.util
 import inspect
 import itertools
+import os
 import subprocess
 import sys
 import warnings
@@ -355,8 +356,11 @@ def test_a_brute_force_sweep_ends_when_its_space_is_done(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not NO_TORCH, reason="the refusal is for machines without PyTorch")
 def test_gp_without_pytorch_is_refused_before_any_trial(tmp_path):
+    hidden = tmp_path / "without_torch"
+    hidden.mkdir()
+    (hidden / "sitecustomize.py").write_text("import sys\nsys.modules['torch'] = None\n")
+    path = os.pathsep.join(filter(None, [str(hidden), os.environ.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, "tests/apps/sphere.py", "-m", f"hydra.sweep.dir={tmp_path}/sweep"]
         + ["hydra/sweeper/sampler=gp"],
@@ -364,6 +368,7 @@ def test_gp_without_pytorch_is_refused_before_any_trial(tmp_path):
         capture_output=True,
         text=True,
         timeout=300,
+        env={**os.environ, "PYTHONPATH": path},
     )
     assert proc.returncode != 0
     assert "GPSampler needs PyTorch and SciPy; pip install torch scipy" in proc.stderr

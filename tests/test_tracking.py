@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from losslab.tracking.callback import MlflowMetricsLogger
+from losslab.tracking.callback import MlflowLogger
 from losslab.tracking.run import TrackedRun
 from losslab.tracking.writer import MAX_METRICS_PER_BATCH, MetricWriter
 from losslab.train import train
@@ -55,7 +55,7 @@ def tracking_uri(request, tmp_path):
 
 def test_every_batch_and_epoch_point_is_stored(tracking_uri):
     with TrackedRun(tracking_uri, "callback-test") as run:
-        tiny_fit(MlflowMetricsLogger(run.writer, samples_per_epoch=STEPS * BATCH))
+        tiny_fit(MlflowLogger(samples_per_epoch=STEPS * BATCH, run=run))
         client = MlflowClient(tracking_uri)
         # on_train_end waited: everything is stored before the run ends
         for key in ("batch/loss", "batch/pr_auc"):
@@ -78,7 +78,7 @@ def test_every_batch_and_epoch_point_is_stored(tracking_uri):
 def test_every_n_batches_thins_batch_metrics_only(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     with TrackedRun(uri, "thin") as run:
-        tiny_fit(MlflowMetricsLogger(run.writer, every_n_batches=4))
+        tiny_fit(MlflowLogger(4, run=run))
     client = MlflowClient(uri)
     steps = [m.step for m in client.get_metric_history(run.run_id, "batch/loss")]
     assert steps == list(range(0, EPOCHS * STEPS, 4))

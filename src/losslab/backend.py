@@ -56,12 +56,12 @@ def start() -> None:
 
 
 def _import() -> None:
-    import keras
+    """Keras, and TensorFlow on every backend: losslab's input pipelines (``tf.data``) and
+    MLflow's model flavour use it under JAX and PyTorch too."""
+    import keras  # noqa: F401 - its backend starts here
+    import tensorflow as tf
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()  # the device probe writes its lines now
+    tf.config.list_physical_devices()  # the device probe writes its lines now
 
 
 def _not_retracing(record: logging.LogRecord) -> bool:

@@ -25,9 +25,10 @@ class Evaluation:
     confusion: np.ndarray
     confusion_at_half: np.ndarray | None
     class_names: list[str]
-    y_test: np.ndarray
+    y_test: np.ndarray  # the labels and predictions of the split judged (``split``)
     p_test: np.ndarray
     extra: dict[str, object] = field(default_factory=dict)
+    split: str = "test"
 
 
 # a threshold no sigmoid output reaches: nothing is called positive
@@ -145,30 +146,27 @@ def evaluate_binary(
     )
 
 
-def evaluate_multiclass(ds: Dataset, p_val: np.ndarray, p_test: np.ndarray) -> Evaluation:
-    pred = p_test.argmax(axis=1)
-    y = ds.y_test.astype(int)
-    n = len(ds.class_names)
+def _multiclass(
+    y: np.ndarray, p: np.ndarray, names: list[str], prefix: str, split: str
+) -> Evaluation:
+    pred = p.argmax(axis=1)
+    n = len(names)
     recall = skm.recall_score(y, pred, labels=range(n), average=None, zero_division=0)
     scores = {
-        "test_accuracy": float(skm.accuracy_score(y, pred)),
-        "test_macro_f1": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
-        "test_min_recall": float(recall.min()),
-        **{f"test_recall_{k}": float(r) for k, r in enumerate(recall)},
-        "val_final_accuracy": float(skm.accuracy_score(ds.y_val, p_val.argmax(axis=1))),
+        f"{prefix}accuracy": float(skm.accuracy_score(y, pred)),
+        f"{prefix}macro_f1": float(skm.f1_score(y, pred, average="macro", zero_division=0)),
+        f"{prefix}min_recall": float(recall.min()),
+        **{f"{prefix}recall_{k}": float(r) for k, r in enumerate(recall)},
     }
-    onehot = np.eye(n)[y]
-    scores.update(_ranking_scores(onehot, p_test, "test_"))
-    return Evaluation(
-        "multiclass",
-        None,
-        scores,
-        skm.confusion_matrix(y, pred, labels=range(n)),
-        None,
-        ds.class_names,
-        y,
-        p_test,
-    )
+    scores.update(_ranking_scores(np.eye(n)[y], p, prefix))
+    confusion = skm.confusion_matrix(y, pred, labels=range(n))
+    return Evaluation("multiclass", None, scores, confusion, None, names, y, p, split=split)
+
+
+def evaluate_multiclass(ds: Dataset, p_val: np.ndarray, p_test: np.ndarray) -> Evaluation:
+    ev = _multiclass(ds.y_test.astype(int), p_test, ds.class_names, "test_", "test")
+    ev.metrics["val_final_accuracy"] = float(skm.accuracy_score(ds.y_val, p_val.argmax(axis=1)))
+    return ev
 
 
 def evaluate_multilabel(
@@ -219,6 +217,34 @@ def evaluate(
     if ds.task == "multiclass":
         return evaluate_multiclass(ds, p_val, p_test)
     return evaluate_multilabel(ds, p_val, p_test, cfg)
+
+
+def evaluate_validation(
+    y: np.ndarray, p: np.ndarray, class_names: list[str], cfg: EvaluationConfig
+) -> Evaluation:
+    """Validation judged on its own, for a fit without a test split (the Keras callback):
+    the threshold chosen on it, and its scores and confusion matrix at that threshold."""
+    if p.ndim == 2 and p.shape[1] > 1:  # softmax over classes; labels may be one-hot
+        labels = y.argmax(axis=1) if y.ndim == 2 and y.shape[1] > 1 else y.ravel()
+        n = p.shape[1]
+        names = class_names if len(class_names) == n else [str(k) for k in range(n)]
+        return _multiclass(labels.astype(int), p, names, "val_final_", "validation")
+    y, p = y.ravel(), p.ravel()
+    t = choose_threshold(y, p, cfg)
+    scores = {"threshold": t, **_binary_scores(y, p, t, "val_at_threshold_")}
+    scores.update(_ranking_scores(y, p, "val_final_"))
+    scores["val_final_recall_at_fpr"] = recall_at_fpr(y, p, cfg.max_fpr)[0]
+    return Evaluation(
+        task="binary",
+        threshold=t,
+        metrics=scores,
+        confusion=skm.confusion_matrix(y, (p >= t).astype(int), labels=[0, 1]),
+        confusion_at_half=skm.confusion_matrix(y, (p >= 0.5).astype(int), labels=[0, 1]),
+        class_names=class_names,
+        y_test=y,
+        p_test=p,
+        split="validation",
+    )
 
 
 def format_confusion(ev: Evaluation) -> str:

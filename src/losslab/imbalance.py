@@ -83,21 +83,27 @@ def prepare(cfg: ImbalanceConfig, y_train: np.ndarray, task: str) -> Prepared:
 
 def augmenter(cfg: ImbalanceConfig, image_shape: tuple[int, ...], seed: int):
     """Small random shifts, rotations and zooms of flat images, as Keras' preprocessing layers
-    draw them; empty borders are filled with 0 (background), not reflected."""
-    import keras
+    draw them; empty borders are filled with 0 (background), not reflected.
 
-    layers = keras.Sequential(
-        [
-            keras.layers.RandomTranslation(cfg.shift, cfg.shift, "constant", seed=seed),
-            keras.layers.RandomRotation(cfg.rotation, "constant", seed=seed + 1),
-            keras.layers.RandomZoom(cfg.zoom, None, "constant", seed=seed + 2),
-        ],
-        name="minority_augmentation",
-    )
+    It runs inside the ``tf.data`` stream of :func:`oversampled`, so it reshapes with
+    TensorFlow and calls each layer on its own: Keras' preprocessing layers compute with
+    TensorFlow inside ``tf.data`` whatever the backend, a ``keras.Sequential`` of them (or
+    ``keras.ops``) would use the JAX or PyTorch backend's ops there and fail.
+    """
+    import keras
+    import tensorflow as tf
+
+    layers = [
+        keras.layers.RandomTranslation(cfg.shift, cfg.shift, "constant", seed=seed),
+        keras.layers.RandomRotation(cfg.rotation, "constant", seed=seed + 1),
+        keras.layers.RandomZoom(cfg.zoom, None, "constant", seed=seed + 2),
+    ]
 
     def augment(flat):
-        images = keras.ops.reshape(flat, (-1, *image_shape))
-        return keras.ops.reshape(layers(images, training=True), keras.ops.shape(flat))
+        images = tf.reshape(flat, (-1, *image_shape))
+        for layer in layers:
+            images = layer(images, training=True)
+        return tf.reshape(images, tf.shape(flat))
 
     return augment
 

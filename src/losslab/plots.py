@@ -36,7 +36,7 @@ def confusion_matrix(ev: Evaluation, path: Path) -> Path:
     for (i, j), count in np.ndenumerate(cm):
         display.text_[i, j].set_text(f"{int(count)}\n{rates[i, j]:.1%}")
     at = "argmax" if ev.threshold is None else f"threshold {ev.threshold:.3f}"
-    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix (test, {at})")
+    ax.set(xlabel="predicted", ylabel="true", title=f"Confusion matrix ({ev.split}, {at})")
     return _save(fig, path)
 
 
@@ -49,7 +49,7 @@ def _binary_curves(ev: Evaluation) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def _operating_point(ev: Evaluation) -> tuple[float, float, float] | None:
-    """(FPR, recall, precision) on test at the chosen threshold of a binary model."""
+    """(FPR, recall, precision) on the judged split at the chosen threshold of a binary model."""
     if ev.task != "binary" or ev.threshold is None:
         return None
     y = np.asarray(ev.y_test).ravel()
@@ -61,7 +61,7 @@ def _operating_point(ev: Evaluation) -> tuple[float, float, float] | None:
 
 
 def roc_curve(ev: Evaluation, path: Path) -> Path:
-    """ROC on a log false-positive axis, from one false positive in the test set to 1."""
+    """ROC on a log false-positive axis, from one false positive in the judged split to 1."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
     curves = _binary_curves(ev)
     for label, y, p in curves:
@@ -81,7 +81,7 @@ def roc_curve(ev: Evaluation, path: Path) -> Path:
         ylim=(0, 1.02),
         xlabel="false positive rate (log)",
         ylabel="true positive rate (recall)",
-        title="ROC (test)",
+        title=f"ROC ({ev.split})",
     )
     ax.legend(loc="lower right", fontsize="small")
     return _save(fig, path)
@@ -96,7 +96,7 @@ def pr_curve(ev: Evaluation, path: Path) -> Path:
         _, recall, precision = point
         ax.plot(recall, precision, "o", color="C3", label=f"threshold {ev.threshold:.3f}")
     ax.set_aspect("auto")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), title="Precision-recall (test)")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), title=f"Precision-recall ({ev.split})")
     ax.legend(loc="lower left", fontsize="small")
     return _save(fig, path)
 

@@ -74,9 +74,25 @@ def _verbose(setting: str) -> int:
 
 
 def _limit_threads(threads: int) -> None:
-    """TensorFlow fixes its thread pools at first use: a later job in the process keeps them."""
+    """The backend's CPU threads for this job. TensorFlow fixes its pools at first use (a
+    later job in the process keeps them); JAX fixes XLA's when it starts, so there it is
+    refused, before any data is loaded."""
     if not threads:
         return
+    import keras
+
+    name = keras.backend.backend()
+    if name == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        return
+    if name != "tensorflow":
+        raise config_lib.ConfigError(
+            f"trainer.threads={threads} cannot be applied under KERAS_BACKEND={name} (XLA "
+            "sizes its CPU thread pool when it starts); use trainer.threads=0, or limit the "
+            "process's CPUs (taskset, a Slurm --cpus-per-task)"
+        )
     import tensorflow as tf
 
     try:
@@ -246,16 +262,15 @@ def _callbacks(setup: Setup, fold, k: int, tracked, extra: Sequence[Any]) -> lis
     if setup.ds.task == "binary":
         callbacks.append(ValidationRecallAtFpr(fold.x_val, fold.y_val, conf.evaluation.max_fpr))
     if tracked is not None:
-        from losslab.tracking.callback import MlflowMetricsLogger
+        from losslab.tracking.callback import MlflowLogger
 
         callbacks.append(
-            MlflowMetricsLogger(
-                tracked.writer,
+            MlflowLogger(
                 conf.tracking.every_n_batches,
-                conf.tracking.batch_prefix,
-                samples_per_epoch=len(fold.x_train),
-                flush_timeout_s=conf.tracking.offline_after_s,
                 prefix=f"fold_{k}/" if len(setup.folds) > 1 else "",
+                batch_prefix=conf.tracking.batch_prefix,
+                samples_per_epoch=len(fold.x_train),
+                run=tracked,
             )
         )
     if str(conf.trainer.verbose) == "auto":

@@ -174,9 +174,9 @@ VERBOSITY = ["auto", "0", "1", "2"]
 @dataclass
 class TrainerConfig:
     """``verbose``: ``auto`` prints one short line per epoch (:mod:`losslab.console`); or
-    Keras' own 0 (nothing), 1 (progress bar), 2 (every metric). ``threads``: TensorFlow
-    threads per job (intra- and inter-op), 0 = all cores; parallel jobs on one machine should
-    split the cores."""
+    Keras' own 0 (nothing), 1 (progress bar), 2 (every metric). ``threads``: CPU threads per
+    job (TensorFlow's intra- and inter-op pools, PyTorch's; refused under JAX), 0 = all cores;
+    parallel jobs on one machine should split the cores."""
 
     epochs: int = 20
     batch_size: int = 32

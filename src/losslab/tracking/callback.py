@@ -1,68 +1,133 @@
 """The Keras callback that records every batch and every epoch of a fit to MLflow.
 
-It replaces the pattern of one synchronous ``log_metric`` per metric per batch: here a batch
-costs one deque append, and a :class:`~losslab.tracking.writer.MetricWriter` thread sends the
-points in ``log_batch`` requests. Unlike ``mlflow.keras.MlflowCallback`` it logs batches and
-epochs together, and gives validation metrics their epoch as step.
+One line in any Keras 3 script (TensorFlow, JAX or PyTorch backend), and the callback of
+``python train.py``: ``model.fit(..., callbacks=[MlflowLogger()])``. A batch costs one deque
+append; a :class:`~losslab.tracking.writer.MetricWriter` thread sends the points in
+``log_batch`` requests, keeps them while the store is away, and the run spills them to disk
+for ``losslab replay`` when it stays away. Unlike ``mlflow.keras.MlflowCallback`` it logs
+batches and epochs together and gives validation metrics their epoch as step.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import keras
 
-from losslab.tracking.writer import MetricWriter
+from losslab.tracking.train_end import AtTrainEnd
 
 
-class MlflowMetricsLogger(keras.callbacks.Callback):
-    """Batch metrics at step = global batch index, epoch metrics at step = epoch.
+class MlflowLogger(keras.callbacks.Callback):
+    """Batch metrics at step = global batch index (``batch/loss``, ...), epoch metrics at
+    step = epoch (``loss``, ``val_loss``, ...), and each epoch's ``learning_rate``,
+    ``epoch_time_s`` and ``samples_per_second``.
 
-    Each epoch also records ``learning_rate``, ``epoch_time_s`` and ``samples_per_second``.
-    ``on_train_end`` waits until every point is stored, or until the store has been
-    unreachable for ``flush_timeout_s`` (the run then spills what is left). ``prefix`` goes in
-    front of every key (``fold_1/`` when one run trains a model per validation fold).
+    Records into the active MLflow run (``with mlflow.start_run():`` around ``fit``), else
+    starts a run in MLflow's current tracking URI and experiment and ends it with the fit's
+    outcome (:mod:`losslab.tracking.session`). At train end, on request, the model
+    (``log_model``), plots and the threshold chosen on ``validation_data`` (``plots``) and
+    the model's config and summary (``log_model_config``). ``prefix`` goes in front of every
+    key; ``every_n_batches`` keeps every n-th batch point; ``samples_per_epoch`` (default:
+    ``batch_size`` times the steps Keras reports) sets samples per second.
+
+    ``run``: a :class:`~losslab.tracking.run.TrackedRun` opened by the caller, who also ends
+    it (the pipeline passes its job's run).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword options, as Keras' own callbacks take them
         self,
-        writer: MetricWriter,
         every_n_batches: int = 1,
-        batch_prefix: str = "batch/",
-        samples_per_epoch: int | None = None,
-        flush_timeout_s: float | None = None,
+        *,
         prefix: str = "",
+        batch_prefix: str = "batch/",
+        run_name: str | None = None,
+        log_model: bool = False,
+        plots: bool = False,
+        log_model_config: bool = False,
+        validation_data: tuple[Any, Any] | None = None,
+        input_example: Any = None,
+        max_fpr: float = 0.01,
+        batch_size: int | None = None,
+        samples_per_epoch: int | None = None,
+        run: Any = None,
     ) -> None:
         super().__init__()
-        self.writer = writer
-        self.every_n_batches = every_n_batches
-        self.batch_prefix = prefix + batch_prefix
-        self.prefix = prefix
-        self.samples_per_epoch = samples_per_epoch
-        self.flush_timeout_s = flush_timeout_s
+        if int(every_n_batches) < 1:
+            raise ValueError(f"every_n_batches={every_n_batches}: a whole number, at least 1")
+        self.at_end = AtTrainEnd(
+            log_model, plots, log_model_config, validation_data, input_example, max_fpr
+        )
+        self.at_end.check()
+        self.every_n_batches = int(every_n_batches)
+        self.prefix, self.batch_prefix = prefix, prefix + batch_prefix
+        self.run_name = run_name
+        self.batch_size, self.samples_per_epoch = batch_size, samples_per_epoch
+        self.run = run
+        self._given = run is not None
+        self._owned = False
         self.global_step = 0
         self._epoch_start = 0.0
+        self._history: dict[str, list[float]] = {}
 
+    @property
+    def run_id(self) -> str | None:
+        return None if self.run is None else self.run.run_id
+
+    # -- the run --------------------------------------------------------------------------
+    def on_train_begin(self, logs=None) -> None:
+        self.global_step, self._history = 0, {}
+        if self._given:
+            return
+        import mlflow
+
+        from losslab.tracking import session
+
+        active = mlflow.active_run()
+        self._owned = active is None
+        self.run = (
+            session.start(self.run_name) if self._owned else session.attach(active.info.run_id)
+        )
+
+    def on_train_end(self, logs=None) -> None:
+        from losslab.tracking import session, train_end
+
+        if self.at_end.model or self.at_end.plots or self.at_end.model_config:
+            train_end.record(self.run, self.model, self._history, self.at_end)
+        if self._given:
+            self.run.writer.wait_stored(self.run.patience.limit_s)
+        elif self._owned:
+            session.end(self.run)
+        else:
+            self.run.__exit__(None, None, None)
+
+    # -- the points -----------------------------------------------------------------------
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch_start = time.perf_counter()
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         if logs and self.global_step % self.every_n_batches == 0:
-            self.writer.add(self.global_step, logs, self.batch_prefix)
+            self.run.writer.add(self.global_step, logs, self.batch_prefix)
         self.global_step += 1
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         elapsed = time.perf_counter() - self._epoch_start
         values = dict(logs or {})
         values["epoch_time_s"] = elapsed
-        if self.samples_per_epoch:
-            values["samples_per_second"] = self.samples_per_epoch / max(elapsed, 1e-9)
+        samples = self._samples_per_epoch()
+        if samples:
+            values["samples_per_second"] = samples / max(elapsed, 1e-9)
         if "learning_rate" not in values:
             values["learning_rate"] = float(
                 keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
             )
-        self.writer.add(epoch, values, self.prefix)
-        self.writer.flush(wait=False)
+        for key, value in values.items():
+            self._history.setdefault(key, []).append(float(value))
+        self.run.writer.add(epoch, values, self.prefix)
+        self.run.writer.flush(wait=False)
 
-    def on_train_end(self, logs=None) -> None:
-        self.writer.wait_stored(self.flush_timeout_s)
+    def _samples_per_epoch(self) -> int | None:
+        if self.samples_per_epoch:
+            return self.samples_per_epoch
+        steps = (self.params or {}).get("steps")
+        return self.batch_size * steps if self.batch_size and steps else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from importlib.metadata import version
 from typing import Any
 
@@ -74,9 +74,10 @@ def quiet_progress() -> Iterator[None]:
     """No progress bar while MLflow predicts on the input example to check the logged model.
 
     Keras writes ``predict``'s bar to stdout (control codes included, also into a file), or,
-    with interactive logging off, as absl INFO records, which Hydra's logging shows; so
-    interactive logging is switched off for this thread (Keras keeps it per thread) and
-    absl's INFO records are held back meanwhile.
+    with interactive logging off, as absl INFO records, which Hydra's logging shows. Keras
+    keeps that switch per thread, and on the JAX and PyTorch backends it draws the bar from
+    a worker thread; so interactive logging is off for this thread, absl's INFO records are
+    held back, and what the workers write to stdout meanwhile is dropped.
     """
     import keras
 
@@ -85,7 +86,8 @@ def quiet_progress() -> Iterator[None]:
     keras.config.disable_interactive_logging()
     absl.setLevel(max(level, logging.WARNING))
     try:
-        yield
+        with open(os.devnull, "w") as sink, redirect_stdout(sink):
+            yield
     finally:
         absl.setLevel(level)
         if interactive:

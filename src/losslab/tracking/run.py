@@ -90,13 +90,16 @@ RUN_NAME_CHARS = 250  # what the MLflow UI's run list shows of a name
 @dataclass(frozen=True)
 class RunStart:
     """How the run begins: its name, parent, tags, where a new experiment keeps artifacts,
-    or the id of a run made for us (by ``mlflow run``) to record into instead."""
+    or the id of a run made for us (by ``mlflow run``) to record into instead. ``attach``
+    records into ``run_id`` as it is and leaves its status to whoever started it (a user's
+    ``mlflow.start_run()`` around ``fit``)."""
 
     run_name: str | None = None
     parent_run_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
     artifact_location: str | None = None
     run_id: str | None = None
+    attach: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class TrackedRun:
         self.uri = uri
         keep_credentials_off_stdout(uri)
         start, live = start or RunStart(), liveness or Liveness()
+        self.attached = start.attach
         self.spill_dir = live.spill_dir or Path.cwd() / SPILL_DIR
         self.patience = Patience(uri, live.offline_after_s)
         self.status = RunStatus.to_string(RunStatus.RUNNING)
@@ -165,7 +169,8 @@ class TrackedRun:
                 why = str(away)
         if why is not None:
             self._begin_offline(experiment, start, tags, why)
-        beat = (live.heartbeat_s, self._heartbeat) if self.spill is None else None
+        owned = self.spill is None and not self.attached
+        beat = (live.heartbeat_s, self._heartbeat) if owned else None
         self.writer = MetricWriter(self.client, self.run_id, heartbeat=beat)
         self._offline_lock = threading.Lock()
         self._closed = threading.Event()
@@ -178,6 +183,9 @@ class TrackedRun:
         """The run's tags, secrets masked: the caller's, the owning process, the name, the
         parent, and where a spill would go (so a spilled run is not taken for a dead one)."""
         tags = {k: redact(k, str(v)) for k, v in start.tags.items()}
+        self.run_name = None
+        if start.attach:  # its owner keeps it alive and ends it: no liveness of ours
+            return tags
         tags[stale.PROCESS_TAG] = stale.process_token()
         tags[stale.HEARTBEAT_TAG] = str(int(time.time()))
         tags[stale.SPILL_TAG] = str(self.spill_dir.absolute())
@@ -191,6 +199,12 @@ class TrackedRun:
     def _begin(self, experiment: str, start: RunStart, tags: dict[str, str], live: Liveness):
         """Create the run (or take the one ``mlflow run`` made), after ending dead runs."""
         ensure_ready(self.uri)
+        if start.attach:
+            self.run = self.client.get_run(start.run_id)
+            self.experiment_id, self.run_id = self.run.info.experiment_id, start.run_id
+            for key, value in tags.items():
+                self.client.set_tag(self.run_id, key, value)
+            return
         self.experiment_id = experiment_id(self.client, experiment, start.artifact_location)
         launcher = launcher_run(self.client, start.run_id)
         if records_into(launcher, self.experiment_id):
@@ -248,6 +262,8 @@ class TrackedRun:
         self.sync()
         self._closed.set()
         self.writer.close(timeout=1 if self.offline else None)
+        if self.attached:
+            return
         if exc_type is None or pruned:
             status = "FINISHED"
         elif issubclass(exc_type, KeyboardInterrupt):

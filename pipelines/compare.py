@@ -4,49 +4,15 @@
     python pipelines/compare.py --parent-run RUN_ID           # one multirun or sweep
         [--out outputs/compare/NAME] [--tracking-uri URI] [--no-log]
 
-Reads the runs back through MLflow's client (``tracking=local``'s ``./mlflow.db`` unless
-``--tracking-uri`` or ``$MLFLOW_TRACKING_URI`` says otherwise), prints the table, writes
-``comparison.md``, ``comparison.csv``, ``comparison.html`` and the PNGs to ``--out``, and logs
-them to the parent run under ``comparison/``.
+The same as ``losslab compare`` (:mod:`losslab.compare_cli`), for ``mlflow run . -e compare``
+and a checkout without the command installed.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from pathlib import Path
 
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--experiment", help="MLflow experiment (an experiment's task_name)")
-    which.add_argument("--parent-run", help="id of a multirun's or sweep's parent run")
-    p.add_argument("--out", help="output folder (default outputs/compare/<name>)")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default ./mlflow.db)")
-    p.add_argument("--no-log", action="store_true", help="do not log to the parent run")
-    args = p.parse_args(argv)
-    # MLflow draws one download bar per artifact read back: a dozen per run
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-
-    from losslab.compare import CompareError, compare, markdown
-    from losslab.tracking.store import default_uri
-
-    uri = args.tracking_uri or default_uri(Path.cwd())
-    out = Path(args.out or Path("outputs") / "compare" / (args.experiment or args.parent_run))
-    try:
-        result = compare(uri, out, args.experiment, args.parent_run, not args.no_log)
-    except CompareError as err:
-        print(f"compare: {err}", file=sys.stderr)
-        return 2
-    print(markdown(result.table))
-    where = f"\nwritten to {out.resolve()}"
-    if result.parent_run_id and not args.no_log:
-        where += f"; logged to run {result.parent_run_id}"
-    print(where)
-    return 0
-
+from losslab.compare_cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -81,6 +81,14 @@ def _masked_output() -> Iterator[None]:
         sys.stdout, sys.stderr = saved
 
 
+def _explained(err: BaseException) -> BaseException:
+    """A config Hydra cannot find because an optional extra is not installed, told with the
+    pip line that installs it (:mod:`losslab.extras`)."""
+    from losslab.extras import missing_launcher_config
+
+    return missing_launcher_config(err, sys.argv[1:]) or err
+
+
 def _end_open_parents(err: BaseException) -> None:
     """Sweep parents can only be open once the Hydra callback that opens them was loaded."""
     callback = sys.modules.get("losslab.tracking.hydra_callback")
@@ -104,7 +112,7 @@ def run_app(main: Callable[[], object]) -> None:
         _end_open_parents(err)
         if asked or isinstance(err, SystemExit) or not isinstance(err, _user_errors()):
             raise
-        _exit(err)
+        _exit(_explained(err))
     finally:
         if not asked:
             os.environ.pop(FULL_ERROR, None)

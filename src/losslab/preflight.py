@@ -56,6 +56,14 @@ def check_sweep_overrides(config: DictConfig) -> None:
             )
 
 
+def check_launcher(config: DictConfig) -> None:
+    """The launcher's plugin is installed: Hydra would load it only once the sweep's parent
+    run is open."""
+    from losslab.extras import check_launcher as check
+
+    check(config.hydra.runtime.choices.get("hydra/launcher"), config.hydra.launcher._target_)
+
+
 def check_store(config: DictConfig) -> None:
     """The tracking store answers, unless tracking is off or may start offline."""
     tracking = config.get("tracking")
@@ -76,12 +84,14 @@ class Preflight(Callback):
         if not HydraConfig.initialized():  # the folder's ${hydra:...} needs it
             HydraConfig.instance().set_config(config)
         with single_run_errors(True):
+            check_launcher(config)
             check_folder("hydra.run.dir", config.hydra.run.dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not HydraConfig.initialized():
             HydraConfig.instance().set_config(config)
         with single_run_errors(True):  # the folder last: a refused sweep leaves none behind
+            check_launcher(config)
             check_sweep_overrides(config)
             check_store(config)
             check_folder("hydra.sweep.dir", config.hydra.sweep.dir)

@@ -73,11 +73,9 @@ def storage(url: str | None) -> None:
     except (ArgumentError, NoSuchModuleError, ValueError) as err:
         raise SettingsError(f"hydra.sweeper.storage: {err}") from None
     except ImportError as err:
-        extra = "pip install 'losslab[postgres]'" if url.startswith("postgres") else "install it"
-        raise SettingsError(
-            f"hydra.sweeper.storage: the driver of {url.split('://')[0]}:// is missing "
-            f"({err.name}); {extra}"
-        ) from None
+        from losslab.extras import missing_driver
+
+        raise SettingsError(f"hydra.sweeper.storage: {missing_driver(url, err)}") from None
 
 
 def params(sweeper: Mapping[str, Any]) -> dict[str, str]:

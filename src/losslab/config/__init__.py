@@ -79,6 +79,9 @@ __all__ = [
 ]
 
 
+CONFIG_MODULE = "losslab.conf"  # the config groups, shipped in the package
+
+
 class Direction(Choice):
     maximize = "maximize"
     minimize = "minimize"
@@ -175,10 +178,10 @@ def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> An
     """The config ``python train.py OVERRIDES`` composes, for code outside Hydra's app (tests,
     benchmarks, pipelines). With ``root``, every folder a run writes lies under it.
 
-    The config groups are the repository's ``conf/``, beside ``train.py``.
+    The config groups are the package's own (``losslab/conf``), as for the app.
     """
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    from hydra import initialize_config_module
 
     register_configs()
     paths = []
@@ -188,8 +191,7 @@ def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> An
             f"paths.output_dir={root}/out",
             f"paths.log_dir={root}/outputs",
         ]
-    conf = Path(__file__).resolve().parents[3] / "conf"
-    with initialize_config_dir(str(conf), version_base="1.3"):
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
         return hydra_compose("train", overrides=[*paths, *overrides])
 
 

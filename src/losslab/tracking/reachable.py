@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import requests
 
 from losslab.config import ConfigError
+from losslab.extras import missing_driver
 from losslab.tracking.redact import redact_text
 
 PROBE_TIMEOUT_S = 5.0
@@ -74,6 +75,8 @@ def _store_error(uri: str, timeout_s: float) -> str | None:
     def attempt() -> None:
         try:
             _open_store(uri)
+        except ImportError as err:  # a database driver: say which extra installs it
+            failure.append(missing_driver(uri, err) if err.name else _first_line(uri, err))
         except Exception as err:  # any reason the store cannot be used
             failure.append(_first_line(uri, err))
 

@@ -1,10 +1,11 @@
-"""``losslab-replay FOLDER``: write a spilled run into MLflow once its store is back.
+"""Write a spilled run into MLflow once its store is back.
 
-FOLDER is the ``mlflow_spill`` folder a run wrote next to its Hydra output when the tracking
-store stayed unreachable (see :mod:`losslab.tracking.spill`). The run, its metric points,
-params, tags, artifacts, model and final status end up as if the store had never gone away:
-a run the store never saw is created; a run another process ended as dead while it was
-spilling gets its true status back, without that verdict.
+``losslab replay FOLDER`` (or ``losslab-replay FOLDER``): FOLDER is the ``mlflow_spill``
+folder a run wrote next to its Hydra output when the tracking store stayed unreachable (see
+:mod:`losslab.tracking.spill`). The run, its metric points, params, tags, artifacts, model
+and final status end up as if the store had never gone away: a run the store never saw is
+created; a run another process ended as dead while it was spilling gets its true status
+back, without that verdict.
 """
 
 from __future__ import annotations
@@ -176,15 +177,16 @@ def replay(folder: str | Path, uri: str | None = None) -> tuple[str, dict[str, i
     return run_id, dict(counts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="losslab-replay", description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None, prog: str = "losslab-replay") -> int:
+    """``losslab-replay`` (or ``losslab replay``, named by ``prog``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="the mlflow_spill folder of a run")
     parser.add_argument("--tracking-uri", help="store to write to (default: the run's own)")
     args = parser.parse_args(argv)
     try:
         run_id, counts = replay(args.folder, args.tracking_uri)
     except (FileNotFoundError, ValueError) as err:
-        print(f"losslab-replay: {err}", file=sys.stderr)
+        print(f"{prog}: {err}", file=sys.stderr)
         return 2
     done = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     print(f"replayed into run {run_id}: {done}")

@@ -1,0 +1,7 @@
+"""``python -m losslab COMMAND ...``: the ``losslab`` command (:mod:`losslab.command`)."""
+
+import sys
+
+from losslab.command import main
+
+sys.exit(main())

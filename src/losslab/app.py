@@ -1,0 +1,35 @@
+"""The Hydra application behind ``losslab train`` and ``python train.py``.
+
+``config_path`` is relative to this module, so Hydra reads the config groups from the package
+(``losslab/conf``) wherever losslab is installed; the job is named ``train`` in
+``losslab/conf/hydra/default.yaml``, whichever command starts it. Kept thin so ``--help`` and
+``--cfg job`` answer without importing TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from losslab.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | tuple[float, ...]:
+    from losslab.train import main as run
+
+    return run(cfg)
+
+
+def run(args: list[str] | None = None) -> None:
+    """Hydra's command line over ``args`` (default: this process's own); a user's error ends
+    the process with one line and exit code 2 (:func:`losslab.cli.run_app`)."""
+    from losslab.cli import run_app
+
+    if args is not None:  # Hydra reads its arguments from sys.argv
+        sys.argv = [sys.argv[0], *args]
+    run_app(main)

@@ -1,0 +1,88 @@
+"""The ``losslab`` command: one name for what the project runs, wherever it is installed.
+
+Each subcommand hands the rest of the command line on untouched (Hydra reads ``train``'s
+arguments as ``python train.py``'s) and imports what it needs only once chosen, so
+``losslab --help`` and ``losslab train --cfg job`` answer without TensorFlow, MLflow or Optuna.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+USAGE = """\
+usage: losslab COMMAND [ARGS...]
+
+Keras classifiers on imbalanced data: Hydra composes the experiment, Optuna searches it,
+MLflow records it (into ./mlflow.db of the folder the command starts in, by default).
+
+commands:
+  train    one run, or a multirun with -m: losslab train [-m] [group=option] [key=value]
+           (python train.py's command line; --help lists the config groups, --cfg job
+           prints the composed config)
+  sweep    an Optuna search: losslab train -m hparams_search=optuna [overrides]
+  compare  the runs of a study side by side: --experiment NAME or --parent-run ID
+  replay   write a spilled run into MLflow once its store is back: FOLDER
+
+losslab COMMAND --help tells more about one command; losslab --version prints the version.
+"""
+# Hydra's own modes: a sweep given one of them runs it instead of the multirun
+HYDRA_MODES = ("-m", "--multirun", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion")
+
+
+def train(args: Sequence[str]) -> int:
+    from losslab.app import run
+
+    run(list(args))
+    return 0
+
+
+def sweep(args: Sequence[str]) -> int:
+    """``hparams_search=optuna`` first, so a preset given in ``args`` wins."""
+    mode = [] if any(a.split("=")[0] in HYDRA_MODES for a in args) else ["-m"]
+    return train([*mode, "hparams_search=optuna", *args])
+
+
+def compare(args: Sequence[str]) -> int:
+    from losslab.compare_cli import main
+
+    return main(list(args), prog="losslab compare")
+
+
+def replay(args: Sequence[str]) -> int:
+    from losslab.tracking.replay import main
+
+    return main(list(args), prog="losslab replay")
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "train": train,
+    "sweep": sweep,
+    "compare": compare,
+    "replay": replay,
+}
+
+
+def _usage_error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the subcommand ``argv`` names; exit code 2 for a missing or unknown one."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args:
+        return _usage_error(f"losslab needs a command: {', '.join(COMMANDS)} (losslab --help)")
+    name, rest = args[0], args[1:]
+    if name in ("-h", "--help"):
+        print(USAGE, end="")
+        return 0
+    if name == "--version":
+        from losslab import __version__
+
+        print(f"losslab {__version__}")
+        return 0
+    if name not in COMMANDS:
+        allowed = ", ".join(COMMANDS)
+        return _usage_error(f"losslab {name}: no such command; use one of {allowed}")
+    return COMMANDS[name](rest)

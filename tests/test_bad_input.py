@@ -197,6 +197,10 @@ CLI_BAD_INPUT = {
         "-m hparams_search=optuna hydra.sweeper.direction=maximise",
         r"hydra.sweeper.direction='maximise': use maximize or minimize",
     ),
+    "sweep share per command": (
+        "-m hparams_search=optuna hydra.sweeper.trials_per_run=0",
+        r"hydra.sweeper.trials_per_run=0: must be >= 1, or null for no limit",
+    ),
     "sweep storage": (
         "-m hparams_search=optuna hydra.sweeper.storage=foo.db",
         r"hydra.sweeper.storage='foo.db' is not a storage: use a SQLAlchemy URL",

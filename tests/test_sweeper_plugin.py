@@ -373,3 +373,15 @@ def test_gp_without_pytorch_is_refused_before_any_trial(tmp_path):
     assert proc.returncode != 0
     assert "GPSampler needs PyTorch and SciPy; pip install torch scipy" in proc.stderr
     assert not (tmp_path / "sweep" / "optuna.db").exists()
+
+
+@pytest.mark.slow
+def test_trials_per_run_gives_each_command_a_share_of_one_study(tmp_path):
+    """A scheduled worker's firings: each adds at most its share; the study stops at n_trials
+    with n_jobs larger than the share, which caps a batch too."""
+    share = ["hydra.sweeper.n_trials=5", "hydra.sweeper.trials_per_run=2", "hydra.sweeper.n_jobs=3"]
+    counts = [len(sweep(tmp_path, *share).trials) for _ in range(4)]
+    assert counts == [2, 4, 5, 5]
+    study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{tmp_path}/sweep/optuna.db")
+    assert [t.number for t in study.trials] == list(range(5))
+

@@ -63,8 +63,12 @@ class OptunaSweeperImpl:
         max_retry: int = 0,
         allow_changed_study: bool = False,
         search_space: Any = None,  # hydra-optuna-sweeper's deprecated form of params
+        trials_per_run: int | None = None,
     ) -> None:
         checks.counts(n_trials, n_jobs, max_failure_rate, heartbeat_interval)
+        checks.trials_per_run(trials_per_run)
+        self.trials_per_run = trials_per_run
+        self.asked = 0  # trials this command asked for
         self.sampler_config = sampler
         self.sampler: optuna.samplers.BaseSampler | None = None
         self.pruner = samplers.build_pruner(pruner)
@@ -135,6 +139,7 @@ class OptunaSweeperImpl:
     def _ask(self, study: optuna.Study) -> optuna.Trial:
         with warnings.catch_warnings():  # the sweeper and its jobs beat (losslab.search.heartbeat)
             warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+            self.asked += 1
             return study.ask()
 
     def _overrides(self, trial: optuna.Trial, space: search_space.SearchSpace) -> list[str]:
@@ -227,7 +232,10 @@ class OptunaSweeperImpl:
         return Heartbeat(self.storage, ids, self.heartbeat_interval)
 
     def _batch_size(self, study: optuna.Study) -> int:
-        return min(self.n_jobs, self._remaining(study))
+        size = min(self.n_jobs, self._remaining(study))
+        if self.trials_per_run is not None:
+            size = min(size, self.trials_per_run - self.asked)
+        return size
 
     def _remaining(self, study: optuna.Study) -> int:
         return self.n_trials - len(study.get_trials(deepcopy=False, states=COUNTED))

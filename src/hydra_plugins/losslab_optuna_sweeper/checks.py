@@ -53,6 +53,13 @@ def counts(n_trials: int, n_jobs: int, max_failure_rate: float, heartbeat: int |
         )
 
 
+def trials_per_run(value: int | None) -> None:
+    if value is not None and value < 1:
+        raise SettingsError(
+            f"hydra.sweeper.trials_per_run={value}: must be >= 1, or null for no limit"
+        )
+
+
 def storage(url: str | None) -> None:
     """A URL that names a storage whose driver is installed (the database may be down)."""
     if url is None:
@@ -106,6 +113,7 @@ def sweep_settings(sweeper: DictConfig, arguments: list[str]) -> search_space.Se
         sweeper.get("max_failure_rate", 0.5),
         sweeper.get("heartbeat_interval"),
     )
+    trials_per_run(sweeper.get("trials_per_run"))
     storage(sweeper.get("storage"))
     space = search_space.parse(params(sweeper), arguments)
     for kind, build in (

@@ -256,6 +256,9 @@ class OptunaSweeperConf:
     # default: sqlite:///<sweep dir>/optuna.db
     storage: str | None = None
     n_trials: int = 20  # trials in the study in total: a re-run continues up to this number
+    # at most this many trials in this command (a scheduled worker's share of each firing);
+    # null: as many as the study still needs
+    trials_per_run: int | None = None
     n_jobs: int = 1  # trials launched at once (per batch of the launcher)
     load_if_exists: bool = True
     max_failure_rate: float = 0.5  # stop once more than this share of n_trials failed

@@ -197,7 +197,7 @@ model.compile("adam", "binary_crossentropy", metrics=[keras.metrics.AUC(name="pr
 
 class Stop(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
-        if mode == "raises" and epoch == 1:
+        if mode.endswith("raises") and epoch == 1:
             raise RuntimeError("boom")
         if mode == "interrupted" and epoch == 1:
             raise KeyboardInterrupt
@@ -205,7 +205,7 @@ class Stop(keras.callbacks.Callback):
 logger = MlflowLogger(log_model=True, plots=True, validation_data=(x[:120], y[:120]))
 fit = lambda: model.fit(x, y, batch_size={batch}, epochs={epochs}, validation_split=0.4,
                         callbacks=[logger, Stop()], verbose=0)
-if mode == "active":
+if mode.startswith("active"):
     with mlflow.start_run():
         fit()
 else:
@@ -258,7 +258,10 @@ def test_each_backend_records_every_point_and_the_model(tmp_path, backend, mode)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("mode", "status"), [("raises", "FAILED"), ("interrupted", "KILLED")])
+@pytest.mark.parametrize(
+    ("mode", "status"),
+    [("raises", "FAILED"), ("interrupted", "KILLED"), ("active-raises", "FAILED")],
+)
 def test_a_script_that_dies_in_fit_leaves_no_run_running(tmp_path, mode, status):
     proc = run_script(tmp_path, "tensorflow", mode)
     assert proc.returncode != 0

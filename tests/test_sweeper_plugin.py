@@ -384,4 +384,3 @@ def test_trials_per_run_gives_each_command_a_share_of_one_study(tmp_path):
     assert counts == [2, 4, 5, 5]
     study = optuna.load_study(study_name="sweep", storage=f"sqlite:///{tmp_path}/sweep/optuna.db")
     assert [t.number for t in study.trials] == list(range(5))
-

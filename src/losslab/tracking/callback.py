@@ -96,10 +96,8 @@ class MlflowLogger(keras.callbacks.Callback):
             train_end.record(self.run, self.model, self._history, self.at_end)
         if self._given:
             self.run.writer.wait_stored(self.run.patience.limit_s)
-        elif self._owned:
-            session.end(self.run)
         else:
-            self.run.__exit__(None, None, None)
+            session.end(self.run)
 
     # -- the points -----------------------------------------------------------------------
     def on_epoch_begin(self, epoch: int, logs=None) -> None:

@@ -57,13 +57,15 @@ def _liveness(run_key: str, why_offline: str | None) -> Liveness:
 
 
 def attach(run_id: str) -> TrackedRun:
-    """Record into the active run ``run_id``; its ``with`` block ends it."""
+    """Record into the active run ``run_id``; its ``with`` block ends it, :func:`end` only
+    stores what is queued."""
     from losslab.tracking import reachable
 
+    _end_left_open()
     uri = _tracking_uri()
     why = reachable.store_error(uri)
     start = RunStart(run_id=run_id, attach=True)
-    return TrackedRun(uri, "", start, _liveness(run_id, why))
+    return _opened(TrackedRun(uri, "", start, _liveness(run_id, why)))
 
 
 def start(run_name: str | None) -> TrackedRun:
@@ -80,21 +82,25 @@ def start(run_name: str | None) -> TrackedRun:
     else:  # an experiment set by id cannot be named now; the replay records into this one
         experiment = MLFLOW_EXPERIMENT_NAME.get() or DEFAULT_EXPERIMENT
     run_start = RunStart(run_name=run_name, tags=resolve_tags({}))
-    tracked = TrackedRun(uri, experiment, run_start, _liveness(uuid.uuid4().hex, why))
+    return _opened(TrackedRun(uri, experiment, run_start, _liveness(uuid.uuid4().hex, why)))
+
+
+def _opened(tracked: TrackedRun) -> TrackedRun:
     _hook_exit()
     _open.append(tracked)
     return tracked
 
 
 def end(tracked: TrackedRun, error: BaseException | None = None) -> None:
-    """Store what is queued and end the run: FINISHED, or as ``error`` calls for."""
+    """Store what is queued and end a run of our own: FINISHED, or as ``error`` calls for."""
     if tracked in _open:
         _open.remove(tracked)
     tracked.__exit__(type(error) if error else None, error, None)
 
 
 def _end_left_open() -> None:
-    """Runs of earlier fits that raised (and whose error was caught): FAILED."""
+    """Runs of earlier fits that raised (and whose error was caught): FAILED, what they
+    queued stored."""
     for tracked in list(_open):
         end(tracked, RuntimeError(NOT_FINISHED))
 

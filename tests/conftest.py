@@ -1,4 +1,5 @@
-"""Fixtures: the test environment, a real MLflow server and a real PostgreSQL server."""
+"""Fixtures: the test environment, a real MLflow server, a real PostgreSQL server and a
+one-node Slurm cluster."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
+from tests import slurm  # noqa: E402
 from tests.helpers import MlflowServer, postgres_server  # noqa: E402
 
 
@@ -27,3 +29,13 @@ def postgres_url():
     """A real PostgreSQL server (Debian package) on 127.0.0.1 with an empty database."""
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A one-node Slurm cluster with two GPUs (tests/slurm.py), stopped after the session; a
+    test submits to it with its ``env`` (``SLURM_CONF``) added to the process's."""
+    if not slurm.AVAILABLE:
+        pytest.skip(slurm.MISSING)
+    with slurm.cluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster

@@ -77,6 +77,18 @@ def run_cli(
     return proc
 
 
+def start_cli(cwd: Path, *args: str, env=None) -> subprocess.Popen:
+    """``python train.py ARGS`` in ``cwd``, started and left running; its output in one pipe."""
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -181,10 +193,16 @@ def load_study(storage: str, name: str = STUDY) -> optuna.Study:
 
 
 def runs_by_type(tmp_path: Path) -> tuple[list, list]:
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()], max_results=1000
-    )
+    return sweeps_and_jobs(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"))
+
+
+def sweeps_and_jobs(client: MlflowClient, experiment: str | None = None) -> tuple[list, list]:
+    """The sweeps' parent runs and their jobs' runs, in ``experiment`` or in all of them."""
+    if experiment is None:
+        ids = [e.experiment_id for e in client.search_experiments()]
+    else:
+        ids = [client.get_experiment_by_name(experiment).experiment_id]
+    runs = client.search_runs(ids, max_results=1000)
     sweeps = [r for r in runs if r.data.tags.get("losslab.run_type") == "sweep"]
     jobs = [r for r in runs if r.data.tags.get("losslab.run_type") == "job"]
     return sweeps, jobs

@@ -27,6 +27,7 @@ from tests.helpers import (
     needs_postgres,
     run_cli,
     runs_by_type,
+    start_cli,
 )
 
 
@@ -229,21 +230,14 @@ def test_two_sweep_processes_share_one_study(tmp_path, kind):
         f"sqlite:///{tmp_path}/shared.db" if kind == "sqlite" else f"journal:{tmp_path}/shared.log"
     )
     workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "train.py"),
-                *SWEEP,
-                "hydra.sweeper.n_trials=4",
-                f"hydra.sweeper.storage={storage}",
-                "hydra.sweeper.study_name=shared",
-                f"hydra.sweep.dir={tmp_path}/worker{i}",
-                f"hydra.sweeper.sampler.seed={i}",  # workers draw different points
-            ],
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+        start_cli(
+            tmp_path,
+            *SWEEP,
+            "hydra.sweeper.n_trials=4",
+            f"hydra.sweeper.storage={storage}",
+            "hydra.sweeper.study_name=shared",
+            f"hydra.sweep.dir={tmp_path}/worker{i}",
+            f"hydra.sweeper.sampler.seed={i}",  # workers draw different points
         )
         for i in range(2)
     ]

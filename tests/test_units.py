@@ -252,3 +252,64 @@ def test_learning_curves_draw_each_metric_once_on_the_panel_of_its_scale(keys):
     assert set(panels.get("validation counts", [])) <= {f"val_{c}" for c in COUNTS}
     if "val_pr_auc" in history:
         assert "val_pr_auc" in panels["validation scores"] and "pr_auc" not in drawn
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"SLURM_JOB_ID": "17", "SLURM_ARRAY_JOB_ID": "12", "SLURM_ARRAY_TASK_ID": "3"}, "12_3"),
+        ({"SLURM_JOB_ID": "17"}, "17"),
+        ({}, None),
+    ],
+)
+def test_a_run_names_the_slurm_job_it_ran_in_as_squeue_and_scancel_do(env, expected):
+    from losslab.tracking.scheduler import SLURM_JOB_TAG, scheduler_tags, slurm_job_id
+
+    assert slurm_job_id(env) == expected
+    assert scheduler_tags(env) == ({SLURM_JOB_TAG: expected} if expected else {})
+
+
+class _EndedJob:
+    """A submitit job that Slurm ended before it wrote a result."""
+
+    job_id, state = "12_3", "CANCELLED by 0"
+    paths = type("Paths", (), {"stderr": "/sweep/.submitit/12_3/12_3_0_log.err"})
+
+    def results(self):
+        from submitit.core.utils import UncompletedJobError
+
+        raise UncompletedJobError("has not produced any output (state: CANCELLED by 0)")
+
+
+def test_a_job_slurm_ended_comes_back_failed_as_lost_and_alone():
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from hydra_plugins.losslab_slurm_launcher.slurm_launcher import outcome
+    from losslab.search.heartbeat import JobLost
+
+    ret = outcome(_EndedJob(), ["optimizer.lr=0.01"])
+    assert ret.status == JobStatus.FAILED and ret.overrides == ["optimizer.lr=0.01"]
+    assert isinstance(ret._return_value, JobLost)
+    assert str(ret._return_value).startswith("Slurm job 12_3 ended CANCELLED by 0 without")
+    done = JobReturn(status=JobStatus.COMPLETED, _return_value=0.5)
+    returned = type("Done", (), {"results": lambda self: [done]})()
+    assert outcome(returned, []) is done
+
+
+@pytest.mark.filterwarnings(
+    "ignore:Heartbeat of storage", "ignore::optuna.exceptions.ExperimentalWarning"
+)
+@pytest.mark.parametrize("max_retry", [0, 1])
+def test_a_lost_trial_is_queued_again_with_its_params_only_when_retries_are_on(tmp_path, max_retry):
+    import optuna
+
+    from losslab.search.heartbeat import retry
+    from losslab.search.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path}/study.db", 60, None, max_retry)
+    study = optuna.create_study(storage=storage)
+    lost = study.ask()
+    lost.suggest_float("lr", 1e-5, 1e-1, log=True)
+    retry(storage, study, lost._trial_id)
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.params for t in waiting] == ([lost.params] if max_retry else [])

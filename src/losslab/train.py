@@ -513,6 +513,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds, offline_because: str | None)
         TrackedRun,
         git_commit,
     )
+    from losslab.tracking.scheduler import scheduler_tags
     from losslab.tracking.spill import SPILL_DIR
     from losslab.tracking.sweep import read_parent_id
 
@@ -526,6 +527,7 @@ def _start_run(conf: TrainConfig, job: JobInfo, ds, offline_because: str | None)
         "losslab.task": ds.task,
         "losslab.data_fingerprint": ds.fingerprint(),
         "mlflow.source.name": "train.py",
+        **scheduler_tags(),
         **job.tags,
         **conf.tags,
     }

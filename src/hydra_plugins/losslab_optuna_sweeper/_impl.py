@@ -28,7 +28,7 @@ from optuna.trial import TrialState
 
 from hydra_plugins.losslab_optuna_sweeper import checks, results, samplers, search_space
 from losslab.search import storage as storages
-from losslab.search.heartbeat import Heartbeat
+from losslab.search.heartbeat import Heartbeat, JobLost, retry
 from losslab.search.trial import TrialRef
 
 log = logging.getLogger(__name__)
@@ -176,8 +176,10 @@ class OptunaSweeperImpl:
         """End one trial from its job's result; returns the state it ended in.
 
         A job that raised ``optuna.TrialPruned`` (as an Optuna objective does when its pruner
-        says so) ends PRUNED; any other exception FAIL with its message. The job's exception
-        is read without Hydra's ``return_value``, which prints "Error executing job" for it.
+        says so) ends PRUNED; any other exception FAIL with its message; a job its scheduler
+        ended (:class:`JobLost`) FAIL and queued again, as if its heartbeat had stopped. The
+        job's exception is read without Hydra's ``return_value``, which prints "Error
+        executing job" for it.
         """
         if ret is None:
             return self._fail(study, trial, "the launcher returned no result for this job")
@@ -186,6 +188,8 @@ class OptunaSweeperImpl:
             if isinstance(err, optuna.TrialPruned):
                 study.tell(trial, state=TrialState.PRUNED)
                 return TrialState.PRUNED
+            if isinstance(err, JobLost):  # retried with the params it had, before its reason
+                retry(self.storage, study, self._trial_id(trial.number))
             return self._fail(study, trial, f"{type(err).__name__}: {err}")
         return self._tell_values(study, trial, ret._return_value)
 
@@ -227,9 +231,12 @@ class OptunaSweeperImpl:
         """Heartbeats for a launched batch while the sweeper waits on it."""
         if not self.heartbeat_interval:
             return nullcontext()
-        study_id = self.storage.get_study_id_from_name(self.study_name)
-        ids = [self.storage.get_trial_id_from_study_id_trial_number(study_id, n) for n in numbers]
+        ids = [self._trial_id(n) for n in numbers]
         return Heartbeat(self.storage, ids, self.heartbeat_interval)
+
+    def _trial_id(self, number: int) -> int:
+        study_id = self.storage.get_study_id_from_name(self.study_name)
+        return self.storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
     def _batch_size(self, study: optuna.Study) -> int:
         size = min(self.n_jobs, self._remaining(study))

@@ -1,4 +1,5 @@
-"""Heartbeats for trials run by other processes, so a killed job's trial ends FAIL.
+"""Heartbeats for trials run by other processes, so a killed job's trial ends FAIL; and the
+same retry for a job its scheduler reports ended without a result.
 
 Optuna's own heartbeat thread only runs inside ``study.optimize``; a Hydra sweep asks and
 tells instead, and its trials run in jobs elsewhere. So the sweeper beats for the trials of
@@ -6,6 +7,10 @@ the batch it is waiting on, and each job beats for its own trial while it trains
 stop (SIGKILL, a lost node), the trial's heartbeat goes stale and the next sweep against the
 study ends it FAIL through ``optuna.storages.fail_stale_trials``, which also calls the
 storage's retry callback. Only RDB storages (SQLite, PostgreSQL, ...) keep heartbeats.
+
+A launcher that hears from the scheduler that a job ended without returning (cancelled,
+killed, its node lost, past its time limit) says so at once with :class:`JobLost`: the sweeper
+ends the trial FAIL and queues it again through the same callback (:func:`retry`).
 """
 
 from __future__ import annotations
@@ -56,3 +61,16 @@ class Heartbeat:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+
+
+class JobLost(RuntimeError):
+    """The scheduler ended a job before it returned a result; a launcher returns it as the
+    job's error, so its trial alone fails (and is retried up to ``max_retry``)."""
+
+
+def retry(storage: optuna.storages.BaseStorage, study: optuna.Study, trial_id: int) -> None:
+    """Queue a lost job's trial again with the same params, as the storage's stale-trial
+    callback (``max_retry``) does for a trial whose heartbeat stopped; nothing without one."""
+    callback = getattr(storage, "get_heartbeat_stale_trial_callback", lambda: None)()
+    if callback is not None:
+        callback(study, storage.get_trial(trial_id))

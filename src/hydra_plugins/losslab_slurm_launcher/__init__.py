@@ -1,0 +1,1 @@
+"""losslab's Slurm launcher for Hydra (``hydra/launcher=slurm_gpu``)."""

@@ -1,0 +1,205 @@
+"""Sweeps on a real one-node Slurm cluster (tests/slurm.py): trials submitted as GPU jobs by
+``hydra/launcher=slurm_gpu``, the study in PostgreSQL, the runs in an MLflow server; two
+workers on one study; a job cancelled with scancel."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from losslab.search.storage import open_storage
+from losslab.tracking.scheduler import SLURM_JOB_TAG
+from tests import slurm
+from tests.helpers import load_study, needs_postgres, run_cli, start_cli, sweeps_and_jobs
+
+pytestmark = [pytest.mark.slow, slurm.needs_slurm]
+
+# what README's GPU sweep sets, sized for this machine; a job asks for one of the node's GPUs
+SLURM_SWEEP = [
+    "-m",
+    "hparams_search=optuna",
+    "hydra/launcher=slurm_gpu",
+    "hydra.launcher.partition=gpu",
+    "hydra.launcher.gpus_per_node=1",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=10",
+    "hydra.sweeper.n_jobs=2",
+    "debug=default",
+    "trainer.threads=1",
+    "tracking=server",
+]
+ARRAY_TASK = re.compile(r"\d+_\d+")
+
+
+def on_servers(tmp_path: Path, postgres_url: str, mlflow_server: str) -> list[str]:
+    """The study in PostgreSQL and the runs in the MLflow server, both named after the test
+    (the servers live for the whole session)."""
+    return [
+        f"hydra.sweeper.storage={postgres_url}",
+        f"hydra.sweeper.study_name={tmp_path.name}",
+        f"tracking.uri={mlflow_server}",
+        f"tracking.experiment={tmp_path.name}",
+    ]
+
+
+def test_the_cluster_gives_each_gpu_job_its_own_gpu_and_leaves_nothing_running(tmp_path):
+    munged_before = slurm.running("munged")
+    with slurm.cluster(tmp_path / "cluster") as cluster:
+        # each job waits for the other, so both hold a GPU at once
+        script = f"echo $CUDA_VISIBLE_DEVICES > {tmp_path}/gpu.$SLURM_JOB_ID; "
+        script += f"for i in $(seq 300); do [ $(ls {tmp_path}/gpu.* | wc -l) = 2 ] && break; "
+        script += "sleep 0.2; done"
+        for _ in range(2):
+            cluster.command("sbatch", "--gpus-per-node=1", "-o", "/dev/null", "--wrap", script)
+        too_many = ["sbatch", "--gpus-per-node=3", "--wrap", "true"]
+        with pytest.raises(RuntimeError, match="Requested node configuration is not available"):
+            cluster.command(*too_many)
+        while cluster.queued():
+            time.sleep(0.2)
+        got = sorted(p.read_text().strip() for p in tmp_path.glob("gpu.*"))
+        assert got == ["0", "1"]
+    assert slurm.running(str(cluster.conf)) == []  # slurmctld and slurmd
+    assert slurm.running("slurmstepd") == []
+    assert slurm.running("munged") == munged_before  # stopped only if started here
+
+
+@needs_postgres
+def test_a_sweep_runs_each_trial_as_a_slurm_gpu_job_nested_under_one_parent(
+    tmp_path, slurm_cluster, postgres_url, mlflow_server
+):
+    where = on_servers(tmp_path, postgres_url, mlflow_server)
+    run_cli(
+        tmp_path,
+        *SLURM_SWEEP,
+        *where,
+        "hydra.sweeper.n_trials=4",
+        "trainer.epochs=2",
+        env=slurm_cluster.env,
+    )
+
+    study = load_study(postgres_url, tmp_path.name)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    (parent,), jobs = sweeps_and_jobs(MlflowClient(mlflow_server), tmp_path.name)
+    assert len(jobs) == 4
+    assert {j.data.tags["mlflow.parentRunId"] for j in jobs} == {parent.info.run_id}
+    assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {j.info.run_id for j in jobs}
+    slurm_jobs = {j.data.tags[SLURM_JOB_TAG] for j in jobs}
+    assert len(slurm_jobs) == 4 and all(ARRAY_TASK.fullmatch(s) for s in slurm_jobs)
+    for job_id in slurm_jobs:
+        fields = slurm_cluster.job(job_id)
+        assert (fields["JobState"], fields["Partition"]) == ("COMPLETED", "gpu")
+        assert fields["TresPerNode"] == "gres:gpu:1"
+    sweep_dir = tmp_path / "outputs" / "sweeps" / tmp_path.name
+    submissions = [p.read_text() for p in sweep_dir.glob(".submitit/*/*_submission.sh")]
+    assert len(submissions) == 2  # one job array per batch of n_jobs
+    for text in submissions:
+        assert "#SBATCH --gpus-per-node=1\n" in text
+        assert "#SBATCH --export=ALL,TF_FORCE_GPU_ALLOW_GROWTH=true\n" in text
+
+
+@needs_postgres
+def test_two_workers_on_slurm_share_one_study_each_with_its_own_parent(
+    tmp_path, slurm_cluster, postgres_url, mlflow_server
+):
+    where = on_servers(tmp_path, postgres_url, mlflow_server)
+    workers = [
+        start_cli(
+            tmp_path,
+            *SLURM_SWEEP,
+            *where,
+            "hydra.sweeper.n_trials=4",
+            "trainer.epochs=2",
+            f"hydra.sweep.dir={tmp_path}/worker{i}",
+            f"hydra.sweeper.sampler.seed={i}",  # workers draw different points
+            env=slurm_cluster.env,
+        )
+        for i in range(2)
+    ]
+    outputs = [w.communicate(timeout=400)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+
+    study = load_study(postgres_url, tmp_path.name)
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE}
+    parents, jobs = sweeps_and_jobs(MlflowClient(mlflow_server), tmp_path.name)
+    sweep_dirs = {p.info.run_id: p.data.tags["losslab.sweep_dir"] for p in parents}
+    assert sorted(sweep_dirs.values()) == [f"{tmp_path}/worker0", f"{tmp_path}/worker1"]
+    assert len(jobs) == 4
+    for job in jobs:  # under the parent of the worker whose sweep folder its Slurm job wrote
+        log = slurm_cluster.job(job.data.tags[SLURM_JOB_TAG])["StdOut"]
+        assert log.startswith(sweep_dirs[job.data.tags["mlflow.parentRunId"]] + "/")
+    assert len({j.data.tags["mlflow.parentRunId"] for j in jobs}) == 2  # both ran trials
+
+
+@needs_postgres
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # retry's readers
+def test_a_cancelled_job_fails_its_trial_and_the_sweep_runs_it_again(
+    tmp_path, slurm_cluster, postgres_url, mlflow_server
+):
+    where = on_servers(tmp_path, postgres_url, mlflow_server)
+    sweep = start_cli(
+        tmp_path,
+        *SLURM_SWEEP,
+        *where,
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.max_retry=1",
+        "trainer.epochs=100",  # still training when cancelled, with 5 s to go before SIGKILL
+        env=slurm_cluster.env,
+    )
+    client = MlflowClient(mlflow_server)
+    number, run_id = _first_running_trial(postgres_url, tmp_path.name, sweep)
+    job_id = client.get_run(run_id).data.tags[SLURM_JOB_TAG]
+    slurm_cluster.command("scancel", job_id)
+    output = sweep.communicate(timeout=400)[0]
+    assert sweep.returncode == 0, output
+
+    study = load_study(postgres_url, tmp_path.name)
+    cancelled = study.trials[number]
+    assert cancelled.state == TrialState.FAIL
+    assert cancelled.user_attrs["fail_reason"].startswith(
+        f"JobLost: Slurm job {job_id} ended CANCELLED without a result"
+    )
+    assert len(study.trials) == 3
+    (retry,) = [t for t in study.trials if RetryHeartbeatStaleTrialCallback.retry_history(t)]
+    assert RetryHeartbeatStaleTrialCallback.retried_trial_number(retry) == number
+    assert retry.params == cancelled.params
+    assert "fail_reason" not in retry.user_attrs
+    assert {t.state for t in study.trials if t.number != number} == {TrialState.COMPLETE}
+    assert slurm_cluster.job(job_id)["JobState"] == "CANCELLED"
+    killed = client.get_run(run_id)  # ended by the next run to start: its process is gone
+    assert killed.info.status == "KILLED"
+    assert "ended without closing the run" in killed.data.tags["losslab.error"]
+    again = client.get_run(retry.user_attrs["mlflow_run_id"])
+    assert again.info.status == "FINISHED"
+    assert again.data.tags[SLURM_JOB_TAG] != job_id
+
+
+def _first_running_trial(storage: str, name: str, sweep, timeout: float = 240):
+    """The number and MLflow run of the first trial whose job has started its run."""
+    store = open_storage(storage)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert sweep.poll() is None, sweep.communicate()[0]
+        found = _linked_trial(store, name)
+        if found is not None:
+            return found
+        time.sleep(0.5)
+    raise AssertionError("no trial started its run in time")
+
+
+def _linked_trial(store, name: str) -> tuple[int, str] | None:
+    try:
+        study_id = store.get_study_id_from_name(name)
+    except KeyError:  # not created yet
+        return None
+    for trial in store.get_all_trials(study_id, states=(TrialState.RUNNING,)):
+        if "mlflow_run_id" in trial.user_attrs:
+            return trial.number, trial.user_attrs["mlflow_run_id"]
+    return None

@@ -4,6 +4,7 @@ workers on one study; a job cancelled with scancel."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -16,7 +17,14 @@ from optuna.trial import TrialState
 from losslab.search.storage import open_storage
 from losslab.tracking.scheduler import SLURM_JOB_TAG
 from tests import slurm
-from tests.helpers import load_study, needs_postgres, run_cli, start_cli, sweeps_and_jobs
+from tests.helpers import (
+    load_study,
+    needs_postgres,
+    run_cli,
+    runs_by_type,
+    start_cli,
+    sweeps_and_jobs,
+)
 
 pytestmark = [pytest.mark.slow, slurm.needs_slurm]
 
@@ -203,3 +211,41 @@ def _linked_trial(store, name: str) -> tuple[int, str] | None:
         if "mlflow_run_id" in trial.user_attrs:
             return trial.number, trial.user_attrs["mlflow_run_id"]
     return None
+
+
+def test_a_scheduled_worker_fires_again_and_continues_the_study(tmp_path, slurm_cluster):
+    """pipelines/scheduled_sweep.sbatch every 2 s: each firing queues the next and adds one
+    trial; two firings are two Slurm jobs whose parents continue one study."""
+    name = f"scheduled-{tmp_path.name}"[:40]
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    slurm_cluster.command(
+        "sbatch",
+        f"--job-name={name}",
+        "--begin=now",
+        f"--chdir={tmp_path}",
+        str(Path(__file__).parents[1] / "pipelines" / "scheduled_sweep.sbatch"),
+        "2",
+        "hydra.sweeper.study_name=scheduled",
+        f"hydra.sweeper.storage={storage}",
+        "hydra.sweeper.n_trials=50",
+        "hydra.sweeper.trials_per_run=1",
+        "debug=default",
+        "trainer.epochs=1",
+        "trainer.threads=1",
+    )
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            with contextlib.suppress(KeyError):
+                done = load_study(storage, "scheduled").get_trials(states=[TrialState.COMPLETE])
+                if len(done) >= 2:
+                    break
+            time.sleep(1)
+    finally:
+        slurm_cluster.command("scancel", f"--name={name}")
+    assert len(done) >= 2, "".join(p.read_text() for p in tmp_path.glob(f"{name}-*.out"))
+    sweeps, jobs = runs_by_type(tmp_path)
+    firings = {job.data.tags[SLURM_JOB_TAG] for job in jobs}
+    assert len(firings) >= 2  # each trial ran in the Slurm job of its own firing
+    first, second = sorted(sweeps, key=lambda r: r.info.start_time)[:2]
+    assert second.data.tags["losslab.continues"] == first.info.run_id

@@ -10,6 +10,7 @@ batches and epochs together and gives validation metrics their epoch as step.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -33,7 +34,15 @@ class MlflowLogger(keras.callbacks.Callback):
 
     ``run``: a :class:`~losslab.tracking.run.TrackedRun` opened by the caller, who also ends
     it (the pipeline passes its job's run).
+
+    It is ``async_safe``: on the JAX and PyTorch backends Keras may then call the batch hook
+    from worker threads while the next step runs (the hook itself is a locked append, and a
+    batch's step comes from its epoch and index, not from the order the calls arrive in);
+    TensorFlow, and any other callback in the fit that is not async-safe, keep the calls in
+    the training thread.
     """
+
+    async_safe = True
 
     def __init__(  # noqa: PLR0913 - keyword options, as Keras' own callbacks take them
         self,
@@ -66,7 +75,9 @@ class MlflowLogger(keras.callbacks.Callback):
         self.run = run
         self._given = run is not None
         self._owned = False
-        self.global_step = 0
+        self.global_step = 0  # batches of the epochs before this one
+        self._batches = 0  # batches of this epoch seen so far
+        self._lock = threading.Lock()  # batch hooks may come from several threads
         self._epoch_start = 0.0
         self._history: dict[str, list[float]] = {}
 
@@ -76,7 +87,7 @@ class MlflowLogger(keras.callbacks.Callback):
 
     # -- the run --------------------------------------------------------------------------
     def on_train_begin(self, logs=None) -> None:
-        self.global_step, self._history = 0, {}
+        self.global_step, self._batches, self._history = 0, 0, {}
         if self._given:
             return
         import mlflow
@@ -102,14 +113,18 @@ class MlflowLogger(keras.callbacks.Callback):
     # -- the points -----------------------------------------------------------------------
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch_start = time.perf_counter()
+        self._batches = 0
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
-        if logs and self.global_step % self.every_n_batches == 0:
-            self.run.writer.add(self.global_step, logs, self.batch_prefix)
-        self.global_step += 1
+        step = self.global_step + batch
+        with self._lock:
+            self._batches = max(self._batches, batch + 1)
+            if logs and step % self.every_n_batches == 0:
+                self.run.writer.add(step, logs, self.batch_prefix)
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         elapsed = time.perf_counter() - self._epoch_start
+        self.global_step += self._batches  # Keras ends every batch hook of the epoch first
         values = dict(logs or {})
         values["epoch_time_s"] = elapsed
         samples = self._samples_per_epoch()

@@ -7,6 +7,7 @@ script in its own process, since Keras picks its backend once per process.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -117,9 +118,10 @@ class FailAt(keras.callbacks.Callback):
 
 
 def test_a_fit_that_raised_is_ended_failed_when_the_next_one_starts(store):
+    logger = MlflowLogger()
     with pytest.raises(RuntimeError, match="boom"):
-        fit(MlflowLogger(), FailAt(1, RuntimeError("boom")))
-    fit(MlflowLogger())
+        fit(logger, FailAt(1, RuntimeError("boom")))
+    fit(logger)
     failed, finished = runs(store)
     assert (failed.info.status, finished.info.status) == ("FAILED", "FINISHED")
     assert "fit did not finish" in failed.data.tags["losslab.error"]
@@ -179,7 +181,48 @@ def test_at_train_end_it_logs_model_plots_threshold_and_config(store):
 def test_options_it_cannot_honour_are_refused_before_training(store, options, message):
     with pytest.raises(ValueError, match=message):
         MlflowLogger(**options)
-    assert store.search_experiments(max_results=2)[0].name == "Default"  # no run, no experiment
+
+
+def test_a_resumed_fit_goes_on_at_its_batch_and_the_callback_can_be_copied(store):
+    logger = copy.deepcopy(MlflowLogger())  # as Keras Tuner copies callbacks for each trial
+    with mlflow.start_run() as active:
+        model = fit(logger)
+        x, y = data(N, 0)
+        model.fit(
+            x,
+            y,
+            batch_size=BATCH,
+            epochs=EPOCHS + 2,
+            initial_epoch=EPOCHS,
+            callbacks=[logger],
+            verbose=0,
+        )
+    steps = [m.step for m in store.get_metric_history(active.info.run_id, "batch/loss")]
+    assert sorted(steps) == list(range((EPOCHS + 2) * STEPS))
+    epochs = [m.step for m in store.get_metric_history(active.info.run_id, "loss")]
+    assert sorted(epochs) == list(range(EPOCHS + 2))
+
+
+def test_under_mlflow_run_it_records_into_the_run_mlflow_run_made(store, monkeypatch):
+    experiment = store.create_experiment(EXPERIMENT)
+    made = store.create_run(experiment).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", made)
+    fit(MlflowLogger())
+    (run,) = runs(store)
+    assert run.info.run_id == made and run.info.status == "RUNNING"  # mlflow run ends it
+    assert_every_point(store, made)
+
+
+def test_two_loggers_in_one_fit_each_keep_their_own_run(store):
+    first, second = MlflowLogger(run_name="a"), MlflowLogger(run_name="b", prefix="b/")
+    fit(first, second)
+    assert {r.info.run_name: r.info.status for r in runs(store)} == {
+        "a": "FINISHED",
+        "b": "FINISHED",
+    }
+    assert_every_point(store, first.run_id)
+    steps = [m.step for m in store.get_metric_history(second.run_id, "b/batch/loss")]
+    assert sorted(steps) == list(range(EPOCHS * STEPS))
 
 
 SCRIPT = """

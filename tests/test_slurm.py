@@ -233,7 +233,7 @@ def test_a_scheduled_worker_fires_again_and_continues_the_study(tmp_path, slurm_
         "trainer.epochs=1",
         "trainer.threads=1",
     )
-    deadline = time.time() + 240
+    deadline, done = time.time() + 240, []
     try:
         while time.time() < deadline:
             with contextlib.suppress(KeyError):

@@ -10,6 +10,7 @@ batches and epochs together and gives validation metrics their epoch as step.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -18,6 +19,8 @@ import keras
 
 from losslab.tracking.train_end import AtTrainEnd
 
+MLFLOW_RUN_ID_ENV = "MLFLOW_RUN_ID"  # the run `mlflow run` made for the script
+
 
 class MlflowLogger(keras.callbacks.Callback):
     """Batch metrics at step = global batch index (``batch/loss``, ...), epoch metrics at
@@ -25,12 +28,14 @@ class MlflowLogger(keras.callbacks.Callback):
     ``epoch_time_s`` and ``samples_per_second``.
 
     Records into the active MLflow run (``with mlflow.start_run():`` around ``fit``), else
-    starts a run in MLflow's current tracking URI and experiment and ends it with the fit's
-    outcome (:mod:`losslab.tracking.session`). At train end, on request, the model
+    records into the run ``mlflow run`` made (``MLFLOW_RUN_ID``), else starts a run in
+    MLflow's current tracking URI and experiment and ends it with the fit's outcome
+    (:mod:`losslab.tracking.session`). At train end, on request, the model
     (``log_model``), plots and the threshold chosen on ``validation_data`` (``plots``) and
     the model's config and summary (``log_model_config``). ``prefix`` goes in front of every
-    key; ``every_n_batches`` keeps every n-th batch point; ``samples_per_epoch`` (default:
-    ``batch_size`` times the steps Keras reports) sets samples per second.
+    key logged during ``fit`` (not of what train end records); ``every_n_batches`` keeps
+    every n-th batch point; ``samples_per_epoch`` (default: ``batch_size`` times the steps
+    Keras reports) sets samples per second.
 
     ``run``: a :class:`~losslab.tracking.run.TrackedRun` opened by the caller, who also ends
     it (the pipeline passes its job's run).
@@ -77,7 +82,8 @@ class MlflowLogger(keras.callbacks.Callback):
         self._owned = False
         self.global_step = 0  # batches of the epochs before this one
         self._batches = 0  # batches of this epoch seen so far
-        self._lock = threading.Lock()  # batch hooks may come from several threads
+        self._lock: threading.Lock | None = None  # made per fit: the callback stays copyable
+        self._first_epoch = True
         self._epoch_start = 0.0
         self._history: dict[str, list[float]] = {}
 
@@ -88,17 +94,18 @@ class MlflowLogger(keras.callbacks.Callback):
     # -- the run --------------------------------------------------------------------------
     def on_train_begin(self, logs=None) -> None:
         self.global_step, self._batches, self._history = 0, 0, {}
+        self._lock, self._first_epoch = threading.Lock(), True
         if self._given:
             return
         import mlflow
 
         from losslab.tracking import session
 
+        session.end_if_left_open(self.run)
         active = mlflow.active_run()
-        self._owned = active is None
-        self.run = (
-            session.start(self.run_name) if self._owned else session.attach(active.info.run_id)
-        )
+        given = active.info.run_id if active else os.environ.get(MLFLOW_RUN_ID_ENV)
+        self._owned = given is None
+        self.run = session.start(self.run_name) if given is None else session.attach(given)
 
     def on_train_end(self, logs=None) -> None:
         from losslab.tracking import session, train_end
@@ -114,6 +121,10 @@ class MlflowLogger(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs=None) -> None:
         self._epoch_start = time.perf_counter()
         self._batches = 0
+        steps = (self.params or {}).get("steps")
+        if self._first_epoch and steps:  # fit(initial_epoch=k) goes on at batch k * steps
+            self.global_step = epoch * steps
+        self._first_epoch = False
 
     def on_train_batch_end(self, batch: int, logs=None) -> None:
         step = self.global_step + batch

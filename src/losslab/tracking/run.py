@@ -263,6 +263,7 @@ class TrackedRun:
         self._closed.set()
         self.writer.close(timeout=1 if self.offline else None)
         if self.attached:
+            self._say_where_spilled()
             return
         if exc_type is None or pruned:
             status = "FINISHED"
@@ -280,6 +281,9 @@ class TrackedRun:
             lambda spill: spill.status(status),
         )
         self.status = status
+        self._say_where_spilled()
+
+    def _say_where_spilled(self) -> None:
         if self.spill is not None:
             print(
                 f"MLflow store {redact_text(self.uri)} unreachable: run {self.run_id} kept in "

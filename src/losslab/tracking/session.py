@@ -6,9 +6,11 @@ experiment (``mlflow.set_tracking_uri``/``set_experiment`` or their environment 
 with the tags MLflow's own ``start_run`` adds (user, source, git commit), and ends it:
 FINISHED when ``fit`` returns. Keras calls no callback when ``fit`` raises, so a run still
 open when the process ends is ended FAILED (KILLED after Ctrl-C) with the uncaught error, and
-one left open by a ``fit`` whose error was caught is ended FAILED when the next ``fit``
-starts. Either way the points already queued are stored first, or spilled to
-``./mlflow_spill/<run id>`` for ``losslab replay`` when the store is away.
+one left open by a ``fit`` whose error was caught is ended FAILED when the same callback's
+next ``fit`` starts. Under ``mlflow run`` (``MLFLOW_RUN_ID``) it records into the run
+``mlflow run`` made, which ``mlflow run`` ends. Either way the points already queued are
+stored first, or spilled to a folder under ``./mlflow_spill`` (its path printed) for
+``losslab replay`` when the store is away.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ OFFLINE_AFTER_S = 120.0  # as the pipeline's tracking.offline_after_s
 NOT_FINISHED = "fit did not finish (an exception ended it)"
 
 _open: list[TrackedRun] = []  # runs this process started and has not ended yet
-_uncaught: list[tuple[type[BaseException], BaseException]] = []
+_uncaught: list[BaseException] = []  # the last uncaught exception, once there is one
 _hooked = False
 
 
@@ -61,7 +63,6 @@ def attach(run_id: str) -> TrackedRun:
     stores what is queued."""
     from losslab.tracking import reachable
 
-    _end_left_open()
     uri = _tracking_uri()
     why = reachable.store_error(uri)
     start = RunStart(run_id=run_id, attach=True)
@@ -74,7 +75,6 @@ def start(run_name: str | None) -> TrackedRun:
 
     from losslab.tracking import reachable
 
-    _end_left_open()
     uri = _tracking_uri()
     why = reachable.store_error(uri)
     if why is None:
@@ -98,10 +98,10 @@ def end(tracked: TrackedRun, error: BaseException | None = None) -> None:
     tracked.__exit__(type(error) if error else None, error, None)
 
 
-def _end_left_open() -> None:
-    """Runs of earlier fits that raised (and whose error was caught): FAILED, what they
-    queued stored."""
-    for tracked in list(_open):
+def end_if_left_open(tracked: TrackedRun | None) -> None:
+    """A run of an earlier fit that raised (its error caught): FAILED, what it queued
+    stored."""
+    if tracked is not None and tracked in _open:
         end(tracked, RuntimeError(NOT_FINISHED))
 
 
@@ -112,8 +112,8 @@ def _hook_exit() -> None:
         return
     previous = sys.excepthook
 
-    def remember(exc_type, exc, tb) -> None:
-        _uncaught.append((exc_type, exc))
+    def remember(exc_type: type[BaseException], exc: BaseException, tb: object) -> None:
+        _uncaught[:] = [exc]
         previous(exc_type, exc, tb)
 
     sys.excepthook = remember
@@ -122,6 +122,6 @@ def _hook_exit() -> None:
 
 
 def _end_at_exit() -> None:
-    error = _uncaught[-1][1] if _uncaught else RuntimeError(NOT_FINISHED)
+    error = _uncaught[-1] if _uncaught else RuntimeError(NOT_FINISHED)
     for tracked in list(_open):
         end(tracked, error)

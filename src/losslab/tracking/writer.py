@@ -72,11 +72,12 @@ class MetricWriter:
         """Queue one row; cheap enough to call after every batch. Once abandoned, the row goes
         straight to the sink :meth:`abandon` was given."""
         row = (step, ts_ms or int(time.time() * 1000), values, prefix)
-        if self._sink is not None:
-            self._sink(self._metrics([row]))
-            return
-        self._rows.append(row)
-        self._added += 1
+        with self._lock:  # not between abandon()'s drain and its sink
+            if self._sink is None:
+                self._rows.append(row)
+                self._added += 1
+                return
+        self._sink(self._metrics([row]))
 
     def flush(self, wait: bool = False, timeout: float | None = None) -> bool:
         """Ask the writer to send now; with ``wait``, block until every queued row is stored.

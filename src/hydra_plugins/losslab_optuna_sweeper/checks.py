@@ -7,7 +7,6 @@ when Hydra builds the sweeper (for apps without that callback).
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -167,7 +166,9 @@ def _check_gp_needs(node: Any) -> None:
     would fail there, hours in, for want of a package."""
     if node is None or not str(node.get("_target_", "")).endswith("GPSampler"):
         return
-    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("scipy") is None:
+    from losslab.extras import installed
+
+    if not (installed("torch") and installed("scipy")):
         raise SettingsError(
             "hydra/sweeper/sampler=gp: Optuna's GPSampler needs PyTorch and SciPy; "
             "pip install torch scipy"

@@ -19,8 +19,6 @@ import keras
 
 from losslab.tracking.train_end import AtTrainEnd
 
-MLFLOW_RUN_ID_ENV = "MLFLOW_RUN_ID"  # the run `mlflow run` made for the script
-
 
 class MlflowLogger(keras.callbacks.Callback):
     """Batch metrics at step = global batch index (``batch/loss``, ...), epoch metrics at
@@ -79,7 +77,6 @@ class MlflowLogger(keras.callbacks.Callback):
         self.batch_size, self.samples_per_epoch = batch_size, samples_per_epoch
         self.run = run
         self._given = run is not None
-        self._owned = False
         self.global_step = 0  # batches of the epochs before this one
         self._batches = 0  # batches of this epoch seen so far
         self._lock: threading.Lock | None = None  # made per fit: the callback stays copyable
@@ -100,18 +97,17 @@ class MlflowLogger(keras.callbacks.Callback):
         import mlflow
 
         from losslab.tracking import session
+        from losslab.tracking.run import MLFLOW_RUN_ID_ENV
 
         session.end_if_left_open(self.run)
         active = mlflow.active_run()
         given = active.info.run_id if active else os.environ.get(MLFLOW_RUN_ID_ENV)
-        self._owned = given is None
         self.run = session.start(self.run_name) if given is None else session.attach(given)
 
     def on_train_end(self, logs=None) -> None:
         from losslab.tracking import session, train_end
 
-        if self.at_end.model or self.at_end.plots or self.at_end.model_config:
-            train_end.record(self.run, self.model, self._history, self.at_end)
+        train_end.record(self.run, self.model, self._history, self.at_end)
         if self._given:
             self.run.writer.wait_stored(self.run.patience.limit_s)
         else:

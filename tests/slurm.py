@@ -86,6 +86,15 @@ class Cluster:
         """Jobs pending or running (array tasks as ``123_4``)."""
         return self.command("squeue", "-h", "-r", "-o", "%i").split()
 
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Until no job is pending or running: a job whose result submitit has collected may
+        still be ending its process."""
+        deadline = time.time() + timeout
+        while self.queued():
+            if time.time() > deadline:
+                raise AssertionError(f"jobs still queued after {timeout} s: {self.queued()}")
+            time.sleep(0.2)
+
     def node_state(self) -> str:
         return self.command("sinfo", "-h", "-N", "-n", self.host, "-o", "%T").strip()
 

@@ -79,34 +79,64 @@ def test_the_cluster_gives_each_gpu_job_its_own_gpu_and_leaves_nothing_running(t
 
 
 @needs_postgres
-def test_a_sweep_runs_each_trial_as_a_slurm_gpu_job_nested_under_one_parent(
+def test_a_sweep_runs_each_trial_as_a_slurm_gpu_job_and_prunes_across_jobs(
     tmp_path, slurm_cluster, postgres_url, mlflow_server
 ):
+    """Six trials in three job arrays. lr=1e-9 cannot learn (data separable, lr=0.01 always
+    learns): once trials of earlier jobs have completed, a hopeless trial's job reads their
+    curves from the PostgreSQL study and prunes itself, as in the sweeps of one machine."""
     where = on_servers(tmp_path, postgres_url, mlflow_server)
     run_cli(
         tmp_path,
         *SLURM_SWEEP,
         *where,
-        "hydra.sweeper.n_trials=4",
-        "trainer.epochs=2",
+        "hydra.sweeper.n_trials=6",
+        "trainer.epochs=4",
+        "data=digits_9v4",
+        "optimizer.lr=choice(0.01,1e-9)",
+        "model.dropout=0.0",
+        "imbalance.ratio=1.0",
+        "objective=val_roc_auc",
+        "hydra.sweeper.pruner.n_startup_trials=1",
+        "hydra.sweeper.pruner.n_warmup_steps=0",
         env=slurm_cluster.env,
     )
 
     study = load_study(postgres_url, tmp_path.name)
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
+    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
     (parent,), jobs = sweeps_and_jobs(MlflowClient(mlflow_server), tmp_path.name)
-    assert len(jobs) == 4
+    assert len(jobs) == 6
     assert {j.data.tags["mlflow.parentRunId"] for j in jobs} == {parent.info.run_id}
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {j.info.run_id for j in jobs}
-    slurm_jobs = {j.data.tags[SLURM_JOB_TAG] for j in jobs}
-    assert len(slurm_jobs) == 4 and all(ARRAY_TASK.fullmatch(s) for s in slurm_jobs)
-    for job_id in slurm_jobs:
+    slurm_job = {j.info.run_id: j.data.tags[SLURM_JOB_TAG] for j in jobs}
+    assert len(set(slurm_job.values())) == 6
+    assert all(ARRAY_TASK.fullmatch(s) for s in slurm_job.values())
+    slurm_cluster.wait_idle()
+    for job_id in slurm_job.values():
         fields = slurm_cluster.job(job_id)
         assert (fields["JobState"], fields["Partition"]) == ("COMPLETED", "gpu")
         assert fields["TresPerNode"] == "gres:gpu:1"
+
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, [(t.params, t.state) for t in study.trials]
+    assert {t.params["optimizer.lr"] for t in pruned} == {1e-9}
+    assert all(len(t.intermediate_values) < 4 for t in pruned)  # stopped inside its job
+    runs = {j.info.run_id: j for j in jobs}
+    for trial in pruned:  # judged by curves that other Slurm jobs wrote, completed before it
+        run = runs[trial.user_attrs["mlflow_run_id"]]
+        assert run.data.tags["losslab.outcome"] == "pruned"
+        earlier = [
+            t
+            for t in study.trials
+            if t.state == TrialState.COMPLETE and t.datetime_complete < trial.datetime_start
+        ]
+        assert earlier
+        assert slurm_job[run.info.run_id] not in {
+            slurm_job[t.user_attrs["mlflow_run_id"]] for t in earlier
+        }
     sweep_dir = tmp_path / "outputs" / "sweeps" / tmp_path.name
     submissions = [p.read_text() for p in sweep_dir.glob(".submitit/*/*_submission.sh")]
-    assert len(submissions) == 2  # one job array per batch of n_jobs
+    assert len(submissions) == 3  # one job array per batch of n_jobs
     for text in submissions:
         assert "#SBATCH --gpus-per-node=1\n" in text
         assert "#SBATCH --export=ALL,TF_FORCE_GPU_ALLOW_GROWTH=true\n" in text

@@ -6,5 +6,6 @@ The same as ``losslab train``: the application and its config groups live in the
 
 if __name__ == "__main__":
     from losslab.app import run
+    from losslab.process import then_exit
 
-    run()
+    then_exit(run)

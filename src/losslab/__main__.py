@@ -3,5 +3,6 @@
 import sys
 
 from losslab.command import main
+from losslab.process import then_exit
 
-sys.exit(main())
+sys.exit(then_exit(main))

@@ -68,6 +68,13 @@ def _usage_error(message: str) -> int:
     return 2
 
 
+def entry() -> int:
+    """The console script: :func:`main` in a process that ends with it."""
+    from losslab.process import then_exit
+
+    return then_exit(main)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the subcommand ``argv`` names; exit code 2 for a missing or unknown one."""
     args = list(sys.argv[1:] if argv is None else argv)

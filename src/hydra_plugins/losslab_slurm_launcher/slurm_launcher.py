@@ -45,6 +45,12 @@ class SlurmLauncher(SubmititSlurmLauncher):
         jobs = self._submit(job_overrides, initial_job_idx)
         return [outcome(job, overrides) for job, overrides in zip(jobs, job_overrides, strict=True)]
 
+    def __call__(self, *args: Any) -> JobReturn:
+        """One job, in the Slurm job's own process, which ends once submitit has its result."""
+        from losslab.process import then_exit
+
+        return then_exit(lambda: super(SlurmLauncher, self).__call__(*args))
+
     def _submit(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list:
         """The batch as one Slurm job array; its submitit jobs."""
         import submitit

@@ -24,14 +24,16 @@ def log_keras_model(
     its folder and fails, so the TensorFlow flavour is used. The flavour takes the store and
     the experiment of its LoggedModel from MLflow's globals (tracking URI, experiment id),
     not from ``run_id``: both are set for the call and restored after it, so no fluent run
-    has to be started (and ended) around it.
+    has to be started (and ended) around it. The signature's output comes from calling the
+    model on the example, not ``predict``, which traces a predict function for a few rows.
     """
     import keras
     import mlflow.tensorflow
     from mlflow.models import infer_signature
 
     inference = keras.Model(model.inputs, model.outputs, name=model.name)
-    signature = infer_signature(input_example, model.predict(input_example, verbose=0))
+    output = keras.ops.convert_to_numpy(model(input_example, training=False))
+    signature = infer_signature(input_example, output)
     saved = {key: os.environ.pop(key, None) for key in (EXPERIMENT_ID_ENV, EXPERIMENT_NAME_ENV)}
     previous_uri = os.environ.get(MLFLOW_TRACKING_URI_ENV)
     os.environ[EXPERIMENT_ID_ENV] = experiment_id

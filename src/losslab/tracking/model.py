@@ -9,6 +9,8 @@ from contextlib import contextmanager, redirect_stdout
 from importlib.metadata import version
 from typing import Any
 
+import numpy as np
+
 MLFLOW_TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ID_ENV = "MLFLOW_EXPERIMENT_ID"
 EXPERIMENT_NAME_ENV = "MLFLOW_EXPERIMENT_NAME"
@@ -32,7 +34,8 @@ def log_keras_model(
     from mlflow.models import infer_signature
 
     inference = keras.Model(model.inputs, model.outputs, name=model.name)
-    output = keras.ops.convert_to_numpy(model(input_example, training=False))
+    rows = keras.tree.map_structure(np.asarray, input_example)  # a DataFrame as its array
+    output = keras.ops.convert_to_numpy(model(rows, training=False))
     signature = infer_signature(input_example, output)
     saved = {key: os.environ.pop(key, None) for key in (EXPERIMENT_ID_ENV, EXPERIMENT_NAME_ENV)}
     previous_uri = os.environ.get(MLFLOW_TRACKING_URI_ENV)

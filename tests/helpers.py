@@ -184,6 +184,19 @@ SWEEP = [
     "trainer.threads=1",
     f"hydra.sweeper.study_name={STUDY}",
 ]
+# a search where only lr=1e-9 falls behind: digits 9 vs 4 are separable, so lr=0.01 always
+# learns; the median pruner judges from the first completed trial and the first epoch on
+# (val_roc_auc, not val_loss: validation holds more of the minority than training, by its floor,
+# so an early epoch's loss can be worse than that of an untrained model)
+HOPELESS_LR = [
+    "data=digits_9v4",
+    "optimizer.lr=choice(0.01,1e-9)",
+    "model.dropout=0.0",
+    "imbalance.ratio=1.0",
+    "objective=val_roc_auc",
+    "hydra.sweeper.pruner.n_startup_trials=1",
+    "hydra.sweeper.pruner.n_warmup_steps=0",
+]
 
 
 def load_study(storage: str, name: str = STUDY) -> optuna.Study:

@@ -18,6 +18,7 @@ from losslab.search.storage import open_storage
 from losslab.tracking.scheduler import SLURM_JOB_TAG
 from tests import slurm
 from tests.helpers import (
+    HOPELESS_LR,
     load_study,
     needs_postgres,
     run_cli,
@@ -90,15 +91,9 @@ def test_a_sweep_runs_each_trial_as_a_slurm_gpu_job_and_prunes_across_jobs(
         tmp_path,
         *SLURM_SWEEP,
         *where,
+        *HOPELESS_LR,
         "hydra.sweeper.n_trials=6",
         "trainer.epochs=4",
-        "data=digits_9v4",
-        "optimizer.lr=choice(0.01,1e-9)",
-        "model.dropout=0.0",
-        "imbalance.ratio=1.0",
-        "objective=val_roc_auc",
-        "hydra.sweeper.pruner.n_startup_trials=1",
-        "hydra.sweeper.pruner.n_warmup_steps=0",
         env=slurm_cluster.env,
     )
 

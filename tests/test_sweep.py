@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 
 from losslab.tracking.hydra_callback import CONTINUES_TAG
 from tests.helpers import (
+    HOPELESS_LR,
     REPO,
     STUDY,
     SWEEP,
@@ -270,22 +271,14 @@ def test_postgresql_storage(tmp_path, postgres_url):
 
 @pytest.mark.slow
 def test_hopeless_trials_are_pruned(tmp_path):
-    """lr=1e-9 cannot learn: after the first trials, its val_roc_auc is worse than the median.
-
-    (Not val_loss: validation holds more of the minority than training, by its floor, so the
-    loss of an early epoch can be worse than that of an untrained model.)"""
+    """lr=1e-9 cannot learn: after the first trials, its val_roc_auc is worse than the median
+    (why val_roc_auc: tests.helpers.HOPELESS_LR)."""
     run_cli(
         tmp_path,
         *SWEEP,
-        "data=digits_9v4",  # separable: lr=0.01 always learns, so only lr=1e-9 falls behind
+        *HOPELESS_LR,
         "trainer.epochs=4",
         "hydra.sweeper.n_trials=8",
-        "optimizer.lr=choice(0.01,1e-9)",
-        "model.dropout=0.0",
-        "imbalance.ratio=1.0",
-        "objective=val_roc_auc",
-        "hydra.sweeper.pruner.n_startup_trials=1",
-        "hydra.sweeper.pruner.n_warmup_steps=0",
     )
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]

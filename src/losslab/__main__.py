@@ -2,7 +2,6 @@
 
 import sys
 
-from losslab.command import main
-from losslab.process import then_exit
+from losslab.command import entry
 
-sys.exit(then_exit(main))
+sys.exit(entry())

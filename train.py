@@ -1,7 +1,7 @@
 """Train a classifier on imbalanced data: python train.py [-m] [group=option] [key=value].
 
 The same as ``losslab train``: the application and its config groups live in the package
-(:mod:`losslab.app`, ``src/losslab/conf``).
+(:mod:`losslab.app`, ``conf/``).
 """
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 
 # what `pip wheel` reads; copied, as the build writes build/ and *.egg-info beside them and a
 # stale build/lib would put modules deleted since into the wheel
-BUILD_INPUTS = ("pyproject.toml", "README.md", "src")
+BUILD_INPUTS = ("pyproject.toml", "README.md", "src", "conf")
 NOT_BUILD_INPUTS = shutil.ignore_patterns("__pycache__", "*.egg-info")
 
 

@@ -1,8 +1,9 @@
 """The Hydra application behind ``losslab train`` and ``python train.py``.
 
 ``config_path`` is relative to this module, so Hydra reads the config groups from the package
-(``losslab/conf``) wherever losslab is installed; the job is named ``train`` in
-``losslab/conf/hydra/default.yaml``, whichever command starts it. Kept thin so ``--help`` and
+``losslab.conf`` (the checkout's top-level ``conf/``, mapped there by ``pyproject.toml``)
+wherever losslab is installed; the job is named ``train`` in ``conf/hydra/default.yaml``,
+whichever command starts it. Kept thin so ``--help`` and
 ``--cfg job`` answer without importing TensorFlow.
 """
 

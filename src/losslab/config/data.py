@@ -1,4 +1,4 @@
-"""One schema per data source, each bound to its YAML in ``losslab/conf/data/``.
+"""One schema per data source, each bound to its YAML in ``conf/data/``.
 
 Every option of the ``data`` group starts its defaults list with its source's schema
 (``/schema/data/<source>@_here_``), so a key another source reads (``data.num_words`` on

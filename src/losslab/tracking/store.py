@@ -23,7 +23,7 @@ _ready: set[str] = set()
 
 def default_uri(root: str | Path) -> str:
     """What ``tracking=local`` records into when started in ``root``: ``$MLFLOW_TRACKING_URI``,
-    else ``root/mlflow.db`` (``losslab/conf/tracking/local.yaml``); for tools reading those
+    else ``root/mlflow.db`` (``conf/tracking/local.yaml``); for tools reading those
     runs back."""
     path = Path(root).absolute() / "mlflow.db"
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{path}"

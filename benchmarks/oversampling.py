@@ -58,7 +58,8 @@ def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     use_device(args.device)
     from losslab import data
-    from losslab.config import compose, to_objects
+    from losslab.composition import compose
+    from losslab.config import to_objects
     from losslab.train import train
 
     root = Path(tempfile.mkdtemp(prefix="bench-oversampling-"))

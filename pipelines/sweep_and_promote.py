@@ -78,7 +78,7 @@ def best_trial(client, sweep_dir: Path) -> tuple[str, dict]:
 def retrain(args: argparse.Namespace, root: Path, sweep_dir: Path, params: dict):
     """The best configuration trained again in this process, its model logged."""
     from hydra_plugins.losslab_optuna_sweeper.search_space import as_override
-    from losslab.config import compose
+    from losslab.composition import compose
     from losslab.train import JobInfo, train
 
     kept = [o for o in args.overrides if not o.lstrip("+~").startswith(("hydra.", "hydra/"))]

@@ -49,7 +49,7 @@ needs_chromium = pytest.mark.skipif(
 
 def compose(tmp_path: Path, *overrides: str):
     """The config ``python train.py debug=default ...`` composes, folders under ``tmp_path``."""
-    from losslab.config import compose as compose_train
+    from losslab.composition import compose as compose_train
 
     return compose_train(["debug=default", *overrides], root=tmp_path)
 

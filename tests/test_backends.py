@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from losslab.config import ImbalanceConfig, ImbalanceStrategy
 from losslab.imbalance import augmenter, oversampled
-from losslab.tracking.model import load_keras_model
+from losslab.models import load as load_keras_model
 from tests.helpers import assert_nothing_recorded, run_cli
 
 SHAPE = (8, 8, 1)

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from losslab import data
 from losslab.config import to_objects
-from losslab.tracking.hydra_callback import CONTINUES_TAG
+from losslab.parent_run import CONTINUES_TAG
 from losslab.train import train
 from tests.helpers import (
     REPO,

@@ -127,3 +127,11 @@ def test_fit_with_flat_labels_learns_a_separable_problem(name):
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(y, p) > 0.95
+
+
+def test_every_loss_preset_is_in_these_properties():
+    """A preset added to the config's choices without a row above would go untested."""
+    from losslab.config import LossPreset
+
+    open_ended = {"keras", "custom"}  # any Keras loss by name, any import path
+    assert {str(p) for p in LossPreset} - open_ended == set(PRESETS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from losslab import imbalance, losses, models
 from losslab.config import ImbalanceConfig, LossConfig, ModelConfig
@@ -39,7 +41,7 @@ def bce(y, p):
 
 def test_class_weight_ratio_scales_the_minority_term():
     x, y = toy()
-    cw = imbalance.ratio_weights(y, 100.0)
+    cw = imbalance.ratio_weights(100.0)
     assert cw == {1: 100.0, 0: 1.0}
     plain, p = first_epoch_loss(y, x, losses.get(LossConfig(name="bce")))
     weighted, _ = first_epoch_loss(y, x, losses.get(LossConfig(name="bce")), class_weight=cw)
@@ -143,3 +145,28 @@ def test_strategies_that_do_not_fit_the_task_are_refused():
     y = np.zeros((10, 3))
     with pytest.raises(ValueError, match="loss=weighted_bce"):
         imbalance.prepare(ImbalanceConfig(strategy="class_weight"), y, "multilabel")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n_pos=st.integers(1, 200),
+    n_neg=st.integers(1, 200),
+    ratio=st.floats(0.1, 500.0, allow_nan=False),
+)
+def test_the_class_weight_ratio_goes_to_the_positive_class_whatever_the_counts(n_pos, n_neg, ratio):
+    """Label 1 is the class a source chose to rescue; balanced or inverted counts must not
+    hand its weight to the other class."""
+    y = np.array([1] * n_pos + [0] * n_neg)
+    cfg = ImbalanceConfig(strategy="class_weight", ratio=ratio)
+    weights = imbalance.prepare(cfg, y, "binary").class_weight
+    assert weights[1] / weights[0] == pytest.approx(ratio)
+    assert weights[0] == 1.0
+
+
+@pytest.mark.parametrize(("decay", "expected"), [(None, 0.004), (0.0, 0.0), (0.01, 0.01)])
+def test_adamw_takes_the_weight_decay_given_even_zero(decay, expected):
+    from losslab.config import OptimizerConfig
+    from losslab.train import _optimizer
+
+    built = _optimizer(OptimizerConfig(name="adamw", weight_decay=decay))
+    assert built.weight_decay == pytest.approx(expected)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from losslab.tracking.model import load_keras_model
+from losslab.models import load as load_keras_model
 from losslab.tracking.redact import redact_text, redact_tree
 from losslab.train import train
 from tests.helpers import MlflowServer, compose, run_cli

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import requests
 
-from losslab.tracking.model import load_keras_model
+from losslab.models import load as load_keras_model
 from tests.helpers import REPO, free_port
 
 pytestmark = pytest.mark.slow  # a sweep, a retrain and a model server through subprocesses

@@ -18,7 +18,7 @@ from optuna.distributions import FloatDistribution as Float
 from optuna.distributions import IntDistribution as Int
 from optuna.trial import TrialState
 
-from losslab.tracking.hydra_callback import CONTINUES_TAG
+from losslab.parent_run import CONTINUES_TAG
 from tests.helpers import (
     HOPELESS_LR,
     REPO,

@@ -313,3 +313,18 @@ def test_a_lost_trial_is_queued_again_with_its_params_only_when_retries_are_on(t
     retry(storage, study, lost._trial_id)
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.params for t in waiting] == ([lost.params] if max_retry else [])
+
+
+def test_the_private_optuna_and_hydra_attributes_the_sweeper_reads_still_exist():
+    """The sweeper reads two private attributes (the grid's size, a job's raw return): a
+    release that renames them fails here, not in a user's sweep (pyproject bounds optuna<6)."""
+    import optuna
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from hydra_plugins.losslab_optuna_sweeper.samplers import grid_size
+
+    sampler = optuna.samplers.GridSampler({"a": [1, 2], "b": [1, 2, 3]}, seed=0)
+    assert grid_size(sampler) == 6
+    ret = JobReturn(status=JobStatus.COMPLETED, _return_value=0.5)
+    assert ret._return_value == 0.5
+    assert ret.return_value == 0.5

@@ -14,14 +14,14 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from losslab.config import register_configs
+from losslab.composition import register
 
-register_configs()
+register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | tuple[float, ...]:
-    from losslab.train import main as run
+    from losslab.job import main as run
 
     return run(cfg)
 

@@ -91,7 +91,7 @@ def _explained(err: BaseException) -> BaseException:
 
 def _end_open_parents(err: BaseException) -> None:
     """Sweep parents can only be open once the Hydra callback that opens them was loaded."""
-    callback = sys.modules.get("losslab.tracking.hydra_callback")
+    callback = sys.modules.get("losslab.parent_run")
     if callback is not None:
         callback.end_open_parents(err)
 

@@ -23,11 +23,11 @@ class Prepared:
     output_bias: np.ndarray | None = None
 
 
-def ratio_weights(y: np.ndarray, ratio: float) -> dict[int, float]:
-    """Majority weight 1, minority weight ``ratio`` (binary labels, 1 = minority)."""
-    counts = np.bincount(np.asarray(y).astype(np.int64).ravel(), minlength=2)
-    minority = int(np.argmin(counts))
-    return {minority: float(ratio), 1 - minority: 1.0}
+def ratio_weights(ratio: float) -> dict[int, float]:
+    """Majority weight 1, minority weight ``ratio``. Binary labels name the minority 1 (the
+    positive class a source chose), whatever the counts: on balanced or inverted labels the
+    weight still goes to the class the user asked to rescue."""
+    return {0: 1.0, 1: float(ratio)}
 
 
 def balanced_weights(y: np.ndarray) -> dict[int, float]:
@@ -71,7 +71,7 @@ def prepare(cfg: ImbalanceConfig, y_train: np.ndarray, task: str) -> Prepared:
         )
     prepared = Prepared()
     if cfg.strategy == "class_weight":
-        prepared.class_weight = ratio_weights(y_train, cfg.ratio)
+        prepared.class_weight = ratio_weights(cfg.ratio)
     elif cfg.strategy == "balanced":
         prepared.class_weight = balanced_weights(y_train)
     elif cfg.strategy == "oversample":

@@ -94,3 +94,13 @@ def summary_text(model: keras.Model) -> str:
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     return "\n".join(lines)
+
+
+def load(path: str, compile: bool = True) -> keras.Model:
+    """A saved ``.keras`` model, loaded with Keras' safe mode on (no arbitrary code runs).
+
+    losslab's own losses are registered as Keras serializables, so they load by name.
+    """
+    import losslab.losses  # noqa: F401 - registers the custom losses
+
+    return keras.saving.load_model(path, compile=compile, safe_mode=True)

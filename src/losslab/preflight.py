@@ -40,10 +40,12 @@ def check_sweep_overrides(config: DictConfig) -> None:
 
     overrides = [str(o) for o in OmegaConf.to_container(config.hydra.overrides.task)]
     if study.is_optuna_sweep(config):
-        from hydra_plugins.losslab_optuna_sweeper import checks
+        from hydra.utils import get_class
 
+        # the sweeper's own checks, found through its _target_: losslab imports no plugin
+        check_settings = get_class(config.hydra.sweeper._target_).check_settings
         try:
-            checks.sweep_settings(config.hydra.sweeper, overrides)
+            check_settings(config.hydra.sweeper, overrides)
         except ValueError as err:  # SettingsError, SearchSpaceError: a bad hydra.sweeper key
             raise ConfigError(str(err)) from None
         study.preflight(config)

@@ -11,31 +11,19 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from losslab import backend, objectives
+from losslab import backend, objectives, recording
 from losslab import config as config_lib
 from losslab.config import TrainConfig
+from losslab.recording import JobInfo
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class JobInfo:
-    """What Hydra knows about the job, as plain values."""
-
-    name: str = "train"
-    num: int | None = None
-    overrides: Sequence[str] = ()
-    sweep_dir: str | None = None
-    hydra_dir: str | None = None
-    pruner: Any = None  # hydra.sweeper.pruner of an Optuna sweep
-    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,24 +36,6 @@ class Result:
     model: Any
     dataset: Any
     model_uri: str | None = None  # the MLflow logged model, when one was logged
-
-
-def job_info() -> JobInfo:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return JobInfo()
-    hc = HydraConfig.get()
-    multirun = hc.mode == RunMode.MULTIRUN
-    return JobInfo(
-        name=hc.job.name,
-        num=hc.job.num if multirun else None,
-        overrides=list(hc.overrides.task),
-        sweep_dir=hc.sweep.dir if multirun else None,
-        hydra_dir=str(Path(hc.runtime.output_dir) / hc.output_subdir) if hc.output_subdir else None,
-        pruner=hc.sweeper.get("pruner") if multirun else None,
-    )
 
 
 def _verbose(setting: str) -> int:
@@ -116,8 +86,9 @@ def _optimizer(cfg: config_lib.OptimizerConfig):
         return keras.optimizers.SGD(momentum=cfg.momentum, nesterov=cfg.nesterov, **common)
     if cfg.name == "rmsprop":
         return keras.optimizers.RMSprop(momentum=cfg.momentum, **common)
-    if cfg.name == "adamw":
-        return keras.optimizers.AdamW(weight_decay=cfg.weight_decay or 0.004, **common)
+    if cfg.name == "adamw":  # conf/optimizer/adamw.yaml sets Keras' 0.004; an explicit 0 holds
+        decay = {} if cfg.weight_decay is None else {"weight_decay": cfg.weight_decay}
+        return keras.optimizers.AdamW(**decay, **common)
     return keras.optimizers.Adam(weight_decay=cfg.weight_decay, **common)
 
 
@@ -443,10 +414,12 @@ def train(
     _limit_threads(conf.trainer.threads)
     check_arguments(conf)
     setup = prepare(conf)
-    tracked = _start_run(conf, job, setup.ds, offline_because) if conf.tracking.enabled else None
+    tracked = None
+    if conf.tracking.enabled:
+        tracked = recording.start_run(conf, job, setup.ds, offline_because)
     with tracked or nullcontext():
         if tracked is not None:
-            _log_start(tracked, conf, raw, job)
+            recording.record_start(tracked, raw, job)
             if on_run_start is not None:
                 on_run_start(tracked)
         log.info(
@@ -459,12 +432,24 @@ def train(
         result = outcome(setup, fits)
         result.model.save(out / "model.keras")
         if tracked is not None:
-            _log_end(tracked, setup, fits, result)
+            recording.record_end(tracked, conf, _run_end(setup, fits, result))
         report(setup, result)
         if tracked is not None:
-            _print_ui_hint(conf, tracked)
+            recording.print_ui_hint(conf, tracked)
             result = dataclasses.replace(result, run_id=tracked.run_id, model_uri=tracked.model_uri)
     return result
+
+
+def _run_end(setup: Setup, fits: Sequence[FoldFit], result: Result) -> recording.RunEnd:
+    return recording.RunEnd(
+        evaluation=result.evaluation,
+        history=result.history,
+        model=result.model,
+        objective=_as_tuple(result.objective),
+        epochs_run=[len(f.history["loss"]) for f in fits],
+        best_epochs=[f.best_epoch for f in fits],
+        example=setup.ds.x_train[:5],
+    )
 
 
 def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
@@ -501,186 +486,3 @@ def report(setup: Setup, result: Result) -> None:
     for name, number in zip(setup.conf.objectives, _as_tuple(value), strict=True):
         print(f"objective {name} = {number:.4f}")
     print(f"Output: {setup.conf.paths.output_dir} (model.keras, and the job's log)")
-
-
-def _start_run(conf: TrainConfig, job: JobInfo, ds, offline_because: str | None):
-    import os
-
-    from losslab.tracking.run import (
-        MLFLOW_RUN_ID_ENV,
-        Liveness,
-        RunStart,
-        TrackedRun,
-        git_commit,
-    )
-    from losslab.tracking.scheduler import scheduler_tags
-    from losslab.tracking.spill import SPILL_DIR
-    from losslab.tracking.sweep import read_parent_id
-
-    parent = read_parent_id(job.sweep_dir) if job.sweep_dir else None
-    given = None if job.sweep_dir else os.environ.get(MLFLOW_RUN_ID_ENV)
-    tags = {
-        "losslab.run_type": "job" if parent else "single",
-        "losslab.job_name": job.name,
-        "losslab.overrides": " ".join(job.overrides),
-        "losslab.data": ds.name,
-        "losslab.task": ds.task,
-        "losslab.data_fingerprint": ds.fingerprint(),
-        "mlflow.source.name": "train.py",
-        **scheduler_tags(),
-        **job.tags,
-        **conf.tags,
-    }
-    if job.num is not None:
-        tags["losslab.job_num"] = str(job.num)
-    commit = git_commit(Path(__file__).parent)
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
-    start = RunStart(
-        run_name=_run_name(conf, job, parent if offline_because is None else None),
-        parent_run_id=parent,
-        tags=tags,
-        artifact_location=conf.tracking.artifact_location,
-        run_id=given,
-    )
-    liveness = Liveness(
-        spill_dir=Path(conf.paths.output_dir) / SPILL_DIR,
-        offline_after_s=conf.tracking.offline_after_s,
-        heartbeat_s=conf.tracking.heartbeat_s,
-        stale_after_s=conf.tracking.stale_after_s,
-        start_offline=offline_because,
-    )
-    return TrackedRun(
-        conf.tracking.uri, conf.tracking.experiment or conf.task_name, start, liveness
-    )
-
-
-def _run_name(conf: TrainConfig, job: JobInfo, parent: str | None) -> str:
-    """What tells this run apart (:mod:`losslab.tracking.names`): a sweep's job by what it
-    varies, read against the overrides its parent says every job shares."""
-    import json
-
-    from mlflow import MlflowClient
-
-    from losslab.tracking import names
-    from losslab.tracking.patience import Patience
-
-    if job.num is None:
-        return names.single_name(job.overrides)
-    shared: list[str] = []
-    if parent is not None:
-        client, patience = MlflowClient(conf.tracking.uri), Patience(conf.tracking.uri, 5.0)
-        try:  # a store gone since it was checked costs seconds here, not MLflow's minutes
-            tags = patience.call(lambda: client.get_run(parent).data.tags)
-            shared = json.loads(tags.get(names.SHARED_TAG, "[]"))
-        except Exception as err:  # the name is a convenience; the run matters more
-            log.debug("shared overrides of sweep %s not read: %s", parent, err)
-    return names.job_name(job.num, job.overrides, shared)
-
-
-def _log_start(tracked, conf: TrainConfig, raw: DictConfig, job: JobInfo) -> None:
-    import yaml
-
-    plain = OmegaConf.to_container(raw, resolve=True, enum_to_str=True)
-    plain.pop("hydra", None)
-    tracked.log_params(plain)
-    tracked.log_yaml(plain, "config/config.yaml")
-    tracked.log_yaml(list(job.overrides), "config/overrides.yaml")
-    if job.hydra_dir and Path(job.hydra_dir).is_dir():
-        for path in sorted(Path(job.hydra_dir).glob("*.yaml")):
-            tracked.log_yaml(yaml.safe_load(path.read_text()), f"config/hydra/{path.name}")
-
-
-def _log_end(tracked, setup: Setup, fits: list[FoldFit], result: Result) -> None:
-    """Everything known once training is over: scores, epochs, plots, the model."""
-    ev, history, model = result.evaluation, result.history, result.model
-    tracked.sync()  # a store away for too long: the rest goes to the spill folder
-    epochs_run = [len(f.history["loss"]) for f in fits]
-    best = [f.best_epoch for f in fits]
-    values = _as_tuple(result.objective)
-    tracked.log_metrics(
-        {
-            **ev.metrics,
-            "objective": values[0],
-            **{f"objective_{i}": v for i, v in enumerate(values[1:], start=1)},
-            "best_epoch": float(np.mean(best)),
-            "epochs_run": float(np.mean(epochs_run)),
-        }
-    )
-    if len(fits) > 1:
-        for k, (run, b) in enumerate(zip(epochs_run, best, strict=True)):
-            tracked.log_metrics({f"fold_{k}/epochs_run": run, f"fold_{k}/best_epoch": b})
-        for epoch in range(len(history["loss"])):
-            tracked.log_metrics({key: values[epoch] for key, values in history.items()}, epoch)
-    tracked.set_tags({"losslab.objective": ",".join(setup.conf.objectives)})
-    _log_evaluation(tracked, setup, ev, history, model)
-    if setup.conf.tracking.log_model:
-        tracked.log_model(model, setup.ds.x_train[:5])
-
-
-def _log_evaluation(tracked, setup: Setup, ev, history, model) -> None:
-    import json
-
-    from losslab import models, plots
-    from losslab.evaluate import curve_points
-
-    tracked.log_text(models.summary_text(model), "model_summary.txt")
-    confusion = {
-        "labels": ev.class_names,
-        "at_threshold": ev.confusion.tolist(),
-        "threshold": ev.threshold,
-    }
-    if ev.confusion_at_half is not None:
-        confusion["at_0.5"] = ev.confusion_at_half.tolist()
-    tracked.log_text(json.dumps(confusion, indent=2), "evaluation/confusion_matrix.json")
-    tracked.log_text(json.dumps(curve_points(ev)), "evaluation/curves.json")
-    plot_dir = Path(setup.conf.paths.output_dir) / "plots"
-    plot_dir.mkdir(exist_ok=True)
-    plots.confusion_matrix(ev, plot_dir / "confusion_matrix.png")
-    plots.roc_curve(ev, plot_dir / "roc_curve.png")
-    plots.pr_curve(ev, plot_dir / "pr_curve.png")
-    plots.learning_curves(history, plot_dir / "learning_curves.png")
-    tracked.log_artifacts(plot_dir, "plots")
-
-
-def _print_ui_hint(conf: TrainConfig, tracked) -> None:
-    from losslab.tracking.redact import redact_text
-    from losslab.tracking.run import ui_url
-
-    if tracked.offline:  # its closing line says where it is kept instead
-        return
-    url = ui_url(conf.tracking.uri, tracked.experiment_id, tracked.run_id)
-    if url:
-        print(f"MLflow run: {redact_text(url)}")
-    elif conf.tracking.ui_hint:
-        print(f"MLflow run {tracked.run_id}; see it with:\n  {redact_text(conf.tracking.ui_hint)}")
-
-
-def main(cfg: DictConfig) -> Any:
-    """Entry point for ``@hydra.main``: the objective value for sweepers.
-
-    A job launched by the Optuna sweeper reports its objective every epoch and may be pruned:
-    it then raises ``optuna.TrialPruned``, as an Optuna objective function does. With several
-    objectives it returns one value each.
-    """
-    from losslab.cli import single_run_errors
-    from losslab.search import trial as search_trial
-
-    job = job_info()
-    trial = search_trial.current(job.pruner)
-    if trial is None:
-        with single_run_errors(job.sweep_dir is None):
-            return train(cfg, job).objective
-    import optuna
-
-    conf = config_lib.to_objects(cfg)
-    backend.start()  # the pruning callback imports Keras
-    job.tags.update(trial.tags())
-    maximize = conf.directions[0] == "maximize"
-    callbacks = trial.callbacks(conf.objectives[0], maximize, conf.trainer.early_stopping)
-    try:
-        with trial:
-            return train(conf, job, callbacks, on_run_start=trial.link_run).objective
-    except optuna.TrialPruned as pruned:  # the sweeper ends the trial PRUNED
-        log.info("trial %d pruned: %s", trial.ref.number, pruned)
-        raise

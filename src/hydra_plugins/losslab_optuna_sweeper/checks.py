@@ -11,32 +11,12 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from hydra_plugins.losslab_optuna_sweeper import search_space
+from losslab.search.settings import SettingsError, directions
 
-DIRECTIONS = ("maximize", "minimize")
-
-
-class SettingsError(ValueError):
-    """A ``hydra.sweeper`` setting the sweeper cannot run with."""
-
-
-def directions(direction: Any) -> list[str]:
-    """``maximize``, ``[maximize, minimize]``: one direction per objective."""
-    if isinstance(direction, ListConfig):
-        direction = OmegaConf.to_container(direction)
-    values = [direction] if not isinstance(direction, (list, tuple)) else list(direction)
-    values = [getattr(v, "name", v) for v in values]  # the published plugin's Direction enum
-    for value in values:
-        if value not in DIRECTIONS:
-            raise SettingsError(
-                f"hydra.sweeper.direction={value!r}: use maximize or minimize (a list of them "
-                "for several objectives)"
-            )
-    if not values:
-        raise SettingsError("hydra.sweeper.direction=[]: give one direction per objective")
-    return values
+__all__ = ["SettingsError", "directions", "sweep_settings"]
 
 
 def counts(n_trials: int, n_jobs: int, max_failure_rate: float, heartbeat: int | None) -> None:

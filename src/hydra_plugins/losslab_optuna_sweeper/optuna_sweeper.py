@@ -28,3 +28,12 @@ class OptunaSweeper(Sweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         return self.impl.sweep(arguments)
+
+    @staticmethod
+    def check_settings(sweeper: DictConfig, arguments: list[str]) -> None:
+        """Every ``hydra.sweeper`` setting and the search space, checked without running
+        anything: losslab's preflight callback calls this before the sweep's parent run or
+        folder exists, so a bad setting ends the command in one line."""
+        from hydra_plugins.losslab_optuna_sweeper.checks import sweep_settings
+
+        sweep_settings(sweeper, arguments)

@@ -9,21 +9,14 @@ from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
+from losslab.search.settings import best_trials
+
 if TYPE_CHECKING:  # Hydra imports every plugin module at start, --help included
     import optuna
 
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "optimization_results.yaml"
-
-
-def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The best trial (one objective) or the Pareto front (several); none before a trial
-    completes."""
-    try:
-        return study.best_trials
-    except ValueError:
-        return []
 
 
 def write(study: optuna.Study, sweep_dir: Path) -> Path | None:

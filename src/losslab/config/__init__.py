@@ -10,9 +10,7 @@ TensorFlow nor Keras, so ``python train.py --help`` and ``--cfg job`` stay fast.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
@@ -71,15 +69,11 @@ __all__ = [
     "TrackingConfig",
     "TrainConfig",
     "TrainerConfig",
+    "SCHEMAS",
     "ValSplit",
-    "compose",
     "fallback_config",
-    "register_configs",
     "to_objects",
 ]
-
-
-CONFIG_MODULE = "losslab.conf"  # the config groups, shipped in the package
 
 
 class Direction(Choice):
@@ -152,47 +146,6 @@ class TrainConfig:
                     f"{setting} needs image data; data.source={self.data.source} is not one "
                     f"of {[str(s) for s in IMAGE_SOURCES]}"
                 )
-
-
-def register_configs() -> None:
-    """Store :class:`TrainConfig` as ``train_schema`` (the first entry of ``train.yaml``) and
-    each data source's schema as ``schema/data/<source>`` (the first entry of each data
-    option), and register the resolvers the YAML uses."""
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-
-    store = ConfigStore.instance()
-    store.store(name="train_schema", node=TrainConfig)
-    for source, schema in SCHEMAS.items():
-        store.store(group="schema/data", name=str(source), node=schema)
-    if not OmegaConf.has_resolver("losslab_study_id"):
-        from losslab.objectives import direction_of, first_objective
-        from losslab.search.study import resolve_fingerprint
-
-        OmegaConf.register_new_resolver("losslab_study_id", resolve_fingerprint)
-        OmegaConf.register_new_resolver("losslab_direction", direction_of)
-        OmegaConf.register_new_resolver("losslab_first", first_objective)
-
-
-def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> Any:
-    """The config ``python train.py OVERRIDES`` composes, for code outside Hydra's app (tests,
-    benchmarks, pipelines). With ``root``, every folder a run writes lies under it.
-
-    The config groups are the package's own (``losslab.conf``, top-level ``conf/`` in a checkout), as for the app.
-    """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-
-    register_configs()
-    paths = []
-    if root is not None:
-        paths = [
-            f"paths.root_dir={root}",
-            f"paths.output_dir={root}/out",
-            f"paths.log_dir={root}/outputs",
-        ]
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        return hydra_compose("train", overrides=[*paths, *overrides])
 
 
 def to_objects(cfg: Any) -> TrainConfig:

@@ -23,10 +23,9 @@ import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
-from hydra_plugins.losslab_optuna_sweeper import checks
-from hydra_plugins.losslab_optuna_sweeper.results import best_trials
 from losslab.search import optuna_plots, pareto
 from losslab.search.history import plot_history
+from losslab.search.settings import best_trials, directions
 from losslab.search.study import IDENTITY_ATTR
 from losslab.tracking.redact import redact_text
 
@@ -34,7 +33,7 @@ from losslab.tracking.redact import redact_text
 def study_tags(sweeper: Mapping[str, Any], storage_url: str, study_name: str) -> dict[str, str]:
     """What the parent run says about its study from the start: name, storage (masked),
     sampler, pruner, directions and the trials the study is to have."""
-    directions = checks.directions(sweeper.get("direction", "maximize"))
+    wanted = directions(sweeper.get("direction", "maximize"))
 
     def class_name(node: Any, default: str) -> str:
         target = node.get("_target_", default) if node is not None else default
@@ -45,7 +44,7 @@ def study_tags(sweeper: Mapping[str, Any], storage_url: str, study_name: str) ->
         "optuna.storage": redact_text(storage_url),
         "optuna.sampler": class_name(sweeper.get("sampler"), "TPESampler"),
         "optuna.pruner": class_name(sweeper.get("pruner"), "NopPruner"),
-        "optuna.directions": ",".join(str(d) for d in directions),
+        "optuna.directions": ",".join(str(d) for d in wanted),
         "optuna.n_trials": str(sweeper.get("n_trials", "")),
     }
 

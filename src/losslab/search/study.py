@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from losslab.config import ConfigError
+from losslab.search.settings import directions, space_lines
 from losslab.tracking.redact import flatten
 
 IDENTITY_ATTR = "losslab.identity"
@@ -25,11 +26,9 @@ IDENTITY_ATTR = "losslab.identity"
 
 def identity(config: DictConfig) -> dict[str, Any]:
     """The parts of a composed sweep config that make its trials comparable."""
-    from hydra_plugins.losslab_optuna_sweeper.checks import params
-
     sweeper = config.hydra.sweeper
     space = {
-        "params": params(sweeper),
+        **space_lines(sweeper),
         "overrides": " ".join(sorted(str(o) for o in config.hydra.overrides.task)),
         "custom_search_space": sweeper.get("custom_search_space"),
     }
@@ -129,8 +128,6 @@ def preflight(config: DictConfig) -> None:
 def check_directions(config: DictConfig) -> None:
     """One direction per objective, and the study's directions those of the objectives: a
     sweeper told to minimize what the jobs maximize would prune the best trials."""
-    from hydra_plugins.losslab_optuna_sweeper.checks import directions
-
     names = objective_names(config)
     wanted = directions(config.direction)
     if len(wanted) != len(names):

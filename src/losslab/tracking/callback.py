@@ -1,8 +1,9 @@
 """The Keras callback that records every batch and every epoch of a fit to MLflow.
 
-One line in any Keras 3 script (TensorFlow, JAX or PyTorch backend), and the callback of
-``python train.py``: ``model.fit(..., callbacks=[MlflowLogger()])``. A batch costs one deque
-append; a :class:`~losslab.tracking.writer.MetricWriter` thread sends the points in
+The points of a fit and the run around them: the pipeline's callback, and the base of the
+public one (:class:`losslab.keras.MlflowLogger` adds what a run records at train end, which
+needs the domain's plots and evaluation that this layer does not import). A batch costs one
+deque append; a :class:`~losslab.tracking.writer.MetricWriter` thread sends the points in
 ``log_batch`` requests, keeps them while the store is away, and the run spills them to disk
 for ``losslab replay`` when it stays away. Unlike ``mlflow.keras.MlflowCallback`` it logs
 batches and epochs together and gives validation metrics their epoch as step.
@@ -17,8 +18,6 @@ from typing import Any
 
 import keras
 
-from losslab.tracking.train_end import AtTrainEnd
-
 
 class MlflowLogger(keras.callbacks.Callback):
     """Batch metrics at step = global batch index (``batch/loss``, ...), epoch metrics at
@@ -28,9 +27,8 @@ class MlflowLogger(keras.callbacks.Callback):
     Records into the active MLflow run (``with mlflow.start_run():`` around ``fit``), else
     records into the run ``mlflow run`` made (``MLFLOW_RUN_ID``), else starts a run in
     MLflow's current tracking URI and experiment and ends it with the fit's outcome
-    (:mod:`losslab.tracking.session`). At train end, on request, the model
-    (``log_model``), plots and the threshold chosen on ``validation_data`` (``plots``) and
-    the model's config and summary (``log_model_config``). ``prefix`` goes in front of every
+    (:mod:`losslab.tracking.session`). :meth:`record_end` is what a subclass records once
+    ``fit`` is over, before the run ends (nothing here). ``prefix`` goes in front of every
     key logged during ``fit`` (not of what train end records); ``every_n_batches`` keeps
     every n-th batch point; ``samples_per_epoch`` (default: ``batch_size`` times the steps
     Keras reports) sets samples per second.
@@ -54,12 +52,6 @@ class MlflowLogger(keras.callbacks.Callback):
         prefix: str = "",
         batch_prefix: str = "batch/",
         run_name: str | None = None,
-        log_model: bool = False,
-        plots: bool = False,
-        log_model_config: bool = False,
-        validation_data: tuple[Any, Any] | None = None,
-        input_example: Any = None,
-        max_fpr: float = 0.01,
         batch_size: int | None = None,
         samples_per_epoch: int | None = None,
         run: Any = None,
@@ -67,10 +59,6 @@ class MlflowLogger(keras.callbacks.Callback):
         super().__init__()
         if int(every_n_batches) < 1:
             raise ValueError(f"every_n_batches={every_n_batches}: a whole number, at least 1")
-        self.at_end = AtTrainEnd(
-            log_model, plots, log_model_config, validation_data, input_example, max_fpr
-        )
-        self.at_end.check()
         self.every_n_batches = int(every_n_batches)
         self.prefix, self.batch_prefix = prefix, prefix + batch_prefix
         self.run_name = run_name
@@ -105,13 +93,22 @@ class MlflowLogger(keras.callbacks.Callback):
         self.run = session.start(self.run_name) if given is None else session.attach(given)
 
     def on_train_end(self, logs=None) -> None:
-        from losslab.tracking import session, train_end
+        from losslab.tracking import session
 
-        train_end.record(self.run, self.model, self._history, self.at_end)
+        self.record_end()
         if self._given:
             self.run.writer.wait_stored(self.run.patience.limit_s)
         else:
             session.end(self.run)
+
+    def record_end(self) -> None:
+        """What the run records once ``fit`` is over (``self.model``, ``self.history_seen``),
+        before it ends: nothing here."""
+
+    @property
+    def history_seen(self) -> dict[str, list[float]]:
+        """Every epoch value this fit logged, by key."""
+        return self._history
 
     # -- the points -----------------------------------------------------------------------
     def on_epoch_begin(self, epoch: int, logs=None) -> None:

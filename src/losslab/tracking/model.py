@@ -99,13 +99,10 @@ def quiet_progress() -> Iterator[None]:
             keras.config.enable_interactive_logging()
 
 
-def load_keras_model(path: str, compile: bool = True) -> Any:
-    """A saved ``.keras`` model, loaded with Keras' safe mode on (no arbitrary code runs).
-
-    losslab's own losses are registered as Keras serializables, so they load by name.
-    """
+def load_inference_model(path: str) -> Any:
+    """A saved ``.keras`` model's inference graph, loaded with Keras' safe mode on (no
+    arbitrary code runs) and uncompiled, so no custom loss needs to be known (what is logged
+    is the uncompiled graph; :func:`losslab.models.load` restores a compiled one)."""
     import keras
 
-    import losslab.losses  # noqa: F401 - registers the custom losses
-
-    return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    return keras.saving.load_model(path, compile=False, safe_mode=True)

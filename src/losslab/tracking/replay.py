@@ -70,13 +70,13 @@ def _artifact(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[
 def _model(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str, int]:
     import numpy as np
 
-    from losslab.tracking.model import load_keras_model, log_keras_model
+    from losslab.tracking.model import load_inference_model, log_keras_model
 
     experiment = client.get_run(run_id).info.experiment_id
     logged = f"source_run_id = '{run_id}'"
     if client.search_logged_models(experiment_ids=[experiment], filter_string=logged):
         return "models", 0  # logged by a replay that stopped before noting it
-    model = load_keras_model(str(folder / item["file"]), compile=False)
+    model = load_inference_model(str(folder / item["file"]))
     log_keras_model(uri, run_id, experiment, model, np.load(folder / item["example"]))
     return "models", 1
 

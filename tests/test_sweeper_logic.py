@@ -1,0 +1,124 @@
+"""The sweeper's own logic in-process, with a stub launcher standing in for Hydra's: how it
+tells Optuna each job's outcome, sizes its batches, queues a lost job's trial again, and
+leaves no trial RUNNING when the launcher fails. The whole command through Hydra is
+tests/test_sweep.py (slow); these run in seconds."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+
+from hydra_plugins.losslab_optuna_sweeper._impl import OptunaSweeperImpl, SweepFailed
+from losslab.search.heartbeat import JobLost
+
+
+class StubLauncher:
+    """Answers each job with the next scripted outcome: a value, or an exception the job
+    raised; records the overrides of every batch."""
+
+    def __init__(self, outcomes: list) -> None:
+        self.outcomes = list(outcomes)
+        self.batches: list[list[list[str]]] = []
+
+    def launch(self, job_overrides, initial_job_idx: int) -> list[JobReturn]:
+        self.batches.append([list(o) for o in job_overrides])
+        return [self._answer(self.outcomes.pop(0)) for _ in job_overrides]
+
+    @staticmethod
+    def _answer(outcome) -> JobReturn:
+        if isinstance(outcome, BaseException):
+            return JobReturn(status=JobStatus.FAILED, _return_value=outcome)
+        return JobReturn(status=JobStatus.COMPLETED, _return_value=outcome)
+
+
+class BrokenLauncher:
+    def launch(self, job_overrides, initial_job_idx: int):
+        raise OSError("the cluster said no")
+
+
+def sweeper(tmp_path, launcher, **options) -> OptunaSweeperImpl:
+    settings = {
+        "sampler": {"_target_": "optuna.samplers.RandomSampler", "seed": 0},
+        "pruner": None,
+        "direction": "maximize",
+        "study_name": "logic",
+        "storage": f"sqlite:///{tmp_path / 'optuna.db'}",
+        "n_trials": 4,
+        "n_jobs": 2,
+        "load_if_exists": True,
+        "max_failure_rate": 1.0,
+        "heartbeat_interval": None,
+        **options,
+    }
+    impl = OptunaSweeperImpl(**settings)
+    sweep_node = {**settings, "params": {"x": "interval(0, 1)"}}
+    impl.config = OmegaConf.create(
+        {"hydra": {"sweeper": sweep_node, "sweep": {"dir": str(tmp_path / "sweep")}}}
+    )
+    impl.launcher = launcher
+    return impl
+
+
+def study_of(impl: OptunaSweeperImpl) -> optuna.Study:
+    return optuna.load_study(study_name=impl.study_name, storage=impl.storage_url)
+
+
+def test_each_outcome_ends_its_trial_as_optuna_would(tmp_path):
+    outcomes = [0.5, optuna.TrialPruned(), RuntimeError("boom"), math.nan]
+    impl = sweeper(tmp_path, StubLauncher(outcomes))
+    impl.sweep([])
+    trials = study_of(impl).trials
+    assert [t.state for t in trials] == [
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.FAIL,
+        TrialState.FAIL,
+    ]
+    assert trials[0].value == 0.5
+    assert trials[2].user_attrs["fail_reason"] == "RuntimeError: boom"
+    assert trials[3].user_attrs["fail_reason"] == "job returned nan"
+
+
+def test_batches_are_n_jobs_wide_and_stop_at_n_trials_or_this_commands_share(tmp_path):
+    launcher = StubLauncher([0.1] * 5)
+    sweeper(tmp_path, launcher, n_trials=5, n_jobs=2).sweep([])
+    assert [len(b) for b in launcher.batches] == [2, 2, 1]
+    second = StubLauncher([0.2] * 5)
+    sweeper(tmp_path, second, n_trials=9, n_jobs=2, trials_per_run=3).sweep([])
+    assert [len(b) for b in second.batches] == [2, 1]
+    assert len(study_of(sweeper(tmp_path, None)).trials) == 8
+    drawn = [o for batch in launcher.batches for job in batch for o in job if o.startswith("x=")]
+    assert len(set(drawn)) == 5  # each trial its own params, passed as an override
+
+
+def test_a_lost_job_is_queued_again_with_its_params_when_retries_are_allowed(tmp_path):
+    lost = JobLost("Slurm job 7_0 ended CANCELLED without a result")
+    launcher = StubLauncher([lost, 0.3, 0.4])
+    impl = sweeper(tmp_path, launcher, n_trials=3, n_jobs=1, heartbeat_interval=60, max_retry=1)
+    impl.sweep([])
+    trials = study_of(impl).trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    first, retried = launcher.batches[0][0], launcher.batches[1][0]
+    assert [o for o in first if o.startswith("x=")] == [o for o in retried if o.startswith("x=")]
+
+
+def test_a_launcher_that_fails_leaves_no_trial_running(tmp_path):
+    impl = sweeper(tmp_path, BrokenLauncher())
+    with pytest.raises(OSError, match="the cluster said no"):
+        impl.sweep([])
+    trials = study_of(impl).trials
+    assert trials and all(t.state == TrialState.FAIL for t in trials)
+    assert "the launcher failed: OSError" in trials[0].user_attrs["fail_reason"]
+
+
+def test_too_many_failures_end_the_sweep_with_the_last_reason(tmp_path):
+    launcher = StubLauncher([RuntimeError("bad data")] * 4)
+    impl = sweeper(tmp_path, launcher, max_failure_rate=0.25)
+    with pytest.raises(SweepFailed, match="last failure: RuntimeError: bad data"):
+        impl.sweep([])
+    assert len(launcher.batches) == 1  # stopped after the first batch of two failures

@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from losslab import data
 from losslab.config import to_objects
-from losslab.parent_run import CONTINUES_TAG
+from losslab.tracking import tag_keys
 from losslab.train import train
 from tests.helpers import (
     REPO,
@@ -134,8 +134,8 @@ def test_store_that_never_returns_spills_and_replay_restores_the_run(
 
         server.start()
         client = MlflowClient(url)
-        client.set_tag(result.run_id, stale.PROCESS_TAG, "elsewhere:1:1")  # another host's
-        client.set_tag(result.run_id, stale.HEARTBEAT_TAG, "0")
+        client.set_tag(result.run_id, tag_keys.PROCESS, "elsewhere:1:1")  # another host's
+        client.set_tag(result.run_id, tag_keys.HEARTBEAT, "0")
         experiment = client.get_run(result.run_id).info.experiment_id
         assert stale.end_dead_runs(client, experiment, 600) == [result.run_id]
 
@@ -153,7 +153,7 @@ def test_store_that_never_returns_spills_and_replay_restores_the_run(
         run = client.get_run(result.run_id)
         assert run.info.status == "FINISHED"
         assert "losslab.error" not in run.data.tags
-        assert stale.ENDED_TAG not in run.data.tags
+        assert tag_keys.ENDED_AS_DEAD not in run.data.tags
         assert_every_point_stored(client, result.run_id, 3, steps_per_epoch(result, 16))
         assert run.data.metrics["test_pr_auc"] == pytest.approx(result.metrics["test_pr_auc"])
         assert run.data.tags["losslab.objective"] == "val_pr_auc"
@@ -249,7 +249,7 @@ def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(t
     sweeps, jobs = runs_by_type(tmp_path)
     killed_parent, resumed_parent = sorted(sweeps, key=lambda r: r.info.start_time)
     assert (killed_parent.info.status, resumed_parent.info.status) == ("KILLED", "FINISHED")
-    assert resumed_parent.data.tags[CONTINUES_TAG] == killed_parent.info.run_id
+    assert resumed_parent.data.tags[tag_keys.CONTINUES] == killed_parent.info.run_id
     assert sorted(r.info.status for r in jobs) == ["FINISHED", "KILLED"]
 
 

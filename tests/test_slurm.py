@@ -15,7 +15,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from losslab.search.storage import open_storage
-from losslab.tracking.scheduler import SLURM_JOB_TAG
+from losslab.tracking import tag_keys
 from tests import slurm
 from tests.helpers import (
     HOPELESS_LR,
@@ -103,7 +103,7 @@ def test_a_sweep_runs_each_trial_as_a_slurm_gpu_job_and_prunes_across_jobs(
     assert len(jobs) == 6
     assert {j.data.tags["mlflow.parentRunId"] for j in jobs} == {parent.info.run_id}
     assert {t.user_attrs["mlflow_run_id"] for t in study.trials} == {j.info.run_id for j in jobs}
-    slurm_job = {j.info.run_id: j.data.tags[SLURM_JOB_TAG] for j in jobs}
+    slurm_job = {j.info.run_id: j.data.tags[tag_keys.SLURM_JOB_ID] for j in jobs}
     assert len(set(slurm_job.values())) == 6
     assert all(ARRAY_TASK.fullmatch(s) for s in slurm_job.values())
     slurm_cluster.wait_idle()
@@ -166,7 +166,7 @@ def test_two_workers_on_slurm_share_one_study_each_with_its_own_parent(
     assert sorted(sweep_dirs.values()) == [f"{tmp_path}/worker0", f"{tmp_path}/worker1"]
     assert len(jobs) == 4
     for job in jobs:  # under the parent of the worker whose sweep folder its Slurm job wrote
-        log = slurm_cluster.job(job.data.tags[SLURM_JOB_TAG])["StdOut"]
+        log = slurm_cluster.job(job.data.tags[tag_keys.SLURM_JOB_ID])["StdOut"]
         assert log.startswith(sweep_dirs[job.data.tags["mlflow.parentRunId"]] + "/")
     assert len({j.data.tags["mlflow.parentRunId"] for j in jobs}) == 2  # both ran trials
 
@@ -188,7 +188,7 @@ def test_a_cancelled_job_fails_its_trial_and_the_sweep_runs_it_again(
     )
     client = MlflowClient(mlflow_server)
     number, run_id = _first_running_trial(postgres_url, tmp_path.name, sweep)
-    job_id = client.get_run(run_id).data.tags[SLURM_JOB_TAG]
+    job_id = client.get_run(run_id).data.tags[tag_keys.SLURM_JOB_ID]
     slurm_cluster.command("scancel", job_id)
     output = sweep.communicate(timeout=400)[0]
     assert sweep.returncode == 0, output
@@ -211,7 +211,7 @@ def test_a_cancelled_job_fails_its_trial_and_the_sweep_runs_it_again(
     assert "ended without closing the run" in killed.data.tags["losslab.error"]
     again = client.get_run(retry.user_attrs["mlflow_run_id"])
     assert again.info.status == "FINISHED"
-    assert again.data.tags[SLURM_JOB_TAG] != job_id
+    assert again.data.tags[tag_keys.SLURM_JOB_ID] != job_id
 
 
 def _first_running_trial(storage: str, name: str, sweep, timeout: float = 240):
@@ -270,7 +270,7 @@ def test_a_scheduled_worker_fires_again_and_continues_the_study(tmp_path, slurm_
         slurm_cluster.command("scancel", f"--name={name}")
     assert len(done) >= 2, "".join(p.read_text() for p in tmp_path.glob(f"{name}-*.out"))
     sweeps, jobs = runs_by_type(tmp_path)
-    firings = {job.data.tags[SLURM_JOB_TAG] for job in jobs}
+    firings = {job.data.tags[tag_keys.SLURM_JOB_ID] for job in jobs}
     assert len(firings) >= 2  # each trial ran in the Slurm job of its own firing
     first, second = sorted(sweeps, key=lambda r: r.info.start_time)[:2]
     assert second.data.tags["losslab.continues"] == first.info.run_id

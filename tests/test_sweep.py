@@ -18,7 +18,7 @@ from optuna.distributions import FloatDistribution as Float
 from optuna.distributions import IntDistribution as Int
 from optuna.trial import TrialState
 
-from losslab.parent_run import CONTINUES_TAG
+from losslab.tracking import tag_keys
 from tests.helpers import (
     HOPELESS_LR,
     REPO,
@@ -186,7 +186,7 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
 
     sweeps, jobs = runs_by_type(tmp_path)
     first, parent = sorted(sweeps, key=lambda r: r.info.start_time)  # one per command
-    assert parent.data.tags[CONTINUES_TAG] == first.info.run_id
+    assert parent.data.tags[tag_keys.CONTINUES] == first.info.run_id
     assert {first.info.status, parent.info.status} == {"FINISHED"}
     nested = {p.info.run_id: [] for p in sweeps}
     for job in jobs:

@@ -15,7 +15,7 @@ from mlflow.entities import Metric
 
 from hydra_plugins.losslab_optuna_sweeper.search_space import as_override, override_value
 from losslab.evaluate import Evaluation, curve_points, format_confusion
-from losslab.tracking import stale
+from losslab.tracking import stale, tag_keys
 from losslab.tracking.redact import flatten
 from losslab.tracking.writer import MetricWriter, log_in_batches
 
@@ -263,10 +263,10 @@ def test_learning_curves_draw_each_metric_once_on_the_panel_of_its_scale(keys):
     ],
 )
 def test_a_run_names_the_slurm_job_it_ran_in_as_squeue_and_scancel_do(env, expected):
-    from losslab.tracking.scheduler import SLURM_JOB_TAG, scheduler_tags, slurm_job_id
+    from losslab.tracking.scheduler import scheduler_tags, slurm_job_id
 
     assert slurm_job_id(env) == expected
-    assert scheduler_tags(env) == ({SLURM_JOB_TAG: expected} if expected else {})
+    assert scheduler_tags(env) == ({tag_keys.SLURM_JOB_ID: expected} if expected else {})
 
 
 class _EndedJob:

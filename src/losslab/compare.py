@@ -22,6 +22,8 @@ from typing import Any
 
 import matplotlib
 
+from losslab.tracking import tag_keys
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import mlflow  # noqa: E402
@@ -30,7 +32,6 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.environment_variables import MLFLOW_TRACKING_URI  # noqa: E402
 
 PARENT_TAG = "mlflow.parentRunId"
-RUN_TYPE_TAG = "losslab.run_type"
 # the scores shown, in this order, when any run has them
 METRICS = (
     "objective",
@@ -50,7 +51,6 @@ METRICS = (
     "best_epoch",
 )
 COUNTS = ("epochs_run", "best_epoch")  # metrics shown as integers
-TRIAL_TAG = "optuna.trial_number"
 IGNORED_PARAMS = ("paths.", "tracking.", "tags.")
 
 
@@ -102,7 +102,7 @@ def find_runs(
         exp_ids = [found.experiment_id]
         parents = client.search_runs(
             exp_ids,
-            filter_string=f"tags.`{RUN_TYPE_TAG}` = 'sweep'",
+            filter_string=f"tags.`{tag_keys.RUN_TYPE}` = 'sweep'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -112,7 +112,7 @@ def find_runs(
         runs = mlflow.search_runs(
             exp_ids, filter_string=query, order_by=["attributes.start_time ASC"], max_results=1000
         )
-    type_column = f"tags.{RUN_TYPE_TAG}"
+    type_column = f"tags.{tag_keys.RUN_TYPE}"
     if type_column in runs:
         runs = runs[runs[type_column] != "sweep"]
     if runs.empty:
@@ -160,8 +160,8 @@ def build_table(client: MlflowClient, runs: pd.DataFrame, folder: Path) -> pd.Da
     params = runs[[c for c in runs if c.startswith("params.")]]
     params = params[[c for c in params if not c[len("params.") :].startswith(IGNORED_PARAMS)]]
     table = pd.DataFrame({"run": labels(runs), "run_id": runs["run_id"]})
-    if f"tags.{TRIAL_TAG}" in runs:
-        table["trial"] = pd.to_numeric(runs[f"tags.{TRIAL_TAG}"]).astype("Int64")
+    if f"tags.{tag_keys.TRIAL_NUMBER}" in runs:
+        table["trial"] = pd.to_numeric(runs[f"tags.{tag_keys.TRIAL_NUMBER}"]).astype("Int64")
     table["status"] = state(runs)
     for column in _varying(params):
         table[column[len("params.") :]] = params[column].map(_rounded)

@@ -28,6 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from losslab.tracking import tag_keys
 from losslab.tracking.store import keep_credentials_off_stdout
 from losslab.tracking.sweep import read_parent_id, write_parent_id
 
@@ -66,7 +67,7 @@ class MlflowParentRun(Callback):
         exp = experiment_id(self.client, experiment, config.tracking.artifact_location)
         keep_credentials_off_stdout(config.tracking.uri)
         stale.end_dead_runs(self.client, exp, config.tracking.stale_after_s)
-        extra = {stale.PROCESS_TAG: stale.process_token()}
+        extra = {tag_keys.PROCESS: stale.process_token()}
         launcher = launcher_run(self.client, os.environ.get(MLFLOW_RUN_ID_ENV))
         if records_into(launcher, exp):  # `mlflow run` made the parent for us
             tags = {**_study_tags(config), **extra}
@@ -75,7 +76,7 @@ class MlflowParentRun(Callback):
             return
         previous = read_parent_id(config.hydra.sweep.dir)  # a study this command continues
         if previous:
-            extra[CONTINUES_TAG] = previous
+            extra[tag_keys.CONTINUES] = previous
         tags = {**_parent_tags(config), **_study_tags(config), **extra}
         run = create_run(self.client, exp, experiment, tags, launcher)
         self._opened(config, run.info.run_id)
@@ -107,12 +108,12 @@ def _parent_tags(config: DictConfig) -> dict[str, str]:
     shared = names.shared_overrides(overrides)
     return {
         MLFLOW_RUN_NAME: redact_text(_parent_name(config, overrides, shared)),
-        "losslab.run_type": "sweep",
-        "losslab.sweep_dir": config.hydra.sweep.dir,
-        "losslab.overrides": redact_text(" ".join(overrides)),
-        names.SHARED_TAG: json.dumps([redact_text(o) for o in shared]),
-        "losslab.sweeper": config.hydra.sweeper._target_,
-        "losslab.launcher": config.hydra.launcher._target_,
+        tag_keys.RUN_TYPE: "sweep",
+        tag_keys.SWEEP_DIR: config.hydra.sweep.dir,
+        tag_keys.OVERRIDES: redact_text(" ".join(overrides)),
+        tag_keys.SHARED_OVERRIDES: json.dumps([redact_text(o) for o in shared]),
+        tag_keys.SWEEPER: config.hydra.sweeper._target_,
+        tag_keys.LAUNCHER: config.hydra.launcher._target_,
     }
 
 
@@ -161,7 +162,6 @@ class OpenParent:
             log.warning("could not record the study in MLflow: %s", err)
 
 
-CONTINUES_TAG = "losslab.continues"  # the parent of the command that ran the study before
 OPEN_PARENTS: dict[str, OpenParent] = {}  # run id -> parents not ended yet
 
 
@@ -186,7 +186,7 @@ def end_open_parents(error: BaseException) -> None:
         def end(client=client, run_id=run_id) -> bool:
             if client.get_run(run_id).info.status != "RUNNING":
                 return False
-            client.set_tag(run_id, "losslab.error", reason)
+            client.set_tag(run_id, tag_keys.ERROR, reason)
             client.set_terminated(run_id, status)
             return True
 

@@ -71,12 +71,9 @@ def check_store(config: DictConfig) -> None:
     tracking = config.get("tracking")
     if not tracking or not tracking.enabled or tracking.if_unreachable == "offline":
         return
-    from losslab.tracking import reachable
+    from losslab.tracking.reachable import check_usable
 
-    reachable.check_artifact_location(tracking.artifact_location)
-    why = reachable.store_error(tracking.uri)
-    if why is not None:
-        raise reachable.unreachable_error(tracking.uri, why)
+    check_usable(tracking.uri, tracking.artifact_location, tracking.if_unreachable)
 
 
 class Preflight(Callback):

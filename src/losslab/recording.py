@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from losslab.tracking import tag_keys
+
 if TYPE_CHECKING:
     from losslab.config import TrainConfig
     from losslab.data import Dataset
@@ -62,19 +64,19 @@ def start_run(conf: TrainConfig, job: JobInfo, ds: Dataset, offline_because: str
     parent = read_parent_id(job.sweep_dir) if job.sweep_dir else None
     given = None if job.sweep_dir else os.environ.get(MLFLOW_RUN_ID_ENV)
     tags = {
-        "losslab.run_type": "job" if parent else "single",
-        "losslab.job_name": job.name,
-        "losslab.overrides": " ".join(job.overrides),
-        "losslab.data": ds.name,
-        "losslab.task": ds.task,
-        "losslab.data_fingerprint": ds.fingerprint(),
+        tag_keys.RUN_TYPE: "job" if parent else "single",
+        tag_keys.JOB_NAME: job.name,
+        tag_keys.OVERRIDES: " ".join(job.overrides),
+        tag_keys.DATA: ds.name,
+        tag_keys.TASK: ds.task,
+        tag_keys.DATA_FINGERPRINT: ds.fingerprint(),
         "mlflow.source.name": "train.py",
         **scheduler_tags(),
         **job.tags,
         **conf.tags,
     }
     if job.num is not None:
-        tags["losslab.job_num"] = str(job.num)
+        tags[tag_keys.JOB_NUM] = str(job.num)
     commit = git_commit(Path(__file__).parent)
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -114,7 +116,7 @@ def run_name(conf: TrainConfig, job: JobInfo, parent: str | None) -> str:
         client, patience = MlflowClient(conf.tracking.uri), Patience(conf.tracking.uri, 5.0)
         try:  # a store gone since it was checked costs seconds here, not MLflow's minutes
             tags = patience.call(lambda: client.get_run(parent).data.tags)
-            shared = json.loads(tags.get(names.SHARED_TAG, "[]"))
+            shared = json.loads(tags.get(tag_keys.SHARED_OVERRIDES, "[]"))
         except Exception as err:  # the name is a convenience; the run matters more
             log.debug("shared overrides of sweep %s not read: %s", parent, err)
     return names.job_name(job.num, job.overrides, shared)
@@ -166,7 +168,7 @@ def record_end(tracked, conf: TrainConfig, end: RunEnd) -> None:
             tracked.log_metrics({f"fold_{k}/epochs_run": run, f"fold_{k}/best_epoch": best})
         for epoch in range(len(history["loss"])):
             tracked.log_metrics({key: values[epoch] for key, values in history.items()}, epoch)
-    tracked.set_tags({"losslab.objective": ",".join(conf.objectives)})
+    tracked.set_tags({tag_keys.OBJECTIVE: ",".join(conf.objectives)})
     _record_evaluation(tracked, conf, end)
     if conf.tracking.log_model:
         tracked.log_model(end.model, end.example)

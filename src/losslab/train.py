@@ -159,14 +159,10 @@ def check_store(conf: TrainConfig) -> str | None:
     """The tracking store, asked before the data is loaded: None when it answers; why not
     when ``tracking.if_unreachable=offline`` lets the run start spilling; else an error that
     names the URI and the fix."""
-    from losslab.tracking import reachable
+    from losslab.tracking.reachable import check_usable
 
     tracking = conf.tracking
-    reachable.check_artifact_location(tracking.artifact_location)
-    why = reachable.store_error(tracking.uri)
-    if why is None or tracking.if_unreachable == "offline":
-        return why
-    raise reachable.unreachable_error(tracking.uri, why)
+    return check_usable(tracking.uri, tracking.artifact_location, str(tracking.if_unreachable))
 
 
 def _epoch_keys(ds, one_hot: bool) -> list[str]:

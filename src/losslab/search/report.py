@@ -27,6 +27,7 @@ from losslab.search import optuna_plots, pareto
 from losslab.search.history import plot_history
 from losslab.search.settings import best_trials, directions
 from losslab.search.study import IDENTITY_ATTR
+from losslab.tracking import tag_keys
 from losslab.tracking.redact import redact_text
 
 
@@ -40,7 +41,7 @@ def study_tags(sweeper: Mapping[str, Any], storage_url: str, study_name: str) ->
         return str(target).rsplit(".", 1)[-1]
 
     return {
-        "optuna.study_name": study_name,
+        tag_keys.STUDY_NAME: study_name,
         "optuna.storage": redact_text(storage_url),
         "optuna.sampler": class_name(sweeper.get("sampler"), "TPESampler"),
         "optuna.pruner": class_name(sweeper.get("pruner"), "NopPruner"),

@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from losslab.tracking import tag_keys
+
 if TYPE_CHECKING:
     from losslab.config import EarlyStoppingConfig
 
@@ -102,8 +104,8 @@ class JobTrial:
 
     def tags(self) -> dict[str, str]:
         return {
-            "optuna.study_name": self.ref.study_name,
-            "optuna.trial_number": str(self.ref.number),
+            tag_keys.STUDY_NAME: self.ref.study_name,
+            tag_keys.TRIAL_NUMBER: str(self.ref.number),
         }
 
     def link_run(self, tracked: Any) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from losslab.tracking import tag_keys
+
 DEFAULT_EXPERIMENT_ID = "0"
-RECORDED_IN_TAG = "losslab.recorded_in"
 NOTE_TAG = "mlflow.note.content"
 PROJECT_TAG_PREFIXES = ("mlflow.source.", "mlflow.project.", "mlflow.gitRepoURL")
 
@@ -54,7 +55,7 @@ def create_run(
 
 def _point_to(client: MlflowClient, launcher_id: str, run: Run, experiment: str) -> None:
     """Tag the run left in "Default" with where the command recorded instead."""
-    client.set_tag(launcher_id, RECORDED_IN_TAG, run.info.run_id)
+    client.set_tag(launcher_id, tag_keys.RECORDED_IN, run.info.run_id)
     client.set_tag(
         launcher_id,
         NOTE_TAG,

@@ -59,9 +59,6 @@ def short(overrides: Iterable[str]) -> str:
     return " ".join(words)
 
 
-SHARED_TAG = "losslab.shared_overrides"  # on a sweep's parent: JSON list its jobs all get
-
-
 def shared_overrides(sweep_overrides: Sequence[str]) -> list[str]:
     """The overrides of a sweep's command line that every job shares (not sweeps)."""
     parsed = OverridesParser.create().parse_overrides(list(sweep_overrides))

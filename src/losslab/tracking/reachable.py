@@ -113,6 +113,18 @@ def store_error(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     return _store_error(uri, timeout_s)
 
 
+def check_usable(uri: str, artifact_location: str | None, if_unreachable: str) -> str | None:
+    """The store a run or sweep is about to use, asked before any data is loaded: None when
+    it answers; why not when ``if_unreachable`` is ``offline`` (the run starts spilling);
+    else :class:`StoreUnreachable` naming the URI and the fixes. The one place a command
+    decides on its store (a single run, and a sweep's preflight)."""
+    check_artifact_location(artifact_location)
+    why = store_error(uri)
+    if why is None or if_unreachable == "offline":
+        return why
+    raise unreachable_error(uri, why)
+
+
 def answers(uri: str, timeout_s: float = 2.0) -> bool:
     """Whether a server answers now (a file or database store is taken to be there)."""
     return not is_server(uri) or _server_error(uri, timeout_s) is None

@@ -20,7 +20,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
-from losslab.tracking import stale
+from losslab.tracking import tag_keys
 from losslab.tracking.redact import MASK
 from losslab.tracking.spill import RECORDS, REPLAYED, records
 from losslab.tracking.writer import log_in_batches
@@ -130,13 +130,13 @@ def _create(client: MlflowClient, create: dict) -> str:
 def _clear_dead_verdict(client: MlflowClient, run_id: str, items: list[dict]) -> bool:
     """Remove the tags another process set when it took the spilling run for a dead one."""
     tags = client.get_run(run_id).data.tags
-    verdict = tags.get(stale.ENDED_TAG)
+    verdict = tags.get(tag_keys.ENDED_AS_DEAD)
     if verdict is None:
         return False
-    client.delete_tag(run_id, stale.ENDED_TAG)
-    own_error = any("losslab.error" in i.get("tags", {}) for i in items if i["kind"] == "tags")
-    if tags.get("losslab.error") == verdict and not own_error:
-        client.delete_tag(run_id, "losslab.error")
+    client.delete_tag(run_id, tag_keys.ENDED_AS_DEAD)
+    own_error = any(tag_keys.ERROR in i.get("tags", {}) for i in items if i["kind"] == "tags")
+    if tags.get(tag_keys.ERROR) == verdict and not own_error:
+        client.delete_tag(run_id, tag_keys.ERROR)
     return True
 
 

@@ -31,7 +31,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from losslab.tracking import stale
+from losslab.tracking import stale, tag_keys
 from losslab.tracking.launcher import create_run, launcher_run, records_into
 from losslab.tracking.model import log_keras_model
 from losslab.tracking.names import marked
@@ -186,9 +186,9 @@ class TrackedRun:
         self.run_name = None
         if start.attach:  # its owner keeps it alive and ends it: no liveness of ours
             return tags
-        tags[stale.PROCESS_TAG] = stale.process_token()
-        tags[stale.HEARTBEAT_TAG] = str(int(time.time()))
-        tags[stale.SPILL_TAG] = str(self.spill_dir.absolute())
+        tags[tag_keys.PROCESS] = stale.process_token()
+        tags[tag_keys.HEARTBEAT] = str(int(time.time()))
+        tags[tag_keys.SPILL_DIR] = str(self.spill_dir.absolute())
         if start.run_name:  # masked before it is cut, so no part of a secret is left unmatched
             tags[MLFLOW_RUN_NAME] = redact_text(start.run_name)[:RUN_NAME_CHARS]
         self.run_name = tags.get(MLFLOW_RUN_NAME)
@@ -239,7 +239,7 @@ class TrackedRun:
         )
 
     def _heartbeat(self) -> None:
-        self.client.set_tag(self.run_id, stale.HEARTBEAT_TAG, str(int(time.time())))
+        self.client.set_tag(self.run_id, tag_keys.HEARTBEAT, str(int(time.time())))
 
     def __enter__(self) -> TrackedRun:
         os.environ.pop(MLFLOW_RUN_ID_ENV, None)  # an inherited id would redirect fluent calls
@@ -272,9 +272,9 @@ class TrackedRun:
         else:
             status = "FAILED"
         if pruned:
-            self.set_tags({"losslab.pruned": "true", "losslab.pruned_reason": str(exc)})
+            self.set_tags({tag_keys.PRUNED: "true", tag_keys.PRUNED_REASON: str(exc)})
         elif exc is not None:
-            self.set_tags({"losslab.error": f"{exc_type.__name__}: {exc}"[:5000]})
+            self.set_tags({tag_keys.ERROR: f"{exc_type.__name__}: {exc}"[:5000]})
         self._mark(self._outcome(exc_type, status))
         self._call(
             lambda: self.client.set_terminated(self.run_id, status),
@@ -299,7 +299,7 @@ class TrackedRun:
     def _mark(self, outcome: str) -> None:
         """``losslab.outcome`` for a column of the runs list, and a marker at the front of the
         name of a run that did not finish (MLflow shows a pruned trial as Finished)."""
-        tags = {"losslab.outcome": outcome.lower()}
+        tags = {tag_keys.OUTCOME: outcome.lower()}
         if self.run_name and marked(self.run_name, outcome) != self.run_name:
             tags[MLFLOW_RUN_NAME] = marked(self.run_name, outcome)[:RUN_NAME_CHARS]
         self.set_tags(tags)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-SLURM_JOB_TAG = "losslab.slurm_job_id"
+from losslab.tracking import tag_keys
 
 
 def slurm_job_id(env: Mapping[str, str] = os.environ) -> str | None:
@@ -20,4 +20,4 @@ def slurm_job_id(env: Mapping[str, str] = os.environ) -> str | None:
 
 def scheduler_tags(env: Mapping[str, str] = os.environ) -> dict[str, str]:
     job = slurm_job_id(env)
-    return {SLURM_JOB_TAG: job} if job else {}
+    return {tag_keys.SLURM_JOB_ID: job} if job else {}

@@ -19,12 +19,10 @@ import os
 import socket
 import time
 
+from losslab.tracking import tag_keys
+
 log = logging.getLogger(__name__)
 
-PROCESS_TAG = "losslab.process"
-HEARTBEAT_TAG = "losslab.heartbeat"
-SPILL_TAG = "losslab.spill_dir"  # where the run spills if its store goes away
-ENDED_TAG = "losslab.ended_as_dead"  # the reason, when another process ended the run
 MAX_RUNS_CHECKED = 1000
 
 
@@ -67,7 +65,7 @@ def _spilled(run) -> bool:
 
     from losslab.tracking.spill import RECORDS
 
-    folder = run.data.tags.get(SPILL_TAG)
+    folder = run.data.tags.get(tag_keys.SPILL_DIR)
     return folder is not None and (Path(folder) / RECORDS).is_file()
 
 
@@ -81,21 +79,21 @@ def end_dead_runs(client, experiment_id: str, stale_after_s: float) -> list[str]
     now = time.time()
     ended = []
     for run in runs:
-        token = run.data.tags.get(PROCESS_TAG)
+        token = run.data.tags.get(tag_keys.PROCESS)
         if token is None:  # not a losslab run: not ours to judge
             continue
         alive = is_alive(token)
         reason = f"process {token} ended without closing the run"
         if alive is None:
-            beat = run.data.tags.get(HEARTBEAT_TAG)
+            beat = run.data.tags.get(tag_keys.HEARTBEAT)
             if beat is None or now - float(beat) <= stale_after_s:
                 continue
             reason = f"no heartbeat from {token} for {now - float(beat):.0f}s"
         elif alive or _spilled(run):
             continue
-        if "losslab.error" not in run.data.tags:
-            client.set_tag(run.info.run_id, "losslab.error", reason)
-        client.set_tag(run.info.run_id, ENDED_TAG, reason)
+        if tag_keys.ERROR not in run.data.tags:
+            client.set_tag(run.info.run_id, tag_keys.ERROR, reason)
+        client.set_tag(run.info.run_id, tag_keys.ENDED_AS_DEAD, reason)
         client.set_terminated(run.info.run_id, "KILLED")
         ended.append(run.info.run_id)
         log.warning("MLflow run %s marked KILLED: %s", run.info.run_id, reason)

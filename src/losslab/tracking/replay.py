@@ -15,14 +15,15 @@ import json
 import logging
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from losslab.tracking import tag_keys
-from losslab.tracking.redact import MASK
-from losslab.tracking.spill import RECORDS, REPLAYED, records
+from losslab.tracking.redact import MASK, redact_text
+from losslab.tracking.spill import RECORDS, REPLAYED, SpillError, read
 from losslab.tracking.writer import log_in_batches
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,33 @@ def _run_id(client: MlflowClient, header: dict, progress: Progress) -> str:
     return run_id
 
 
-def replay(folder: str | Path, uri: str | None = None) -> tuple[str, dict[str, int]]:
-    """Write the spill in ``folder`` to its run; the run's id and what was written, by kind."""
+def target(folder: str | Path, uri: str | None = None) -> tuple[str, str]:
+    """The store a replay writes into (``uri``, else the one the spill names) and a line that
+    says so, naming the spill's own store when another was chosen: a header edited to point
+    elsewhere is shown before anything is written, never followed in silence."""
+    header = read(folder).header
+    own = header["uri"]
+    if uri is None:
+        return own, f"writing into {own} (the store the run used; --tracking-uri chooses another)"
+    if uri == own:
+        return uri, f"writing into {redact_text(uri)}"
+    return uri, f"writing into {redact_text(uri)} (the run was made against {own})"
+
+
+def replay(
+    folder: str | Path,
+    uri: str | None = None,
+    strict: bool = False,
+    warn: Callable[[str], None] = log.warning,
+) -> tuple[str, dict[str, int]]:
+    """Write the spill in ``folder`` to its run; the run's id and what was written, by kind.
+    Every line is checked first (:func:`losslab.tracking.spill.read`): lines that fail are
+    left out and each named to ``warn``, or with ``strict`` nothing is written."""
     folder = Path(folder)
-    items = list(records(folder))
-    header = items[0]
+    spilled = read(folder, strict)
+    for number, why in spilled.skipped:
+        warn(f"{folder / RECORDS} line {number} left out: {why}")
+    header = spilled.header
     uri = uri or header["uri"]
     if MASK in uri:
         raise ValueError(
@@ -165,13 +188,15 @@ def replay(folder: str | Path, uri: str | None = None) -> tuple[str, dict[str, i
     progress = Progress(folder)
     run_id = _run_id(client, header, progress)
     counts: dict[str, int] = defaultdict(int)
-    for i, item in enumerate(items[1:], start=1):
-        if i in progress.done:
+    for number, item in spilled.items:
+        if number in progress.done:
             continue
         what, n = WRITERS[item["kind"]](client, run_id, folder, item, uri)
         counts[what] += n
-        progress.note(done=i)
-    if _clear_dead_verdict(client, run_id, items):
+        progress.note(done=number)
+    if spilled.skipped:
+        counts["lines left out"] = len(spilled.skipped)
+    if _clear_dead_verdict(client, run_id, [item for _, item in spilled.items]):
         counts["dead-run verdicts cleared"] += 1
     (folder / RECORDS).rename(folder / REPLAYED)
     return run_id, dict(counts)
@@ -182,15 +207,24 @@ def main(argv: list[str] | None = None, prog: str = "losslab-replay") -> int:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     parser.add_argument("folder", help="the mlflow_spill folder of a run")
     parser.add_argument("--tracking-uri", help="store to write to (default: the run's own)")
+    parser.add_argument(
+        "--strict", action="store_true", help="refuse the whole spill if any line is malformed"
+    )
     args = parser.parse_args(argv)
     try:
-        run_id, counts = replay(args.folder, args.tracking_uri)
-    except (FileNotFoundError, ValueError) as err:
+        uri, where = target(args.folder, args.tracking_uri)
+        print(where)
+        run_id, counts = replay(args.folder, uri, args.strict, warn=_to_stderr(prog))
+    except (SpillError, ValueError) as err:
         print(f"{prog}: {err}", file=sys.stderr)
         return 2
     done = ", ".join(f"{n} {kind}" for kind, n in counts.items())
     print(f"replayed into run {run_id}: {done}")
     return 0
+
+
+def _to_stderr(prog: str) -> Callable[[str], None]:
+    return lambda text: print(f"{prog}: {text}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import json
 import shutil
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from losslab.tracking.redact import redact_text
 SPILL_DIR = "mlflow_spill"
 RECORDS = "spill.jsonl"
 REPLAYED = "spill.replayed.jsonl"
+FORMAT = 1  # the header's "format": a reader refuses a spill of a format it does not know
 
 
 class Spill:
@@ -43,7 +45,7 @@ class Spill:
         self._lock = threading.Lock()
         self._files = 0
         if not self.path.exists():
-            header = {"kind": "run", "uri": redact_text(uri), "run_id": run_id}
+            header = {"kind": "run", "format": FORMAT, "uri": redact_text(uri), "run_id": run_id}
             self._append({**header, "create": dict(create)} if create else header)
 
     def _append(self, record: Mapping[str, Any]) -> None:
@@ -102,13 +104,121 @@ class Spill:
         self._append({"kind": "status", "status": status})
 
 
-def records(folder: str | Path) -> Iterator[dict[str, Any]]:
-    path = Path(folder) / RECORDS
+class SpillError(ValueError):
+    """A spill folder that cannot be replayed; the message names the file and why."""
+
+
+# what each record must hold, and the fields that name a file inside the spill folder
+FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "metrics": {"points": list},
+    "params": {"params": dict},
+    "tags": {"tags": dict},
+    "artifact": {"file": str, "artifact_path": (str, type(None))},
+    "model": {"file": str, "example": str},
+    "status": {"status": str},
+}
+FILE_FIELDS = ("file", "example")
+STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+@dataclass
+class Spilled:
+    """A spill file as read: its header, the records that can be replayed (with their line
+    numbers), and each line left out with why."""
+
+    header: dict[str, Any]
+    items: list[tuple[int, dict[str, Any]]]
+    skipped: list[tuple[int, str]]
+
+
+def read(folder: str | Path, strict: bool = False) -> Spilled:
+    """Read and check every line of ``folder``'s spill before anything is written.
+
+    The file is data from disk (a crash may cut its last line, a person may edit it), so
+    nothing in it is trusted: the header must be a run of a known format; a record must be
+    JSON of a known kind with its fields' types; a file it names must lie inside the folder
+    (no absolute path, no ``..`` out of it). A line that fails is left out and named, or with
+    ``strict`` refuses the whole spill. Raises :class:`SpillError`."""
+    folder = Path(folder)
+    lines = list(_lines(folder))
+    if not lines:
+        raise SpillError(f"{folder / RECORDS} is empty: the run spilled nothing to replay")
+    number, header = lines[0]
+    why = _header_problem(header)
+    if why is not None:
+        raise SpillError(f"{folder / RECORDS} line {number}: {why}")
+    items, skipped = [], []
+    for number, item in lines[1:]:
+        why = _record_problem(item, folder)
+        if why is None:
+            items.append((number, item))
+        elif strict:
+            raise SpillError(f"{folder / RECORDS} line {number}: {why}")
+        else:
+            skipped.append((number, why))
+    return Spilled(header, items, skipped)
+
+
+def _lines(folder: Path) -> Iterator[tuple[int, Any]]:
+    path = folder / RECORDS
     if not path.is_file():
-        done = Path(folder) / REPLAYED
+        done = folder / REPLAYED
         hint = " (already replayed)" if done.is_file() else ""
-        raise FileNotFoundError(f"no spill file {path}{hint}")
-    with path.open() as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
+        raise SpillError(f"no spill file {path}{hint}")
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as err:
+                yield number, f"not JSON ({err.msg} at column {err.colno})"
+
+
+def _header_problem(header: Any) -> str | None:
+    if isinstance(header, str):
+        return header
+    if not isinstance(header, dict) or header.get("kind") != "run":
+        return "the first record must be the run's header (kind: run)"
+    if header.get("format", FORMAT) != FORMAT:
+        return f"format {header.get('format')!r}; this losslab reads format {FORMAT}"
+    if not isinstance(header.get("uri"), str) or not isinstance(header.get("run_id"), str):
+        return "the header needs the store's uri and the run_id, as strings"
+    return None
+
+
+def _record_problem(item: Any, folder: Path) -> str | None:
+    if isinstance(item, str):
+        return item
+    if not isinstance(item, dict) or item.get("kind") not in FIELDS:
+        kind = item.get("kind") if isinstance(item, dict) else type(item).__name__
+        return f"unknown record kind {kind!r}; known: {sorted(FIELDS)}"
+    for key, types in FIELDS[item["kind"]].items():
+        if not isinstance(item.get(key), types):
+            return f"{item['kind']} record without a valid {key!r}"
+    for key in FILE_FIELDS:
+        if key in item and not _inside(folder, item[key]):
+            return f"{key}={item[key]!r} lies outside the spill folder; not replayed"
+    if item["kind"] == "status" and item["status"] not in STATUSES:
+        return f"status {item['status']!r}; one of {list(STATUSES)}"
+    return None
+
+
+def _inside(folder: Path, name: str) -> bool:
+    """Whether ``name`` is a relative path that stays inside ``folder`` once resolved."""
+    try:
+        if not name or Path(name).is_absolute():
+            return False
+        root = folder.resolve()
+        return (root / name).resolve().is_relative_to(root) and (root / name).exists()
+    except (ValueError, OSError):  # a NUL byte, a name too long: no file of the spill
+        return False
+
+
+def has_records(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a spill with a readable header (an empty or cut-off file,
+    as a full disk leaves, holds none: the run it belonged to can be ended as dead)."""
+    try:
+        return _header_problem(next(_lines(Path(folder)))[1]) is None
+    except (SpillError, StopIteration, OSError):
+        return False

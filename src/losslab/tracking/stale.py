@@ -60,13 +60,12 @@ def is_alive(token: str) -> bool | None:
 
 
 def _spilled(run) -> bool:
-    """Whether the run's own spill folder on this host holds records not yet replayed."""
-    from pathlib import Path
-
-    from losslab.tracking.spill import RECORDS
+    """Whether the run's own spill folder on this host holds records not yet replayed (an
+    empty or cut-off spill holds none: its run is ended as any dead run is)."""
+    from losslab.tracking.spill import has_records
 
     folder = run.data.tags.get(tag_keys.SPILL_DIR)
-    return folder is not None and (Path(folder) / RECORDS).is_file()
+    return folder is not None and has_records(folder)
 
 
 def end_dead_runs(client, experiment_id: str, stale_after_s: float) -> list[str]:

@@ -98,7 +98,42 @@ def _sqlite_error(path: Path) -> str | None:
     except OSError as err:
         return f"cannot create {path.parent} ({err.strerror})"
     target = path if path.exists() else path.parent
-    return None if os.access(target, os.W_OK) else f"{target} is not writable"
+    if not os.access(target, os.W_OK):
+        return f"{target} is not writable"
+    return not_mlflows(path)
+
+
+def not_mlflows(path: Path) -> str | None:
+    """Why an existing, non-empty SQLite store file is not one MLflow may write to."""
+    return _foreign_file(path) if path.is_file() and path.stat().st_size else None
+
+
+MLFLOW_TABLES = {"alembic_version", "experiments", "runs", "metrics", "params", "tags"}
+
+
+def _foreign_file(path: Path) -> str | None:
+    """Why an existing file cannot be MLflow's store: not SQLite, corrupt, or another
+    application's database (MLflow would add its tables to it, or alter a table of the same
+    name). Asked read-only, so a refused file is left exactly as it was."""
+    import sqlite3
+
+    with path.open("rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            return f"{path} is not a SQLite database; give tracking.uri another file"
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+            db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as err:
+        return f"{path} is a damaged SQLite database ({err}); give tracking.uri another file"
+    tables = {name for (name,) in rows}
+    if not tables or tables >= MLFLOW_TABLES:
+        return None
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    return (
+        f"{path} is another application's SQLite database (tables: {shown}), not an MLflow "
+        "store; MLflow would add its tables to it. Give tracking.uri a file of its own"
+    )
 
 
 def store_error(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
@@ -118,7 +153,13 @@ def check_usable(uri: str, artifact_location: str | None, if_unreachable: str) -
     it answers; why not when ``if_unreachable`` is ``offline`` (the run starts spilling);
     else :class:`StoreUnreachable` naming the URI and the fixes. The one place a command
     decides on its store (a single run, and a sweep's preflight)."""
+    from losslab.tracking.store import sqlite_path
+
     check_artifact_location(artifact_location)
+    path = sqlite_path(uri)
+    foreign = not_mlflows(path) if path is not None else None
+    if foreign is not None:  # not a store that is away: spilling for it would not help
+        raise ConfigError(f"tracking.uri={redact_text(uri)}: {foreign}")
     why = store_error(uri)
     if why is None or if_unreachable == "offline":
         return why

@@ -253,13 +253,27 @@ def test_sigkilled_job_run_is_marked_killed_and_its_trial_fails_and_is_retried(t
     assert sorted(r.info.status for r in jobs) == ["FINISHED", "KILLED"]
 
 
-def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "exit_code"),
+    [
+        (signal.SIGINT, None),  # Ctrl-C, to the foreground process group
+        (signal.SIGTERM, 143),  # Slurm's preemption, scancel and time limit; kill
+        (signal.SIGHUP, 129),  # the terminal or ssh session closed
+    ],
+    ids=["SIGINT", "SIGTERM", "SIGHUP"],
+)
+def test_ctrl_c_flushes_kills_the_run_fails_the_trial_and_the_sweep_resumes(
+    tmp_path, signum, exit_code
+):
     every_point = "tracking.every_n_batches=1"  # sweeps keep every 10th by default
     proc = _start_sweep(tmp_path, "hydra.sweeper.n_trials=2", "trainer.epochs=500", every_point)
     _wait_for_running_trial(tmp_path, proc)
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground process group
+    os.killpg(proc.pid, signum)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode != 0, stderr
+    if exit_code is not None:
+        assert proc.returncode == exit_code, stderr
+        assert f"Terminated by {signal.Signals(signum).name}" in stderr
 
     study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
     (interrupted,) = study.trials

@@ -115,10 +115,15 @@ class Liveness:
     start_offline: str | None = None  # why the store cannot be used at start: spill from it
 
 
+# Ctrl-C; what Slurm sends at preemption, scancel and time limits; what a closed terminal sends
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 @contextmanager
 def deferred_interrupts(hurry: threading.Event):
-    """While a run is being closed, Ctrl-C stops the wait for the store (``hurry``) instead of
-    breaking off the close: whatever is not stored is spilled, the run is never left open."""
+    """While a run is being closed, Ctrl-C (or SIGTERM, SIGHUP) stops the wait for the store
+    (``hurry``) instead of breaking off the close: whatever is not stored is spilled, the run
+    is never left open."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -127,11 +132,12 @@ def deferred_interrupts(hurry: threading.Event):
         hurry.set()
         print("Interrupted again: not waiting for the tracking store", file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = {s: signal.signal(s, on_interrupt) for s in INTERRUPTS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 class TrackedRun:

@@ -7,6 +7,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mlflow import MlflowClient
 
 from losslab.models import load as load_keras_model
@@ -27,6 +29,27 @@ def test_secret_shapes_are_masked():
     assert redact_text(r"['uri=http://bob\\:pa55@h']") == r"['uri=http://bob\\:***@h']"
     tree = redact_tree({"db": {"password": "hunter2", "user": "bob"}, "api_key": "k"})
     assert tree == {"db": {"password": "***", "user": "bob"}, "api_key": "***"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    before=st.text(alphabet=st.sampled_from("aZ9_.-+:/= @x'\""), max_size=300),
+    form=st.sampled_from(
+        [
+            "postgresql+psycopg://bob:{s}@db/x",
+            "https://u:{s}@host:5000",
+            "+tags.api_token={s}",
+            "db.password={s}",
+            "http://h/api?token={s}&x=1",
+        ]
+    ),
+)
+def test_a_secret_is_masked_whatever_text_comes_before_it(before, form):
+    """Wherever a URL or key=value starts, after any run of characters (the patterns start at
+    a run's beginning or look back a bounded way, to stay linear in the text's length)."""
+    secret = "Zq7secretW9"
+    text = f"{before} {form.format(s=secret)}"
+    assert secret not in redact_text(text)
 
 
 def test_environment_secrets_are_masked_in_params_tags_and_config(tmp_path, monkeypatch):

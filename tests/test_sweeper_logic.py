@@ -122,3 +122,32 @@ def test_too_many_failures_end_the_sweep_with_the_last_reason(tmp_path):
     with pytest.raises(SweepFailed, match="last failure: RuntimeError: bad data"):
         impl.sweep([])
     assert len(launcher.batches) == 1  # stopped after the first batch of two failures
+
+
+def test_a_studys_identity_keeps_no_secret_and_ignores_one():
+    """The identity is stored in the study, read by every worker and by Optuna Dashboard."""
+    from losslab.search.study import fingerprint, identity
+
+    def sweep(token: str, password: str):
+        overrides = [
+            f"+tags.api_token={token}",
+            f"tracking.uri=http://bob:{password}@mlflow:5000",
+            "loss=focal",
+        ]
+        return OmegaConf.create(
+            {
+                "hydra": {"sweeper": {"params": {"x": "interval(0, 1)"}}},
+                "data": {"source": "digits_pair", "path": f"postgresql://u:{password}@db/t"},
+                "objective": "val_pr_auc",
+                "direction": "maximize",
+            }
+        ), overrides
+
+    config, overrides = sweep("ghp_first0token", "hunter2pw")
+    config.hydra.overrides = {"task": overrides}
+    text = str(identity(config))
+    assert "ghp_first0token" not in text and "hunter2pw" not in text
+    assert "loss=focal" in text
+    other, other_overrides = sweep("ghp_second1token", "0therpass")
+    other.hydra.overrides = {"task": other_overrides}
+    assert fingerprint(identity(other)) == fingerprint(identity(config))

@@ -19,26 +19,29 @@ from omegaconf import DictConfig, OmegaConf
 
 from losslab.config import ConfigError
 from losslab.search.settings import directions, space_lines
-from losslab.tracking.redact import flatten
+from losslab.tracking.redact import flatten, redact_tree
 
 IDENTITY_ATTR = "losslab.identity"
 
 
 def identity(config: DictConfig) -> dict[str, Any]:
-    """The parts of a composed sweep config that make its trials comparable."""
+    """The parts of a composed sweep config that make its trials comparable, secrets masked
+    (it is stored in the study, which any worker and Optuna Dashboard read): two sweeps that
+    differ only in a password are the same sweep."""
     sweeper = config.hydra.sweeper
     space = {
         **space_lines(sweeper),
         "overrides": " ".join(sorted(str(o) for o in config.hydra.overrides.task)),
         "custom_search_space": sweeper.get("custom_search_space"),
     }
-    return {
-        "data": json.loads(
-            _canonical(OmegaConf.to_container(config.data, resolve=True, enum_to_str=True))
-        ),
-        "objective": _objective(config),
-        "search_space": space,
-    }
+    data = OmegaConf.to_container(config.data, resolve=True, enum_to_str=True)
+    return redact_tree(
+        {
+            "data": json.loads(_canonical(data)),
+            "objective": _objective(config),
+            "search_space": space,
+        }
+    )
 
 
 def _objective(config: DictConfig) -> dict[str, Any]:

@@ -17,14 +17,19 @@ MASK = "***"
 # the words that make a key a secret's, wherever keys are matched
 SECRET_WORDS = r"pass(?:word|wd)?|secret|token|api[_-]?key|credential|auth"
 SECRET_KEY = re.compile(SECRET_WORDS, re.I)
-# colons may come escaped ("\:"), as Hydra writes overrides back
+# colons may come escaped ("\:"), as Hydra writes overrides back. Both patterns are linear in
+# the text: tried at every position of a long run of letters, an unbounded scheme would be
+# scanned again from each (quadratic: 79 s for a 9,000-character tag), so a scheme is at most
+# 40 characters, and a secret's key starts where a run of key characters starts.
 URL_PASSWORD = re.compile(
-    r"(?P<head>[a-z][a-z0-9+.\-]*\\*://[^:/@\s\\]+\\*:)(?P<pw>[^@\s]+)(?=@)", re.I
+    r"(?P<head>[a-z][a-z0-9+.\-]{0,40}\\*://[^:/@\s\\]+\\*:)(?P<pw>[^@\s]+)(?=@)", re.I
 )
 # key=value whose key names a secret: an override (+tags.api_token=...), a setting
 # (db.password=...) or a query parameter (?token=...&); a quote or bracket ends it in a
 # Python list of overrides
-KEY_VALUE_SECRET = re.compile(rf"(?P<head>[\w.+~-]*(?:{SECRET_WORDS})\w*=)[^\s'\"\]&]+", re.I)
+KEY_VALUE_SECRET = re.compile(
+    rf"(?<![\w.+~-])(?P<head>[\w.+~-]*(?:{SECRET_WORDS})\w*=)[^\s'\"\]&]+", re.I
+)
 
 
 MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") would mask ordinary text

@@ -125,6 +125,9 @@ def test_more_minority_samples_than_exist(tmp_path):
         ("data.folds=0", r"data.folds=0 is not allowed; it must be >= 1"),
         ("data.majority=3", r"data.majority=3 equals data.minority; they must differ"),
         ("evaluation.max_fpr=1", r"evaluation.max_fpr=1.0 is not allowed; it must lie in \(0, 1\)"),
+        # Hydra's hint for a misspelt key is to add it with +: refused, not trained around
+        ("+trainer.epoch=2", r"trainer.epoch=2: no such key; the keys of trainer are \[.*'epochs'"),
+        ("+trainer.early_stopping.patiense=3", r"trainer.early_stopping.patiense=3: no such key"),
     ],
 )
 def test_out_of_range_config_is_refused_before_training(tmp_path, override, message):
@@ -254,3 +257,14 @@ def test_the_full_traceback_is_there_when_asked(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "model.dropout=1.2 is not allowed" in proc.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_open_mappings_still_take_new_keys(tmp_path):
+    """``tags`` and ``loss.kwargs`` are meant to take any key; only schema nodes are closed."""
+    from losslab.config import to_objects
+
+    conf = to_objects(
+        compose(tmp_path, "+tags.team=fraud", "loss=bce", "+loss.kwargs.label_smoothing=0.1")
+    )
+    assert conf.tags["team"] == "fraud"
+    assert conf.loss.kwargs == {"label_smoothing": 0.1}

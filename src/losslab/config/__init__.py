@@ -10,6 +10,7 @@ TensorFlow nor Keras, so ``python train.py --help`` and ``--cfg job`` stay fast.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +165,31 @@ def to_objects(cfg: Any) -> TrainConfig:
             f"{unknown[0]}={cfg[unknown[0]]!r}: no such key; the top-level keys are "
             f"{sorted(known)} (extra MLflow tags go under +tags.NAME=value)"
         )
+    for key in known & set(cfg):
+        unknown = next(_unknown_keys(cfg[key], f"{key}."), None)
+        if unknown is not None:  # +trainer.epoch=2, the fix Hydra's hint suggests for a typo
+            parent, _, name = unknown.rpartition(".")
+            keys = sorted(str(k) for k in OmegaConf.select(cfg, parent) if k != name)
+            value = OmegaConf.select(cfg, unknown)
+            raise ConfigError(f"{unknown}={value}: no such key; the keys of {parent} are {keys}")
     plain = {k: cfg[k] for k in cfg if k in known}
     merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), plain)
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def _unknown_keys(node: Any, prefix: str) -> Iterator[str]:
+    """Full names of keys that a schema node holds but its dataclass does not have: Hydra
+    adds ``+`` keys to a structured node, and OmegaConf's merge keeps them, silently.
+    Mappings (``tags``, ``loss.kwargs``) take any key."""
+    from dataclasses import fields, is_dataclass
+
+    from omegaconf import DictConfig
+
+    if not isinstance(node, DictConfig) or not is_dataclass(node._metadata.object_type):
+        return
+    names = {f.name for f in fields(node._metadata.object_type)}
+    for key in node:
+        if key not in names:
+            yield f"{prefix}{key}"
+        else:
+            yield from _unknown_keys(node._get_node(key), f"{prefix}{key}.")

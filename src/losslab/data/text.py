@@ -95,11 +95,14 @@ def read_table(path: Path, columns: dict[str, str | None]) -> pd.DataFrame:
 
 
 def vectorizer(texts: np.ndarray, num_words: int):
-    """Keras' ``TextVectorization`` into ``num_words`` multi-hot slots (one for words
-    outside the vocabulary), its vocabulary taken from ``texts`` only."""
+    """Keras' ``TextVectorization`` into ``num_words`` multi-hot slots (slot 0 for words
+    outside the vocabulary), its vocabulary taken from ``texts`` only. The width is
+    ``num_words`` even when the vocabulary is smaller, as the IMDB arrays' is."""
     import keras
 
-    layer = keras.layers.TextVectorization(max_tokens=num_words, output_mode="multi_hot")
+    layer = keras.layers.TextVectorization(
+        max_tokens=num_words, output_mode="multi_hot", pad_to_max_tokens=True
+    )
     layer.adapt(texts, batch_size=VECTORIZE_BATCH)
     return layer
 

@@ -29,7 +29,8 @@ def import_loader(path: str) -> Callable[..., Any]:
     try:
         loader = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as err:
-        raise ConfigError(f"data._target_={path!r} cannot be imported: {err}") from err
+        hint = "; is its folder on PYTHONPATH?" if isinstance(err, ModuleNotFoundError) else ""
+        raise ConfigError(f"data._target_={path!r} cannot be imported: {err}{hint}") from None
     if not callable(loader):
         raise ConfigError(f"data._target_={path!r} is a {type(loader).__name__}, not a function")
     return loader

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hydra.errors import ConfigCompositionException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from losslab.config import ConfigError
+from losslab.config import ConfigError, to_objects
 from losslab.config.data import SCHEMAS, DataSource
 from losslab.data import DataError, load
 from losslab.data.labels import read_labels
@@ -40,6 +41,27 @@ def all_splits(ds) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([ds.x_train, ds.x_val, ds.x_test]), np.concatenate(
         [ds.y_train, ds.y_val, ds.y_test]
     )
+
+
+OPTIONS = {
+    "image_folder": ("ImageFolderConfig", ["data.path=images"]),
+    "text_table": ("TextTableConfig", ["data.path=t.csv", "data.text=a", "data.label=b"]),
+    "arrays": ("ArraysConfig", ["data.path=a.npz"]),
+    "custom": ("CustomDataConfig", ["data._target_=pkg.load"]),
+}
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+def test_each_option_is_bound_to_its_schema_and_needs_its_path(tmp_path, option):
+    schema, required = OPTIONS[option]
+    conf = to_objects(compose(tmp_path, f"data={option}", *required))
+    assert type(conf.data).__name__ == schema
+    with pytest.raises(ConfigCompositionException) as err:  # a key only another source reads
+        compose(tmp_path, f"data={option}", "data.majority=1")
+    assert f"Key 'majority' not in '{schema}'" in str(err.value.__cause__)
+    key = required[0].partition("=")[0]
+    with pytest.raises(ConfigError, match=f"{re.escape(key)} is missing; "):
+        to_objects(compose(tmp_path, f"data={option}", *required[1:]))
 
 
 # ------------------------------------------------------------------------------ image folder
@@ -130,6 +152,27 @@ def test_a_review_table_trains_and_parquet_reads_the_same(tmp_path):
     assert result.dataset.input_shape == (10000,)  # data.num_words, as IMDB's arrays
     x, _ = all_splits(result.dataset)
     assert x[:, 1 : len(vocabulary) + 1].any(axis=0).all() and not x[:, len(vocabulary) + 1 :].any()
+
+
+def test_the_imdb_study_runs_on_a_review_table(tmp_path):
+    """The L2 arm of the IMDB regularisation study, its model and optimiser, on a table."""
+    csv = review_table(tmp_path / "reviews.csv")
+    result = train(
+        compose(
+            tmp_path,
+            "+experiment=imdb_regularization",
+            "+variant=l2",
+            "data=text_table",
+            f"data.path={csv}",
+            "data.text=review",
+            "data.label=sentiment",
+            "trainer.epochs=1",
+            "tracking=none",
+        )
+    )
+    assert result.dataset.name == "reviews" and result.dataset.input_shape == (10000,)
+    dense = result.model.get_layer("dense_0")
+    assert dense.units == 16 and dense.kernel_regularizer.get_config()["l2"] > 0
 
 
 def test_imdb_reads_a_local_review_table(tmp_path):

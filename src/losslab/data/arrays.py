@@ -59,7 +59,9 @@ class Origin:
     labels: str = "y_train"
 
 
-def to_dataset(train: Pair, test: Pair | None, cfg: DataConfig, seed: int, origin: Origin):
+def to_dataset(
+    train: Pair, test: Pair | None, cfg: DataConfig, seed: int, origin: Origin
+) -> Dataset:
     """The labels read as their task (``cfg.positive`` names a binary minority); the test
     split a stratified ``test_fraction`` when ``test`` is None, then validation likewise."""
     where, labels = origin.where, origin.labels

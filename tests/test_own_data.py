@@ -426,3 +426,25 @@ def test_bad_data_on_the_command_line_is_one_line_and_exit_code_2(tmp_path, make
     (line,) = proc.stderr.splitlines()
     assert re.fullmatch(f"error: {message}.*", line), line
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_imdb_reads_the_acl_imdb_folder_with_its_own_test_split(tmp_path):
+    folder = tmp_path / "aclImdb"
+    rng = np.random.default_rng(0)
+    words = {"neg": NEGATIVE_WORDS, "pos": POSITIVE_WORDS}
+    for part, n in (("train", 40), ("test", 15)):
+        for name, own in words.items():
+            (folder / part / name).mkdir(parents=True)
+            for i in range(n):
+                review = " ".join(rng.choice([*own, *FILLER], size=10))
+                (folder / part / name / f"{i}_7.txt").write_text(f"{review}<br />{part}")
+    (folder / "train" / "unsup").mkdir()
+    (folder / "train" / "unsup" / "0_0.txt").write_text("never read")
+    ds = load(data_config("imdb", path=str(folder), num_words=100, min_val_minority=5), seed=0)
+    assert ds.class_names == ["negative", "positive"]
+    assert len(ds.y_test) == 30 and len(ds.y_train) + len(ds.y_val) == 80
+    assert int(ds.y_test.sum()) == 15
+    for f in (folder / "test" / "pos").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match=r"test/pos holds no .txt reviews; .* laid out as aclImdb"):
+        load(data_config("imdb", path=str(folder)), seed=0)

@@ -231,9 +231,9 @@ class TextTableConfig(DataConfig):
 @dataclass
 class ImdbConfig(TextTableConfig):
     """IMDB reviews as ``num_words`` multi-hot vectors; ``path``: an npz in Keras' layout
-    (x_train, y_train, x_test, y_test: word-index sequences), or a review table read as
-    ``data=text_table`` reads one (columns ``text`` and ``label``), else
-    ``keras.datasets.imdb``."""
+    (x_train, y_train, x_test, y_test: word-index sequences), Stanford's ``aclImdb`` folder,
+    or a review table read as ``data=text_table`` reads one (columns ``text`` and ``label``),
+    else ``keras.datasets.imdb``."""
 
     source: DataSource = DataSource.imdb
     text: str | None = "review"

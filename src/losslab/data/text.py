@@ -117,37 +117,56 @@ def vectorize(layer, texts: np.ndarray) -> np.ndarray:
     return np.concatenate(parts).astype(np.float32)
 
 
+def bag_of_words(name: str, train, test, cfg: TextTableConfig, seed: int, classes) -> Dataset:
+    """Texts and their coded labels as multi-hot rows whose vocabulary is the training
+    split's; the test split a stratified ``test_fraction`` when ``test`` is None."""
+    texts, y = train
+    if test is None:
+        texts, y, *test = split(texts, y, cfg.test_fraction, seed)
+    texts_test, y_test = test
+    texts, y = subsample(texts, y, cfg.max_train, seed)
+    texts_train, y_train, texts_val, y_val = validation_split(texts, y, cfg, seed)
+    layer = vectorizer(texts_train, cfg.num_words)
+    x_train, x_val, x_test = (vectorize(layer, t) for t in (texts_train, texts_val, texts_test))
+    task = "binary" if len(classes) == 2 else "multiclass"
+    return Dataset(name, task, x_train, y_train, x_val, y_val, x_test, y_test, list(classes))
+
+
 def load_text_table(cfg: TextTableConfig, seed: int, root: Path, name: str = "") -> Dataset:
-    """The ``text`` column as a bag of words whose vocabulary is the training split's, the
-    ``label`` column read as its task; test and validation are stratified fractions. An
-    empty text cell is an empty bag."""
+    """The ``text`` column as a bag of words, the ``label`` column read as its task; test
+    and validation are stratified fractions. An empty text cell is an empty bag."""
     path = resolve(cfg.path, root, "a CSV or Parquet file of texts and labels")  # type: ignore[arg-type]
     frame = read_table(path, {"text": cfg.text, "label": cfg.label})
     where = f"data.label={cfg.label}"
     coding = read_labels(frame[cfg.label].to_numpy(), cfg.positive, where)
     y = coding.apply(frame[cfg.label].to_numpy(), where)
     texts = frame[cfg.text].fillna("").astype(str).to_numpy(object)
-    texts, y, texts_test, y_test = split(texts, y, cfg.test_fraction, seed)
-    texts, y = subsample(texts, y, cfg.max_train, seed)
-    texts_train, y_train, texts_val, y_val = validation_split(texts, y, cfg, seed)
-    layer = vectorizer(texts_train, cfg.num_words)
-    x_train, x_val, x_test = (vectorize(layer, t) for t in (texts_train, texts_val, texts_test))
-    return Dataset(
-        name or path.stem,
-        coding.task,
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        x_test,
-        y_test,
-        class_names=coding.class_names,
-    )
+    return bag_of_words(name or path.stem, (texts, y), None, cfg, seed, coding.class_names)
+
+
+def read_review_folder(folder: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The training and test reviews of Stanford's ``aclImdb`` folder (``train/`` and
+    ``test/``, each with ``neg/`` and ``pos/`` of ``.txt`` files; ``train/unsup/`` unused)."""
+    parts = []
+    for part in ("train", "test"):
+        texts, labels = [], []
+        for label, name in enumerate(("neg", "pos")):
+            files = sorted((folder / part / name).glob("*.txt"))
+            if not files:
+                raise DataError(
+                    f"data.path={str(folder)!r}: {part}/{name} holds no .txt reviews; a folder "
+                    "for data=imdb is laid out as aclImdb: train/ and test/, each with neg/ "
+                    "and pos/"
+                )
+            texts += [f.read_text(encoding="utf-8", errors="replace") for f in files]
+            labels += [label] * len(files)
+        parts.append((np.asarray(texts, dtype=object), np.asarray(labels, dtype=np.float32)))
+    return parts
 
 
 def load_imdb(cfg: ImdbConfig, seed: int, root: Path) -> Dataset:
-    """``keras.datasets.imdb`` without ``path``; with it, an npz in Keras' layout or a review
-    table (``text`` and ``label`` columns)."""
+    """``keras.datasets.imdb`` without ``path``; with it, an npz in Keras' layout, Stanford's
+    ``aclImdb`` folder, or a review table (``text`` and ``label`` columns)."""
     if cfg.path is None:
         import keras
 
@@ -156,7 +175,10 @@ def load_imdb(cfg: ImdbConfig, seed: int, root: Path) -> Dataset:
         x_test = multi_hot(x_te, cfg.num_words)
         y, y_test = (np.asarray(a, dtype=np.float32) for a in (y_tr, y_te))
         return _dataset((x, y), (x_test, y_test), cfg, seed, IMDB_NAMES)
-    path = resolve(cfg.path, root, "an imdb.npz or a table of reviews and labels")
+    path = resolve(cfg.path, root, "an imdb.npz, the aclImdb folder or a table of reviews")
+    if path.is_dir():
+        train, test = read_review_folder(path)
+        return bag_of_words("imdb", train, test, cfg, seed, IMDB_NAMES)
     if path.suffix.lower() == ".npz":
         return _load_npz(path, cfg, seed)
     return load_text_table(cfg, seed, root, name="imdb")

@@ -409,7 +409,7 @@ def test_what_only_the_data_tells_is_refused(tmp_path, overrides, message):
 CLI_FAULTS = {
     "undecodable image": (
         lambda tmp: ["data=image_folder", *undecodable_image(tmp)[0]],
-        r"data.path: .*broken.png does not decode as an image \(UnidentifiedImageError\)",
+        r"data.path: .*broken.png does not decode as an image \(a BMP, GIF, JPEG or PNG\)",
     ),
     "loader without its option": (
         lambda tmp: ["data._target_=tests.own_data.a_dict"],

@@ -1,10 +1,11 @@
 """A folder of images, one sub-folder per class, as Keras' ``image_dataset_from_directory``
 lays it out and lists it (sorted class folders, image files at any depth below each).
 
-Each file is decoded on its own with ``keras.utils.load_img`` rather than through the
-``tf.data`` stream ``image_dataset_from_directory`` returns: a file that does not decode
-must be refused by its path before training, which that stream cannot name; and every
-image is needed in memory anyway for the stratified splits and oversampling.
+Files are decoded as ``image_dataset_from_directory`` decodes them, in parallel, but from
+this module's own listing rather than that function's stream: a file that does not decode
+must be refused by its path before training, which the stream cannot name, and images
+keep their own size when ``data.image_size`` is not given. Every image is needed in memory
+anyway, for the stratified splits and oversampling.
 """
 
 from __future__ import annotations
@@ -47,39 +48,81 @@ def list_classes(folder: Path) -> dict[str, list[Path]]:
     return files
 
 
-def read_image(path: Path, cfg: ImageFolderConfig) -> np.ndarray:
-    """One image as (h, w, c) float32 pixels in [0, 255], or a :class:`DataError` naming it."""
-    import keras
+CHANNELS = {"grayscale": 1, "rgb": 3, "rgba": 4}
 
-    size = tuple(cfg.image_size) if cfg.image_size is not None else None
-    try:
-        image = keras.utils.load_img(
-            path, color_mode=str(cfg.color_mode), target_size=size, interpolation="bilinear"
-        )
-    except Exception as err:  # PIL raises its own errors, OSError and ValueError among them
-        raise DataError(
-            f"data.path: {path} does not decode as an image ({type(err).__name__}); "
+
+def decoder(cfg: ImageFolderConfig):
+    """A path to (h, w, c) float32 pixels in [0, 255], decoded and resized as
+    ``image_dataset_from_directory`` does (``tf.image.decode_image``, bilinear resize)."""
+    import tensorflow as tf
+
+    channels, size = CHANNELS[str(cfg.color_mode)], cfg.image_size
+
+    def decode(path):
+        data = tf.io.read_file(path)
+        image = tf.image.decode_image(data, channels=channels, expand_animations=False)
+        if size is not None:
+            return tf.image.resize(image, tuple(size), method="bilinear")
+        return tf.cast(image, tf.float32)
+
+    return decode
+
+
+def decoded_shape(path: Path, decode) -> tuple[int, ...] | None:
+    """One image's (h, w, c), or None when it does not decode. Asked through ``tf.data``,
+    whose ``ignore_errors`` drops a failure quietly: an eager decode would log it to the
+    terminal from TensorFlow's C++ runtime, beside the one line that names the file."""
+    import tensorflow as tf
+
+    def shape_of(path):
+        return tf.shape(decode(path))
+
+    one = tf.data.Dataset.from_tensors(str(path)).map(shape_of).ignore_errors()
+    shapes = [tuple(int(d) for d in s.numpy()) for s in one]
+    return shapes[0] if shapes else None
+
+
+def _unfit(path: Path, shape: tuple | None, first: Path, first_shape: tuple) -> DataError:
+    if shape is None:
+        return DataError(
+            f"data.path: {path} does not decode as an image (a BMP, GIF, JPEG or PNG); "
             "remove it or replace it with a readable image"
-        ) from err
-    return keras.utils.img_to_array(image, dtype="float32")
+        )
+    return DataError(
+        f"data.image_size=null: {path} is {shape[:2]} but {first} is {first_shape[:2]}; "
+        "give data.image_size=[height,width] to resize them all"
+    )
 
 
 def read_images(files: dict[str, list[Path]], cfg: ImageFolderConfig) -> tuple[np.ndarray, list]:
-    """Every image, all of one size, scaled to [0, 1], and its class folder's name."""
-    images, labels, first = [], [], None
-    for name, paths in files.items():
-        for path in paths:
-            image = read_image(path, cfg)
-            if first is None:
-                first = (path, image.shape)
-            elif image.shape != first[1]:
-                raise DataError(
-                    f"data.image_size=null: {path} is {image.shape[:2]} but {first[0]} is "
-                    f"{first[1][:2]}; give data.image_size=[height,width] to resize them all"
-                )
-            images.append(image)
-            labels.append(name)
-    return (np.stack(images) / 255.0).astype(np.float32), labels
+    """Every image, scaled to [0, 1], and its class folder's name, decoded in parallel by
+    ``tf.data``; a file that does not decode, or differs in size from the first, is named."""
+    import tensorflow as tf
+
+    paths = [path for found in files.values() for path in found]
+    labels = [name for name, found in files.items() for _ in found]
+    decode = decoder(cfg)
+    shape = decoded_shape(paths[0], decode)
+    if shape is None:
+        raise _unfit(paths[0], None, paths[0], ())
+
+    def decoded(index, path):
+        return index, tf.ensure_shape(decode(path), shape)
+
+    stream = (
+        tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), [str(p) for p in paths]))
+        .map(decoded, tf.data.AUTOTUNE, deterministic=True)
+        .ignore_errors()  # quietly: the files missing below are named one by one
+        .batch(256)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    batches = [(index.numpy(), images.numpy()) for index, images in stream]
+    read = np.concatenate([index for index, _ in batches])
+    if len(read) != len(paths):
+        bad = paths[int(np.setdiff1d(np.arange(len(paths)), read)[0])]
+        raise _unfit(bad, decoded_shape(bad, decode), paths[0], shape)
+    images = np.concatenate([images for _, images in batches])
+    return (images / 255.0).astype(np.float32), labels
 
 
 def load_image_folder(cfg: ImageFolderConfig, seed: int, root: Path) -> Dataset:

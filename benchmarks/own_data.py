@@ -1,8 +1,8 @@
 """Figure 9: loading one's own data against the bare Keras and pandas way of reading it.
 
 An image folder of 10,000 PNGs (28x28 grayscale, scikit-learn's digits scaled up, 9s against
-a tenth as many 3s) read by ``data=image_folder`` (file by file, every file checked, split and
-flattened) against ``keras.utils.image_dataset_from_directory`` drained into one array; a
+a tenth as many 3s) read by ``data=image_folder`` (listed, decoded in parallel, every file
+checked, split) against ``keras.utils.image_dataset_from_directory`` drained into one array; a
 table of 25,000 reviews read by ``data=text_table`` (read, split, TextVectorization adapted on
 training, multi-hot rows) against ``pandas.read_csv`` plus one ``TextVectorization`` adapted
 and applied to every row. Both sides are timed in the same repetition; the figure is the

@@ -24,7 +24,7 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 def list_classes(folder: Path) -> dict[str, list[Path]]:
     """Each class folder's image files; an empty class folder is refused by its path. A
-    hidden folder (``.ipynb_checkpoints``, ``.DS_Store``'s kin) is not a class."""
+    hidden folder (``.ipynb_checkpoints``) is not a class."""
     where = f"data.path={str(folder)!r}"
     if not folder.is_dir():
         raise DataError(f"{where} is a file; give a folder with one sub-folder of images per class")

@@ -190,6 +190,17 @@ def test_imdb_refuses_an_npz_of_float_features(tmp_path):
         load(data_config("imdb", path=str(tmp_path / "features.npz")), seed=0)
 
 
+def test_imdb_refuses_negative_word_indices(tmp_path):
+    """A negative index would set a slot counted from the end: a word that is not there."""
+    seqs = np.empty(60, dtype=object)
+    for i in range(60):
+        seqs[i] = [1, 2, -3] if i == 7 else [1, 2, 3]
+    y = np.arange(60) % 2
+    np.savez(tmp_path / "imdb.npz", x_train=seqs, y_train=y, x_test=seqs, y_test=y)
+    with pytest.raises(DataError, match=r"x_train\[7\] holds int64 values from -3; .* must hold"):
+        load(data_config("imdb", path=str(tmp_path / "imdb.npz"), num_words=10), seed=0)
+
+
 # ------------------------------------------------------------------------------------ arrays
 def test_an_npz_of_images_keeps_its_test_split_and_trains_a_cnn(tmp_path):
     nines, threes = digit_images(9), digit_images(3, 60)

@@ -84,10 +84,12 @@ def _masked_output() -> Iterator[None]:
 
 def _explained(err: BaseException) -> BaseException:
     """A config Hydra cannot find because an optional extra is not installed, told with the
-    pip line that installs it (:mod:`losslab.extras`)."""
+    pip line that installs it (:mod:`losslab.extras`); a data loader given without its option."""
+    from losslab.config.data import loader_without_option
     from losslab.extras import missing_launcher_config
 
-    return missing_launcher_config(err, sys.argv[1:]) or err
+    args = sys.argv[1:]
+    return missing_launcher_config(err, args) or loader_without_option(err, args) or err
 
 
 class Terminated(KeyboardInterrupt):

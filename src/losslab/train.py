@@ -177,6 +177,7 @@ def _check(setup: Setup) -> None:
     from losslab.evaluate import check_judgeable
 
     conf = setup.conf
+    _check_images(conf, setup.ds)
     for name in conf.objectives:
         objectives.check_recorded(name, setup.epoch_keys)
     es = conf.trainer.early_stopping
@@ -193,6 +194,22 @@ def _check(setup: Setup) -> None:
             check_judgeable(fold.y_val, f"evaluation.threshold={conf.evaluation.threshold}", floor)
         for name in filter(objectives.needs_both_classes, conf.objectives):
             check_judgeable(fold.y_val, f"objective={name}", floor)
+
+
+def _check_images(conf: TrainConfig, ds) -> None:
+    """A CNN or image augmentation on data that turned out to be flat features (arrays or a
+    loader of one's own say so only once loaded)."""
+    if ds.image_shape is not None:
+        return
+    for setting, used in (
+        ("model.kind=cnn", conf.model.kind == "cnn"),
+        ("imbalance.augment=true", conf.imbalance.augment),
+    ):
+        if used:
+            raise config_lib.ConfigError(
+                f"{setting} needs image data; data.source={conf.data.source} gave flat "
+                f"features of shape {ds.input_shape}: give images as (n, h, w[, c]) arrays"
+            )
 
 
 def _monitor_maximizes(conf: TrainConfig) -> bool:

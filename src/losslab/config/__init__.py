@@ -20,6 +20,7 @@ from losslab.config.checks import Choice, ConfigError
 from losslab.config.data import (
     IMAGE_SOURCES,
     SCHEMAS,
+    SHAPE_AT_LOAD,
     DataConfig,
     DataSource,
     ImageDataset,
@@ -136,7 +137,7 @@ class TrainConfig:
             raise ConfigError(
                 f"seed={self.seed} is not allowed; use an integer in [0, 2**31 - 1000)"
             )
-        images = self.data.source in IMAGE_SOURCES
+        images = self.data.source in IMAGE_SOURCES + SHAPE_AT_LOAD
         needs_images = {
             "model.kind=cnn": self.model.kind == ModelKind.cnn,
             "imbalance.augment=true": self.imbalance.augment,
@@ -145,7 +146,7 @@ class TrainConfig:
             if used and not images:
                 raise ConfigError(
                     f"{setting} needs image data; data.source={self.data.source} is not one "
-                    f"of {[str(s) for s in IMAGE_SOURCES]}"
+                    f"of {[str(s) for s in IMAGE_SOURCES + SHAPE_AT_LOAD]}"
                 )
 
 

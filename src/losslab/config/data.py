@@ -7,7 +7,8 @@ digits) fails at composition, and each default is written here only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from losslab.config.checks import Choice, ConfigError, at_least, fraction, positive
 
@@ -20,6 +21,10 @@ class DataSource(Choice):
     synthetic_fraud = "synthetic_fraud"
     imdb = "imdb"
     multilabel = "multilabel"
+    image_folder = "image_folder"
+    text_table = "text_table"
+    arrays = "arrays"
+    custom = "custom"
 
 
 class ImageDataset(Choice):
@@ -27,12 +32,25 @@ class ImageDataset(Choice):
     fashion_mnist = "fashion_mnist"
 
 
+class ColorMode(Choice):  # keras.utils.load_img's color modes
+    grayscale = "grayscale"
+    rgb = "rgb"
+    rgba = "rgba"
+
+
 class ValSplit(Choice):
     stratified = "stratified"  # stratified and seeded
     tail = "tail"  # the last val_fraction of the unshuffled arrays, as Keras' validation_split
 
 
-IMAGE_SOURCES = (DataSource.digits_pair, DataSource.image_pair, DataSource.image_classes)
+IMAGE_SOURCES = (
+    DataSource.digits_pair,
+    DataSource.image_pair,
+    DataSource.image_classes,
+    DataSource.image_folder,
+)
+# sources whose inputs are images or flat features, known once loaded (Dataset.image_shape)
+SHAPE_AT_LOAD = (DataSource.arrays, DataSource.custom)
 FALLBACK_SOURCES = (DataSource.synthetic_fraud, DataSource.digits_pair, DataSource.multilabel)
 
 
@@ -178,19 +196,51 @@ class SyntheticFraudConfig(DataConfig):
         fraction("data.positive_fraction", self.positive_fraction)
 
 
-@dataclass
-class ImdbConfig(DataConfig):
-    """IMDB reviews as ``num_words`` multi-hot vectors; ``path``: an npz in Keras' layout
-    (x_train, y_train, x_test, y_test), else ``keras.datasets.imdb``."""
+def _required(key: str, value: object, what: str) -> None:
+    if value is None or value == "":
+        raise ConfigError(f"data.{key} is missing; {what}")
 
-    source: DataSource = DataSource.imdb
+
+@dataclass
+class TextTableConfig(DataConfig):
+    """A CSV (also .gz, .zip) or Parquet file of texts and labels: the ``text`` column becomes
+    a ``num_words`` multi-hot bag of words (Keras' ``TextVectorization``, adapted on the
+    training split only). ``label``: its class column; two values give a binary task with
+    ``positive`` the minority (default: 1 of 0/1 labels, else the rarer value), more give
+    a multi-class task. ``max_train``: a stratified subsample of training."""
+
+    source: DataSource = DataSource.text_table
     path: str | None = None
+    text: str | None = None
+    label: str | None = None
+    positive: str | None = None
     num_words: int = 10000
     max_train: int | None = None
 
     def check(self) -> None:
+        _required("path", self.path, "give a CSV or Parquet file of texts and labels")
+        _required("text", self.text, "name the column that holds the text")
+        _required("label", self.label, "name the column that holds the class")
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
         positive("data.num_words", self.num_words)
         at_least("data.max_train", self.max_train, 1, allow_none=True)
+
+
+@dataclass
+class ImdbConfig(TextTableConfig):
+    """IMDB reviews as ``num_words`` multi-hot vectors; ``path``: an npz in Keras' layout
+    (x_train, y_train, x_test, y_test: word-index sequences), Stanford's ``aclImdb`` folder,
+    or a review table read as ``data=text_table`` reads one (columns ``text`` and ``label``),
+    else ``keras.datasets.imdb``."""
+
+    source: DataSource = DataSource.imdb
+    text: str | None = "review"
+    label: str | None = "sentiment"
+
+    def check(self) -> None:
+        self._check_sizes()
 
 
 @dataclass
@@ -209,6 +259,58 @@ class MultilabelConfig(DataConfig):
             positive(f"data.{key}", getattr(self, key))
 
 
+@dataclass
+class ImageFolderConfig(DataConfig):
+    """A folder with one sub-folder of images per class (the layout of Keras'
+    ``image_dataset_from_directory``), resized to ``image_size`` [height, width] (null: the
+    images' own size, which they must share) in ``color_mode``. Two classes give a binary
+    task with ``positive`` the minority folder (default: the smaller); more give a
+    multi-class task. Test and validation are stratified fractions."""
+
+    source: DataSource = DataSource.image_folder
+    path: str | None = None
+    image_size: list[int] | None = None
+    color_mode: ColorMode = ColorMode.rgb
+    positive: str | None = None
+
+    def check(self) -> None:
+        _required("path", self.path, "give a folder with one sub-folder of images per class")
+        size = self.image_size
+        if size is not None and (len(size) != 2 or min(size) < 1):
+            raise ConfigError(f"data.image_size={list(size)} is not allowed; give [height, width]")
+
+
+@dataclass
+class ArraysConfig(DataConfig):
+    """An ``.npz`` of ``x_train`` and ``y_train`` (optional ``x_test``, ``y_test``; else a
+    stratified test fraction), read without pickle. Labels: 0/1 or two values (``positive``
+    names the minority), k class ids, or a 0/1 matrix (multi-label); inputs (n, features) or
+    images (n, h, w[, c]), uint8 pixels scaled to [0, 1]."""
+
+    source: DataSource = DataSource.arrays
+    path: str | None = None
+    positive: str | None = None
+
+    def check(self) -> None:
+        _required("path", self.path, "give an .npz with x_train and y_train")
+
+
+@dataclass
+class CustomDataConfig(DataConfig):
+    """Your own loader by import path, called with ``kwargs``: it returns ``(x, y)``,
+    ``(x_train, y_train, x_test, y_test)`` or a DataFrame of numeric columns and the
+    ``label`` column; the labels are read as ``data=arrays`` reads them."""
+
+    source: DataSource = DataSource.custom
+    _target_: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    positive: str | None = None
+
+    def check(self) -> None:
+        _required("_target_", self._target_, "give an import path, e.g. mypkg.data.load")
+
+
 SCHEMAS: dict[DataSource, type[DataConfig]] = {
     DataSource.digits_pair: DigitsPairConfig,
     DataSource.image_pair: ImagePairConfig,
@@ -217,7 +319,24 @@ SCHEMAS: dict[DataSource, type[DataConfig]] = {
     DataSource.synthetic_fraud: SyntheticFraudConfig,
     DataSource.imdb: ImdbConfig,
     DataSource.multilabel: MultilabelConfig,
+    DataSource.image_folder: ImageFolderConfig,
+    DataSource.text_table: TextTableConfig,
+    DataSource.arrays: ArraysConfig,
+    DataSource.custom: CustomDataConfig,
 }
+
+
+def loader_without_option(err: BaseException, args: list[str]) -> ConfigError | None:
+    """``data._target_=...`` given without ``data=custom``, told as the option that takes it
+    (Hydra would say the key is missing and suggest ``+data._target_``, which fails too)."""
+    target = next((a for a in args if a.lstrip("+").startswith("data._target_=")), None)
+    if target is None or "data=custom" in args or "_target_" not in str(err):
+        return None
+    path = target.partition("=")[2]
+    return ConfigError(
+        f"data._target_={path}: a loader of your own is the option data=custom; "
+        f"give data=custom data._target_={path}"
+    )
 
 
 def fallback_config(cfg: DataConfig, source: DataSource) -> DataConfig:

@@ -23,7 +23,16 @@ def data_seed(cfg: DataConfig, seed: int) -> int:
 
 def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
-    from losslab.data import digits, images, multilabel, tabular, text
+    from losslab.data import (
+        arrays,
+        custom,
+        digits,
+        image_folder,
+        images,
+        multilabel,
+        tabular,
+        text,
+    )
 
     seed = data_seed(cfg, seed)
     if getattr(cfg, "fallback", None) and not cfg.path:
@@ -45,6 +54,10 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         "synthetic_fraud": lambda: tabular.load_synthetic_fraud(cfg, seed),
         "imdb": lambda: text.load_imdb(cfg, seed, root),
         "multilabel": lambda: multilabel.load_multilabel(cfg, seed),
+        "image_folder": lambda: image_folder.load_image_folder(cfg, seed, root),
+        "text_table": lambda: text.load_text_table(cfg, seed, root),
+        "arrays": lambda: arrays.load_arrays(cfg, seed, root),
+        "custom": lambda: custom.load_custom(cfg, seed),
     }
     return loaders[cfg.source]()
 

@@ -128,3 +128,31 @@ def test_validation_that_cannot_judge_is_refused_before_training(
     with pytest.raises(error, match=message):
         train(cfg)
     assert_nothing_recorded(tmp_path)
+
+
+def test_compare_in_the_wrong_folder_creates_nothing_and_says_so(tmp_path, monkeypatch, capsys):
+    from losslab.compare_cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["--experiment", "mnist_9v4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        err == f"compare: no MLflow store at {tmp_path / 'mlflow.db'}: run it in the folder "
+        "you trained in, or give --tracking-uri"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_names_an_unknown_parent_run_in_one_line(tmp_path, monkeypatch, capsys):
+    from mlflow import MlflowClient
+
+    from losslab.compare_cli import main
+
+    monkeypatch.chdir(tmp_path)
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("e")
+    capsys.readouterr()  # MLflow's lines while it made the store
+    run_id = "0123456789abcdef0123456789abcdef"
+    assert main(["--parent-run", run_id]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"compare: parent_run={run_id}: no such run")
+    assert not (tmp_path / "outputs").exists()

@@ -85,6 +85,17 @@ def _tracking_uri(uri: str) -> Iterator[None]:
             os.environ[MLFLOW_TRACKING_URI.name] = variable
 
 
+def _parent(client: MlflowClient, run_id: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise CompareError(f"parent_run={run_id}: no such run in {client.tracking_uri}") from None
+
+
 def find_runs(
     client: MlflowClient,
     experiment: str | None = None,
@@ -93,7 +104,7 @@ def find_runs(
     """The parent run and its children (one row each, oldest first, as ``mlflow.search_runs``
     gives them); or an experiment's runs."""
     if parent_run_id:
-        exp_ids = [client.get_run(parent_run_id).info.experiment_id]
+        exp_ids = [_parent(client, parent_run_id).info.experiment_id]
     else:
         found = client.get_experiment_by_name(experiment or "")
         if found is None:

@@ -30,6 +30,24 @@ def parse_args(argv: list[str] | None, prog: str | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _check_store(uri: str) -> None:
+    """A comparison reads runs: a SQLite store that does not exist is a wrong folder or URI,
+    not a store to create (MLflow's client would make an empty one); any store must answer."""
+    from losslab.compare import CompareError
+    from losslab.tracking.reachable import store_error
+    from losslab.tracking.store import sqlite_path
+
+    path = sqlite_path(uri)
+    if path is not None and not path.is_file():
+        raise CompareError(
+            f"no MLflow store at {path}: run it in the folder you trained in, or give "
+            "--tracking-uri"
+        )
+    why = store_error(uri)
+    if why is not None:
+        raise CompareError(f"tracking URI {uri}: {why}")
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Compare as ``argv`` asks; 2 when there is nothing to compare."""
     args = parse_args(argv, prog)
@@ -42,6 +60,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     uri = args.tracking_uri or default_uri(Path.cwd())
     out = Path(args.out or Path("outputs") / "compare" / (args.experiment or args.parent_run))
     try:
+        _check_store(uri)
         result = compare(uri, out, args.experiment, args.parent_run, not args.no_log)
     except CompareError as err:
         print(f"compare: {err}", file=sys.stderr)

@@ -212,6 +212,12 @@ CLI_BAD_INPUT = {
         "-m hparams_search=optuna hydra.sweeper.storage=mysql://u@127.0.0.1/db",
         r"hydra.sweeper.storage: the driver of mysql:// is missing \(MySQLdb\)",
     ),
+    "study database down": (
+        "-m hparams_search=optuna "
+        "hydra.sweeper.storage=postgresql+psycopg://postgres:pw9secret@127.0.0.1:{port}/optuna",
+        r"hydra.sweeper.storage=postgresql\+psycopg://postgres:\*\*\*@127.0.0.1:\d+/optuna: "
+        r"the study's database does not answer \(connection failed: .*Connection refused\)",
+    ),
     "sweeper direction against the objective's": (
         "-m hydra/sweeper=optuna",
         r"hydra.sweeper.direction=\['minimize'\] but direction=\['maximize'\] for objective",

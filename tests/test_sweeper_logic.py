@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from hydra_plugins.losslab_optuna_sweeper._impl import OptunaSweeperImpl, SweepFailed
 from losslab.search.heartbeat import JobLost
+from tests.helpers import needs_postgres
 
 
 class StubLauncher:
@@ -151,3 +152,26 @@ def test_a_studys_identity_keeps_no_secret_and_ignores_one():
     other, other_overrides = sweep("ghp_second1token", "0therpass")
     other.hydra.overrides = {"task": other_overrides}
     assert fingerprint(identity(other)) == fingerprint(identity(config))
+
+
+@needs_postgres
+@pytest.mark.slow
+def test_a_study_outlives_its_databases_connections_being_cut(postgres_url):
+    """What a restart of PostgreSQL does to the pooled connections (each one closed by the
+    server): the next write gets a fresh connection instead of failing the sweep."""
+    import psycopg
+
+    from losslab.search.storage import open_storage
+
+    storage = open_storage(postgres_url)
+    study = optuna.create_study(study_name="restart", storage=storage, load_if_exists=True)
+    study.tell(study.ask(), 0.1)
+    plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as admin:
+        cut = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert cut, "the storage held no connection to cut"
+    study.tell(study.ask(), 0.2)
+    assert [t.value for t in study.trials] == [0.1, 0.2]

@@ -15,6 +15,7 @@ import optuna
 
 JOURNAL_PREFIX = "journal:"
 SQLITE_BUSY_TIMEOUT_S = 60
+CONNECT_TIMEOUT_S = 5
 DEFAULT_FILE = "optuna.db"
 
 
@@ -37,6 +38,13 @@ def check_url(url: str) -> None:
         )
 
 
+def _connect_timeout(url: str) -> dict:
+    """A server that does not answer fails a connection in seconds, not the OS's minutes."""
+    if url.startswith(("postgresql", "mysql")):
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT_S}}
+    return {}
+
+
 def open_storage(
     url: str, heartbeat_s: int | None = None, grace_s: int | None = None, max_retry: int = 0
 ) -> optuna.storages.BaseStorage:
@@ -50,10 +58,11 @@ def open_storage(
         path = Path(url[len(JOURNAL_PREFIX) :]).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    engine_kwargs = {}
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        engine_kwargs: dict = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    else:  # a database server: a pooled connection a restart closed is replaced, not used
+        engine_kwargs = {"pool_pre_ping": True, **_connect_timeout(url)}
     heartbeat: dict = {}
     if heartbeat_s:
         heartbeat = {"heartbeat_interval": heartbeat_s, "grace_period": grace_s}

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from losslab.config import ConfigError
 from losslab.search.settings import directions, space_lines
-from losslab.tracking.redact import flatten, redact_tree
+from losslab.tracking.redact import flatten, redact_text, redact_tree
 
 IDENTITY_ATTR = "losslab.identity"
 
@@ -92,11 +92,19 @@ def stored_identity(storage_url: str, study_name: str) -> dict[str, Any] | None:
     for prefix in ("sqlite:///", JOURNAL_PREFIX):
         if storage_url.startswith(prefix) and not Path(storage_url[len(prefix) :]).exists():
             return None
-    storage = open_storage(storage_url)
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
+        storage = open_storage(storage_url)
         study_id = storage.get_study_id_from_name(study_name)
     except KeyError:
         return None
+    except SQLAlchemyError as err:  # the database is down, or refuses us: before any run
+        why = str(getattr(err, "orig", None) or err).strip().splitlines() or [repr(err)]
+        raise ConfigError(
+            f"hydra.sweeper.storage={redact_text(storage_url)}: the study's database does not "
+            f"answer ({why[0][:200]}); start it, or correct the URL"
+        ) from None
     return storage.get_study_user_attrs(study_id).get(IDENTITY_ATTR, {})
 
 

@@ -527,3 +527,32 @@ def test_ctrl_c_in_a_multirun_leaves_no_running_parent(tmp_path):
     sweeps, jobs = runs_by_type(tmp_path)
     assert [r.info.status for r in sweeps] == ["KILLED"]
     assert [r.info.status for r in jobs] == ["KILLED"]
+
+
+def test_a_store_outage_between_trials_is_waited_out(tmp_path):
+    """The server stops once the first trial is done and comes back seconds later: the next
+    job waits for it (up to tracking.offline_after_s) instead of failing its trial."""
+    server = MlflowServer(tmp_path / "server")
+    (tmp_path / "server").mkdir()
+    url = server.start()
+    tracking = ["tracking=server", f"tracking.uri={url}", "tracking.offline_after_s=90"]
+    proc = _start_sweep(tmp_path, "hydra.sweeper.n_trials=3", *tracking)
+    completed = "SELECT count(*) FROM trials WHERE state = 'COMPLETE'"
+    deadline = time.time() + 240
+    while not _count(tmp_path / STUDY_DB, completed):
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline, "no trial completed in time"
+        time.sleep(0.2)
+    server.stop()
+    time.sleep(8)
+    server.start()
+    try:
+        _, stderr = proc.communicate(timeout=400)
+        assert proc.returncode == 0, stderr
+        study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+        client = MlflowClient(url)
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4  # the parent and 3 jobs
+    finally:
+        server.stop()

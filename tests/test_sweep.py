@@ -351,8 +351,10 @@ def test_sweep_stops_past_max_failure_rate(tmp_path):
         "data.n_minority=100000",
         check=False,
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 1
     assert "max_failure_rate=0.0" in proc.stderr and "data.n_minority=100000" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: 1 trials failed")
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert [t.state for t in study.trials] == [TrialState.FAIL]
     sweeps, _ = runs_by_type(tmp_path)

@@ -175,3 +175,31 @@ def test_a_study_outlives_its_databases_connections_being_cut(postgres_url):
     assert cut, "the storage held no connection to cut"
     study.tell(study.ask(), 0.2)
     assert [t.value for t in study.trials] == [0.1, 0.2]
+
+
+def test_a_trial_its_store_could_not_record_is_run_again_and_not_counted(tmp_path):
+    from losslab.tracking.reachable import StoreUnreachable
+
+    away = StoreUnreachable("tracking.uri=http://127.0.0.1:5000: no MLflow server answers")
+    launcher = StubLauncher([0.3, away, 0.4, 0.5])
+    impl = sweeper(tmp_path, launcher, n_trials=3, n_jobs=1)
+    impl.sweep([])
+    trials = study_of(impl).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL] + [
+        TrialState.COMPLETE
+    ] * 2
+    assert trials[1].user_attrs["infrastructure"] is True
+    assert trials[2].params == trials[1].params  # its params ran again
+    assert len(launcher.batches) == 4  # three trials counted, the lost one on top
+
+
+def test_a_store_away_for_several_trials_ends_the_sweep_with_params_queued(tmp_path):
+    from losslab.tracking.reachable import StoreUnreachable
+
+    away = StoreUnreachable("tracking.uri=http://127.0.0.1:5000: no MLflow server answers")
+    impl = sweeper(tmp_path, StubLauncher([away] * 3), n_trials=5, n_jobs=1)
+    with pytest.raises(SweepFailed, match="3 trials in a row could not be recorded"):
+        impl.sweep([])
+    study = study_of(impl)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 3 + [TrialState.WAITING]
+    assert impl._remaining(study) == 5

@@ -144,6 +144,9 @@ def run_app(main: Callable[[], object]) -> None:
         if isinstance(err, Terminated):  # the shell's convention: 128 + the signal's number
             print(f"Terminated by {err}: runs ended KILLED", file=sys.stderr)
             sys.exit(128 + err.signum)
+        if not asked and getattr(err, "exit_code", None) == 1:  # a sweep that gave up
+            print(f"error: {one_line(err)}", file=sys.stderr)
+            sys.exit(err.exit_code)
         if asked or isinstance(err, SystemExit) or not isinstance(err, _user_errors()):
             raise
         _exit(_explained(err))

@@ -155,14 +155,16 @@ def check_arguments(conf: TrainConfig) -> None:
     losses.get(conf.loss)
 
 
-def check_store(conf: TrainConfig) -> str | None:
+def check_store(conf: TrainConfig, in_sweep: bool = False) -> str | None:
     """The tracking store, asked before the data is loaded: None when it answers; why not
     when ``tracking.if_unreachable=offline`` lets the run start spilling; else an error that
     names the URI and the fix."""
     from losslab.tracking.reachable import check_usable
 
     tracking = conf.tracking
-    return check_usable(tracking.uri, tracking.artifact_location, str(tracking.if_unreachable))
+    wait_s = (tracking.offline_after_s or 0.0) if in_sweep else 0.0
+    where = (tracking.uri, tracking.artifact_location, str(tracking.if_unreachable))
+    return check_usable(*where, wait_s=wait_s)
 
 
 def _epoch_keys(ds, one_hot: bool) -> list[str]:
@@ -419,9 +421,10 @@ def train(
     """Train and evaluate one configuration; record it in MLflow when tracking is on."""
     started = time.perf_counter()
     conf, raw = _configs(cfg)
-    offline_because = check_store(conf) if conf.tracking.enabled else None
-    backend.start()
     job = job or JobInfo()
+    in_sweep = job.sweep_dir is not None  # the sweep's preflight found the store answering
+    offline_because = check_store(conf, in_sweep) if conf.tracking.enabled else None
+    backend.start()
     out = Path(conf.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _limit_threads(conf.trainer.threads)

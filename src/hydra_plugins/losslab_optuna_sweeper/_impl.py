@@ -34,10 +34,15 @@ from losslab.search.trial import TrialRef
 log = logging.getLogger(__name__)
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+INFRASTRUCTURE_ATTR = "infrastructure"  # a trial failed by the store, not by its params
+MAX_INFRASTRUCTURE_IN_A_ROW = 3
 
 
 class SweepFailed(RuntimeError):
-    """More trials failed than ``max_failure_rate`` allows."""
+    """More trials failed than ``max_failure_rate`` allows, or the store stayed away for
+    several in a row. ``exit_code``: the command ends with its message in one line."""
+
+    exit_code = 1
 
 
 class DrawError(RuntimeError):
@@ -89,6 +94,8 @@ class OptunaSweeperImpl:
         self.storage: optuna.storages.BaseStorage | None = None
         self.launcher = None
         self.job_idx = 0
+        self.infrastructure_in_a_row = 0
+        self.infrastructure_reason = ""
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -177,9 +184,10 @@ class OptunaSweeperImpl:
 
         A job that raised ``optuna.TrialPruned`` (as an Optuna objective does when its pruner
         says so) ends PRUNED; any other exception FAIL with its message; a job its scheduler
-        ended (:class:`JobLost`) FAIL and queued again, as if its heartbeat had stopped. The
-        job's exception is read without Hydra's ``return_value``, which prints "Error
-        executing job" for it.
+        ended (:class:`JobLost`) FAIL and queued again, as if its heartbeat had stopped; a job
+        whose error says ``infrastructure`` (its tracking store stayed away) FAIL, not counted,
+        its params queued again. The job's exception is read without Hydra's
+        ``return_value``, which prints "Error executing job" for it.
         """
         if ret is None:
             return self._fail(study, trial, "the launcher returned no result for this job")
@@ -190,7 +198,11 @@ class OptunaSweeperImpl:
                 return TrialState.PRUNED
             if isinstance(err, JobLost):  # retried with the params it had, before its reason
                 retry(self.storage, study, self._trial_id(trial.number))
+            if getattr(err, "infrastructure", False):
+                return self._queue_again(study, trial, f"{type(err).__name__}: {err}")
+            self.infrastructure_in_a_row = 0
             return self._fail(study, trial, f"{type(err).__name__}: {err}")
+        self.infrastructure_in_a_row = 0
         return self._tell_values(study, trial, ret._return_value)
 
     def _tell_values(self, study: optuna.Study, trial: Any, value: Any) -> TrialState:
@@ -211,6 +223,18 @@ class OptunaSweeperImpl:
             return self._fail(study, trial, f"job returned {value!r}")
         study.tell(trial, numbers)
         return TrialState.COMPLETE
+
+    def _queue_again(self, study: optuna.Study, trial: Any, reason: str) -> TrialState:
+        """A trial its job could not record (the tracking store away past the job's wait):
+        FAIL with the reason and marked, its params queued for a later trial, and neither it
+        nor its params counted as failed; a store away for several trials in a row ends the
+        sweep. WAITING: what its params now are."""
+        trial.set_user_attr(INFRASTRUCTURE_ATTR, True)
+        self._fail(study, trial, reason)
+        study.enqueue_trial(trial.params, skip_if_exists=False)
+        self.infrastructure_in_a_row += 1
+        self.infrastructure_reason = reason
+        return TrialState.WAITING
 
     @staticmethod
     def _fail(study: optuna.Study, trial: Any, reason: str) -> TrialState:
@@ -245,7 +269,8 @@ class OptunaSweeperImpl:
         return size
 
     def _remaining(self, study: optuna.Study) -> int:
-        return self.n_trials - len(study.get_trials(deepcopy=False, states=COUNTED))
+        trials = study.get_trials(deepcopy=False, states=COUNTED)
+        return self.n_trials - sum(not t.user_attrs.get(INFRASTRUCTURE_ATTR) for t in trials)
 
     # -- the sweep ---------------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
@@ -326,6 +351,12 @@ class OptunaSweeperImpl:
         return failed
 
     def _check_failures(self, study: optuna.Study, failed: int) -> None:
+        if self.infrastructure_in_a_row >= MAX_INFRASTRUCTURE_IN_A_ROW:
+            raise SweepFailed(
+                f"{self.infrastructure_in_a_row} trials in a row could not be recorded "
+                f"({self.infrastructure_reason}); their params are queued: run the same "
+                "command once it is back"
+            )
         if failed <= self.max_failure_rate * self.n_trials:
             return
         reasons = [

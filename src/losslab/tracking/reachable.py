@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,10 +24,16 @@ from losslab.extras import missing_driver
 from losslab.tracking.redact import redact_text
 
 PROBE_TIMEOUT_S = 5.0
+RETRY_EVERY_S = 2.0
 
 
 class StoreUnreachable(ConfigError):
-    """The tracking store did not answer; the message names the URI and the fix."""
+    """The tracking store did not answer; the message names the URI and the fix.
+
+    ``infrastructure``: the failure is the store's, not the configuration's (a sweeper reads
+    it to queue the trial again instead of counting its params as failed)."""
+
+    infrastructure = True
 
 
 def is_server(uri: str) -> bool:
@@ -148,11 +155,15 @@ def store_error(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     return _store_error(uri, timeout_s)
 
 
-def check_usable(uri: str, artifact_location: str | None, if_unreachable: str) -> str | None:
+def check_usable(
+    uri: str, artifact_location: str | None, if_unreachable: str, wait_s: float = 0.0
+) -> str | None:
     """The store a run or sweep is about to use, asked before any data is loaded: None when
     it answers; why not when ``if_unreachable`` is ``offline`` (the run starts spilling);
     else :class:`StoreUnreachable` naming the URI and the fixes. The one place a command
-    decides on its store (a single run, and a sweep's preflight)."""
+    decides on its store (a single run, and a sweep's preflight). ``wait_s``: how long a
+    store that does not answer is asked again (a sweep's job waits out an outage between
+    trials as a run waits one out inside its trial)."""
     from losslab.tracking.store import sqlite_path
 
     check_artifact_location(artifact_location)
@@ -161,6 +172,10 @@ def check_usable(uri: str, artifact_location: str | None, if_unreachable: str) -
     if foreign is not None:  # not a store that is away: spilling for it would not help
         raise ConfigError(f"tracking.uri={redact_text(uri)}: {foreign}")
     why = store_error(uri)
+    deadline = time.monotonic() + wait_s
+    while why is not None and time.monotonic() < deadline:
+        time.sleep(min(RETRY_EVERY_S, max(deadline - time.monotonic(), 0.0)))
+        why = store_error(uri)
     if why is None or if_unreachable == "offline":
         return why
     raise unreachable_error(uri, why)

@@ -615,7 +615,11 @@ def _log_end(tracked, setup: Setup, fits: list[FoldFit], result: Result) -> None
     tracked.set_tags({"losslab.objective": ",".join(setup.conf.objectives)})
     _log_evaluation(tracked, setup, ev, history, model)
     if setup.conf.tracking.log_model:
-        tracked.log_model(model, setup.ds.x_train[:5])
+        raw = setup.ds.raw  # a source that encodes raw rows: the model takes them
+        if raw is None:
+            tracked.log_model(model, setup.ds.x_train[:5])
+        else:
+            tracked.log_model(model, raw.example, raw.transform)
 
 
 def _log_evaluation(tracked, setup: Setup, ev, history, model) -> None:

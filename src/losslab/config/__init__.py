@@ -178,7 +178,8 @@ def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> An
     """The config ``python train.py OVERRIDES`` composes, for code outside Hydra's app (tests,
     benchmarks, pipelines). With ``root``, every folder a run writes lies under it.
 
-    The config groups are the package's own (``losslab.conf``, top-level ``conf/`` in a checkout), as for the app.
+    The config groups are the package's own (``losslab.conf``, top-level ``conf/`` in a
+    checkout), as for the app.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module

@@ -7,7 +7,7 @@ digits) fails at composition, and each default is written here only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from losslab.config.checks import Choice, ConfigError, at_least, fraction, positive
 
@@ -20,6 +20,7 @@ class DataSource(Choice):
     synthetic_fraud = "synthetic_fraud"
     imdb = "imdb"
     multilabel = "multilabel"
+    table = "table"
 
 
 class ImageDataset(Choice):
@@ -209,6 +210,69 @@ class MultilabelConfig(DataConfig):
             positive(f"data.{key}", getattr(self, key))
 
 
+class TableSplit(Choice):
+    random = "random"  # stratified (by data.group_column's groups when given), seeded
+    time = "time"  # by data.time_column: train on the past, validate after it, test last
+
+
+@dataclass
+class TableConfig(DataConfig):
+    """The user's own table (CSV, also .gz/.zip; Parquet; Feather), one row per sample.
+
+    ``label``: the class column (two values: binary, ``positive`` the minority, by default the
+    rarer value; more: one class per value), or ``labels``: several 0/1 columns (multi-label).
+    Features: ``features``, else every other column but ``drop`` (and the time and group
+    columns). ``test_path``: a separate test file, else ``test_fraction`` is split off as
+    ``split`` says. Integer columns with at most ``category_levels`` values, strings and
+    booleans are categories; a string column with more than ``max_categories`` values is
+    refused (free text or an id). ``allow_perfect_feature``: train although one feature
+    alone separates the training classes (else refused: a label in disguise).
+    """
+
+    source: DataSource = DataSource.table
+    path: str | None = None
+    label: str | None = None
+    labels: list[str] | None = None
+    positive: str | None = None
+    features: list[str] | None = None
+    drop: list[str] = field(default_factory=list)
+    test_path: str | None = None
+    split: TableSplit = TableSplit.random
+    time_column: str | None = None
+    group_column: str | None = None
+    encoding: str = "utf-8"
+    category_levels: int = 10
+    max_categories: int = 100
+    max_rows: int | None = None
+    allow_perfect_feature: bool = False
+
+    def check(self) -> None:
+        if not self.path:
+            raise ConfigError("data.path is missing; give the table: data.path=<file>")
+        if (self.label is None) == (self.labels is None):
+            raise ConfigError(
+                f"data.label={self.label!r}, data.labels={self.labels!r}: give one, the class "
+                "column (data.label=<column>) or several 0/1 columns (data.labels=[a,b])"
+            )
+        if self.features is not None and self.drop:
+            raise ConfigError(
+                f"data.drop={self.drop} with data.features: give one, the columns to use or "
+                "the columns to leave out"
+            )
+        if self.split == TableSplit.time and not self.time_column:
+            raise ConfigError("data.split=time needs data.time_column=<column>")
+        if self.folds > 1 and (self.split == TableSplit.time or self.group_column):
+            raise ConfigError(
+                f"data.folds={self.folds}: folds would mix times or groups across training "
+                "and validation; use data.folds=1 with data.split=time or data.group_column"
+            )
+        if self.val_split == ValSplit.tail:
+            raise ConfigError("data.val_split=tail is not allowed for tables; use data.split")
+        at_least("data.category_levels", self.category_levels, 0)
+        at_least("data.max_categories", self.max_categories, 2)
+        at_least("data.max_rows", self.max_rows, 1, allow_none=True)
+
+
 SCHEMAS: dict[DataSource, type[DataConfig]] = {
     DataSource.digits_pair: DigitsPairConfig,
     DataSource.image_pair: ImagePairConfig,
@@ -217,6 +281,7 @@ SCHEMAS: dict[DataSource, type[DataConfig]] = {
     DataSource.synthetic_fraud: SyntheticFraudConfig,
     DataSource.imdb: ImdbConfig,
     DataSource.multilabel: MultilabelConfig,
+    DataSource.table: TableConfig,
 }
 
 

@@ -23,7 +23,7 @@ def data_seed(cfg: DataConfig, seed: int) -> int:
 
 def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
-    from losslab.data import digits, images, multilabel, tabular, text
+    from losslab.data import digits, images, multilabel, table, tabular, text
 
     seed = data_seed(cfg, seed)
     if getattr(cfg, "fallback", None) and not cfg.path:
@@ -45,6 +45,7 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         "synthetic_fraud": lambda: tabular.load_synthetic_fraud(cfg, seed),
         "imdb": lambda: text.load_imdb(cfg, seed, root),
         "multilabel": lambda: multilabel.load_multilabel(cfg, seed),
+        "table": lambda: table.load_table(cfg, seed, root),
     }
     return loaders[cfg.source]()
 

@@ -91,12 +91,28 @@ class Spill:
             }
         )
 
-    def model(self, model: Any, input_example: Any) -> None:
+    def model(self, model: Any, input_example: Any, transform: Any = None) -> None:
+        """The Keras file and the example; with ``transform``, its skops file and the raw
+        example rows as Parquet (their column types kept), for a model taking raw rows."""
         import numpy as np
 
         model.save(self.folder / "model.keras")
-        np.save(self.folder / "input_example.npy", np.asarray(input_example))
-        self._append({"kind": "model", "file": "model.keras", "example": "input_example.npy"})
+        if transform is None:
+            np.save(self.folder / "input_example.npy", np.asarray(input_example))
+            self._append({"kind": "model", "file": "model.keras", "example": "input_example.npy"})
+            return
+        import skops.io
+
+        skops.io.dump(transform, self.folder / "transform.skops")
+        input_example.to_parquet(self.folder / "input_example.parquet")
+        self._append(
+            {
+                "kind": "model",
+                "file": "model.keras",
+                "example": "input_example.parquet",
+                "transform": "transform.skops",
+            }
+        )
 
     def status(self, status: str) -> None:
         self._append({"kind": "status", "status": status})

@@ -1,0 +1,127 @@
+"""``data=table``: the user's own table, split, encoded on its training rows, and ready to
+travel with the logged model.
+
+The encoding is scikit-learn's ``ColumnTransformer``: numbers through
+``SimpleImputer(strategy="median", add_indicator=True)`` and ``StandardScaler``, categories
+through ``OneHotEncoder(handle_unknown="ignore")`` (a category unseen in training encodes as
+all zeros; a missing value is a category of its own). Keras' ``FeatureSpace`` would do the
+same inside the model, but it adapts and encodes through ``tf.data`` row batches (slow on a
+million rows, TensorFlow only), while the transformer encodes whole numpy columns under every
+backend and skops saves it without pickle, so the logged model can apply it to raw rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from losslab.config.data import TableConfig, TableSplit
+from losslab.data import table_splits
+from losslab.data.dataset import Dataset, RawInputs
+from losslab.data.splits import subsample
+from losslab.data.table_columns import Target, feature_columns, kinds, require, target
+from losslab.data.table_read import read_table
+
+log = logging.getLogger(__name__)
+EXAMPLE_ROWS = 5
+
+
+def encoder(numbers: list[str], categories: list[str]):
+    """The unfitted transform: numbers imputed (with an indicator) and standardised,
+    categories one-hot; float32 arrays out."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    parts = []
+    if numbers:
+        impute = SimpleImputer(strategy="median", add_indicator=True)
+        parts.append(("numbers", make_pipeline(impute, StandardScaler()), numbers))
+    if categories:
+        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
+        parts.append(("categories", onehot, categories))
+    return ColumnTransformer(parts, sparse_threshold=0.0)
+
+
+def _path(name: str, root: Path) -> Path:
+    path = Path(name)
+    return path if path.is_absolute() else root / path
+
+
+def _rows(y: np.ndarray, df: pd.DataFrame, cfg: TableConfig, fraction: float, seed: int, part: str):
+    """(kept, split off) row indices of ``df`` as ``cfg.split`` and ``cfg.group_column`` say."""
+    need = cfg.min_val_minority if part == "validation" else 1
+    if cfg.split == TableSplit.time:
+        times = table_splits.time_values(df[cfg.time_column], cfg.time_column)
+        return table_splits.time_rows(y, times, fraction, need, part)
+    if cfg.group_column is not None:
+        groups = df[cfg.group_column].to_numpy()
+        return table_splits.group_rows(y, groups, fraction, seed, need, part)
+    return table_splits.random_rows(y, fraction, seed, need, part)
+
+
+def _split(df: pd.DataFrame, y: np.ndarray, cfg: TableConfig, seed: int, test: pd.DataFrame | None):
+    """Training, validation and test frames with their labels."""
+    if test is None:
+        rest, out = _rows(y, df, cfg, cfg.test_fraction, seed, "test")
+        test, y_test = df.iloc[out], y[out]
+        df, y = df.iloc[rest], y[rest]
+    else:
+        y_test = None
+    keep, val = _rows(y, df, cfg, cfg.val_fraction, seed, "validation")
+    return (df.iloc[keep], y[keep]), (df.iloc[val], y[val]), (test, y_test)
+
+
+def _check_test_file(test: pd.DataFrame, columns: list[str], tgt: Target, cfg: TableConfig):
+    require(test, "data.test_path", [*columns, *tgt.columns], str(cfg.test_path))
+    return tgt.encode(test, str(cfg.test_path))
+
+
+def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
+    """Read, label, split, check for a leaking feature, encode on the training rows."""
+    from losslab.data.table_leaks import check_leaks
+
+    path = _path(str(cfg.path), root)
+    df = read_table(path, cfg.encoding)
+    test_file = None
+    if cfg.test_path:
+        test_file = read_table(_path(cfg.test_path, root), cfg.encoding, "data.test_path")
+    tgt = target(df, cfg, str(path))
+    columns = feature_columns(df, cfg, tgt.columns)
+    y = tgt.encode(df, str(path))
+    if cfg.max_rows is not None and cfg.max_rows < len(df):
+        keep, _ = subsample(np.arange(len(df)), y, cfg.max_rows, seed)
+        df, y = df.iloc[np.sort(keep)], y[np.sort(keep)]
+    y_test_file = _check_test_file(test_file, columns, tgt, cfg) if test_file is not None else None
+    (train, y_train), (val, y_val), (test, y_test) = _split(df, y, cfg, seed, test_file)
+    y_test = y_test_file if y_test is None else y_test
+    numbers, categories = kinds(train, columns, cfg)
+    check_leaks(train[columns], y_train, numbers, categories, cfg.allow_perfect_feature)
+    transform = encoder(numbers, categories).fit(train[columns])
+    x_train, x_val, x_test = (
+        transform.transform(part[columns]).astype(np.float32) for part in (train, val, test)
+    )
+    log.info(
+        "table %s: %d numeric, %d category columns -> %d inputs",
+        path.name,
+        len(numbers),
+        len(categories),
+        x_train.shape[1],
+    )
+    raw = RawInputs(transform, train[columns].iloc[:EXAMPLE_ROWS], test[columns])
+    return Dataset(
+        path.stem.split(".")[0],
+        tgt.task,
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        x_test,
+        y_test,
+        class_names=tgt.class_names,
+        raw=raw,
+    )

@@ -1,0 +1,252 @@
+"""``data=table``: the user's own table trains, splits by time and group, refuses what it
+cannot use with one clear line, and logs a model that takes raw rows."""
+
+from __future__ import annotations
+
+import re
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from losslab.config import ConfigError
+from losslab.config.data import TableConfig
+from losslab.data import DataError, load
+from losslab.data.table import _split
+from losslab.train import train
+from tests.helpers import assert_nothing_recorded, compose
+from tests.tables import churn_table, write
+
+CHURN = ["data=table", "data.label=churned", "data.drop=[customer,day]"]
+
+
+def table_config(path, **settings) -> TableConfig:
+    settings.setdefault("drop", ["customer", "day"])
+    return TableConfig(path=str(path), label=settings.pop("label", "churned"), **settings)
+
+
+def test_a_table_trains_and_its_logged_model_answers_raw_rows(tmp_path):
+    """Strings, missing values, a time split: the logged model, given the job's own raw test
+    rows, answers the job's test probabilities; an unseen category and nulls are answered."""
+    path = write(churn_table(), tmp_path)
+    cfg = compose(
+        tmp_path,
+        *CHURN,
+        f"data.path={path}",
+        "data.split=time",
+        "data.time_column=day",
+        "trainer.epochs=2",
+        "tracking.log_model=true",
+    )
+    result = train(cfg)
+    assert result.dataset.task == "binary" and result.dataset.class_names == ["no", "yes"]
+    raw = result.dataset.raw.test
+    features = ["usage", "tenure", "plan", "region", "support_calls", "monthly_fee"]
+    assert list(raw.columns) == features
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    served = np.asarray(model.predict(raw)).ravel()
+    np.testing.assert_allclose(served, result.evaluation.p_test.ravel(), atol=1e-6)
+    odd = raw.iloc[:3].copy()
+    odd["plan"] = ["enterprise", None, "basic"]
+    odd["usage"] = [np.nan, 5.0, 1e6]
+    answers = np.asarray(model.predict(odd)).ravel()
+    assert answers.shape == (3,) and np.all((answers >= 0) & (answers <= 1))
+    inputs = {c["name"]: c["type"] for c in model.metadata.get_input_schema().to_dict()}
+    assert inputs == {
+        "usage": "double",
+        "tenure": "long",
+        "plan": "string",
+        "region": "string",
+        "support_calls": "long",
+        "monthly_fee": "double",
+    }
+
+
+@pytest.mark.parametrize("name", ["churn.csv", "churn.csv.gz", "churn.csv.zip", "churn.parquet"])
+def test_every_file_kind_gives_the_same_data(tmp_path, name):
+    df = churn_table(600, positives=0.1)
+    if name.endswith((".gz", ".zip")):
+        df.to_csv(tmp_path / name, index=False)
+        path = tmp_path / name
+    else:
+        path = write(df, tmp_path, name)
+    ds = load(table_config(path), seed=0)
+    reference = load(table_config(write(df, tmp_path, "plain.feather")), seed=0)
+    assert ds.fingerprint() == reference.fingerprint()
+    assert ds.class_counts()["train"][1] > 0
+
+
+def test_the_positive_class_is_the_rarer_value_unless_named(tmp_path):
+    path = write(churn_table(600, positives=0.1), tmp_path)
+    assert load(table_config(path), seed=0).class_names == ["no", "yes"]
+    ds = load(table_config(path, label="region", positive="east"), seed=0)
+    assert ds.task == "binary" and ds.class_names == ["not east", "east"]
+    share = np.mean(np.concatenate([ds.y_train, ds.y_val, ds.y_test]))
+    assert 0.15 < share < 0.35
+
+
+def test_a_label_with_four_values_is_a_multiclass_task(tmp_path):
+    path = write(churn_table(900), tmp_path)
+    ds = load(table_config(path, label="region", drop=["customer", "day"]), seed=0)
+    assert ds.task == "multiclass" and ds.class_names == ["east", "north", "south", "west"]
+    assert all(min(counts) >= 10 for counts in ds.class_counts().values())
+
+
+def test_several_label_columns_are_a_multilabel_task(tmp_path):
+    df = churn_table(900).assign(
+        a=lambda d: (d.usage.fillna(0) > 30).astype(int), b=lambda d: (d.tenure > 50).astype(int)
+    )
+    cfg = TableConfig(path=str(write(df, tmp_path)), labels=["a", "b"], drop=["customer", "day"])
+    ds = load(cfg, seed=0)
+    assert ds.task == "multilabel" and ds.class_names == ["a", "b"] and ds.y_train.shape[1] == 2
+
+
+def test_unseen_categories_at_test_time_encode_as_zeros(tmp_path):
+    df = churn_table(900)
+    test = churn_table(300, seed=1)
+    test.loc[:20, "region"] = "mars"
+    cfg = table_config(write(df, tmp_path), test_path=str(write(test, tmp_path, "later.csv")))
+    ds = load(cfg, seed=0)
+    assert len(ds.x_test) == 300 and np.isfinite(ds.x_test).all()
+    region = ds.raw.transform.named_transformers_["categories"].categories_[1]
+    assert "mars" not in region
+
+
+def _times_strategy():
+    return st.lists(st.integers(0, 50), min_size=120, max_size=300)
+
+
+@settings(max_examples=25, deadline=None)
+@given(times=_times_strategy(), seed=st.integers(0, 10_000))
+def test_a_time_split_never_tests_on_rows_older_than_a_training_row(times, seed):
+    rng = np.random.default_rng(seed)
+    n = len(times)
+    y = np.zeros(n, dtype=np.float32)
+    y[rng.choice(n, size=n // 4, replace=False)] = 1
+    df = pd.DataFrame({"t": times, "x": rng.normal(size=n)})
+    cfg = TableConfig(
+        path="unused.csv", label="y", split="time", time_column="t", min_val_minority=1
+    )
+    try:
+        (train_, _), (val, _), (test, _) = _split(df, y, cfg, seed, None)
+    except DataError as err:  # a cut without both classes on each side: refused, never used
+        assert "need at least 1 rows of every class" in str(err)
+        return
+    assert train_["t"].max() <= val["t"].min() <= val["t"].max() <= test["t"].min()
+    assert len(train_) + len(val) + len(test) == n
+
+
+def test_a_group_stays_on_one_side(tmp_path):
+    path = write(churn_table(1500), tmp_path)
+    cfg = table_config(path, drop=["day"], group_column="customer")
+    df = churn_table(1500)
+    y = (df["churned"] == "yes").to_numpy(np.float32)
+    (train_, _), (val, _), (test, _) = _split(df, y, cfg, 0, None)
+    sides = [set(part["customer"]) for part in (train_, val, test)]
+    assert not sides[0] & sides[1] and not sides[0] & sides[2] and not sides[1] & sides[2]
+    assert load(cfg, seed=0).class_counts()["test"][1] >= 1
+
+
+def _refund(folder):
+    """``refund`` is set for every churned customer, and only for them: a label in disguise."""
+    df = churn_table(300, positives=0.2)
+    return write(df.assign(refund=df.churned == "yes"), folder)
+
+
+def _notes(folder):
+    """``note``: a free-text column, one string per two rows."""
+    df = churn_table(300, positives=0.2)
+    return write(df.assign(note=[f"called about {i // 2}" for i in range(300)]), folder)
+
+
+def _latin1(folder):
+    path = folder / "accents.csv"
+    df = churn_table(300, positives=0.2)
+    df["region"] = df["region"].replace("north", "nörd")
+    path.write_bytes(df.to_csv(index=False).encode("latin-1"))
+    return path
+
+
+BAD_TABLES = {
+    "missing file": (lambda f: f / "nowhere.csv", {}, r"data.path='.*nowhere.csv' does not exist"),
+    "missing label": (None, {"label": "gone"}, r"data.label=gone: no column \['gone'\]"),
+    "one class": (
+        lambda f: write(churn_table(300).assign(churned="no"), f),
+        {},
+        r"data.label=churned: every row .* is 'no'; a classifier needs two classes",
+    ),
+    "NaN label": (
+        lambda f: write(churn_table(300).assign(churned=lambda d: d.churned.where(d.index > 2)), f),
+        {},
+        r"data.label=churned: 3 rows .* have no label \(NaN\)",
+    ),
+    "positive not a value": (
+        None,
+        {"positive": "maybe"},
+        r"data.positive=maybe: not a value of churned; choose one of \['no', 'yes'\]",
+    ),
+    "not UTF-8": (
+        _latin1,
+        {},
+        r"data.path=.*accents.csv': not utf-8 text \(byte 0xf6 .*data.encoding=latin-1",
+    ),
+    "free text": (
+        _notes,
+        {},
+        r"column 'note' holds 1\d\d distinct strings in the training rows; .*categories=100",
+    ),
+    "id column": (
+        None,
+        {"drop": ["customer"]},
+        r"column 'day' holds a different value in every row .* data.drop=\[day\]",
+    ),
+    "too few minority rows": (
+        lambda f: write(churn_table(300, positives=0.05), f),
+        {"min_val_minority": 8},
+        r"data.min_val_minority: validation and training each need at least 8 rows of every "
+        r"class, but class 1: 2 in validation, 10 in training",
+    ),
+    "perfect feature": (
+        _refund,
+        {},
+        r"data.allow_perfect_feature=false: column \['refund'\] alone separates",
+    ),
+    "time split without column": (None, {"split": "time"}, r"data.split=time needs"),
+    "folds across groups": (
+        None,
+        {"group_column": "customer", "folds": 3},
+        r"data.folds=3: folds would mix times or groups",
+    ),
+}
+
+
+@pytest.mark.parametrize("make, settings, message", BAD_TABLES.values(), ids=BAD_TABLES.keys())
+def test_bad_tables_are_refused_with_what_is_allowed(tmp_path, make, settings, message):
+    path = (make or (lambda f: write(churn_table(300, positives=0.2), f)))(tmp_path)
+    with pytest.raises((DataError, ConfigError), match=message):
+        load(table_config(path, **settings), seed=0)
+
+
+def test_a_perfect_feature_trains_when_allowed(tmp_path, caplog):
+    path = _refund(tmp_path)
+    ds = load(table_config(path, allow_perfect_feature=True), seed=0)
+    assert ds.x_train.shape[1] > 0
+    assert "['refund'] alone separates the training classes" in caplog.text
+
+
+def test_a_refused_table_records_no_run(tmp_path):
+    path = write(churn_table(300).assign(churned="no"), tmp_path)
+    with pytest.raises(DataError, match="a classifier needs two classes"):
+        train(compose(tmp_path, *CHURN, f"data.path={path}", "tracking=local"))
+    assert_nothing_recorded(tmp_path)
+
+
+def test_the_overrides_a_user_types_compose(tmp_path):
+    cfg = compose(tmp_path, *CHURN, "data.path=churn.csv", "data.positive=yes")
+    assert cfg.data.source == "table" and cfg.data.positive == "yes"
+    with pytest.raises(Exception, match=re.escape("data.labl")):
+        compose(tmp_path, *CHURN, "data.path=churn.csv", "data.labl=x")

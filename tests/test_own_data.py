@@ -3,24 +3,40 @@ cannot use with one clear line, and logs a model that takes raw rows."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mlflow import MlflowClient
 
 from losslab.config import ConfigError
 from losslab.config.data import TableConfig
 from losslab.data import DataError, load
 from losslab.data.table import _split
 from losslab.train import train
-from tests.helpers import assert_nothing_recorded, compose
+from tests.helpers import assert_nothing_recorded, compose, run_cli, runs_by_type
 from tests.tables import churn_table, write
+from tests.test_serving import model_server
 
 CHURN = ["data=table", "data.label=churned", "data.drop=[customer,day]"]
+
+
+@pytest.fixture
+def store(monkeypatch):
+    """Point MLflow's client at a store for the test only (``models:/`` URIs need one)."""
+
+    def use(uri: str) -> None:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(None)
+
+    yield use
+    mlflow.set_tracking_uri(None)
 
 
 def table_config(path, **settings) -> TableConfig:
@@ -28,7 +44,7 @@ def table_config(path, **settings) -> TableConfig:
     return TableConfig(path=str(path), label=settings.pop("label", "churned"), **settings)
 
 
-def test_a_table_trains_and_its_logged_model_answers_raw_rows(tmp_path):
+def test_a_table_trains_and_its_logged_model_answers_raw_rows(tmp_path, store):
     """Strings, missing values, a time split: the logged model, given the job's own raw test
     rows, answers the job's test probabilities; an unseen category and nulls are answered."""
     path = write(churn_table(), tmp_path)
@@ -46,7 +62,7 @@ def test_a_table_trains_and_its_logged_model_answers_raw_rows(tmp_path):
     raw = result.dataset.raw.test
     features = ["usage", "tenure", "plan", "region", "support_calls", "monthly_fee"]
     assert list(raw.columns) == features
-    mlflow.set_tracking_uri(cfg.tracking.uri)
+    store(cfg.tracking.uri)
     model = mlflow.pyfunc.load_model(result.model_uri)
     served = np.asarray(model.predict(raw)).ravel()
     np.testing.assert_allclose(served, result.evaluation.p_test.ravel(), atol=1e-6)
@@ -250,3 +266,59 @@ def test_the_overrides_a_user_types_compose(tmp_path):
     assert cfg.data.source == "table" and cfg.data.positive == "yes"
     with pytest.raises(Exception, match=re.escape("data.labl")):
         compose(tmp_path, *CHURN, "data.path=churn.csv", "data.labl=x")
+
+
+CLI_BAD_TABLES = {
+    "missing file": (lambda f: f / "nowhere.csv", "data.path='nowhere.csv' does not exist"),
+    "not UTF-8": (_latin1, "data.path='accents.csv': not utf-8 text (byte 0xf6"),
+    "perfect feature": (_refund, "data.allow_perfect_feature=false: column ['refund'] alone"),
+    "too few minority rows": (
+        lambda f: write(churn_table(300, positives=0.05), f),
+        "data.min_val_minority: validation and training each need at least 10 rows",
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make, message", CLI_BAD_TABLES.values(), ids=CLI_BAD_TABLES.keys())
+def test_the_command_line_refuses_a_bad_table_with_one_line(tmp_path, make, message):
+    path = make(tmp_path)
+    proc = run_cli(tmp_path, *CHURN, f"data.path={path.name}", check=False, default_env=True)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith("error: ") and message in line, line
+    assert_nothing_recorded(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_table_sweeps_and_its_served_model_answers_raw_json_records(tmp_path, store):
+    """Three trials through the command; a trial's logged model served over REST answers
+    JSON records of raw rows (an unseen category, a null) as it does in process."""
+    write(churn_table(), tmp_path)
+    proc = run_cli(
+        tmp_path,
+        "-m",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        *CHURN,
+        "data.path=churn.csv",
+        "data.group_column=customer",
+        "trainer.epochs=2",
+        "trainer.verbose=0",
+    )
+    assert proc.stdout.count("Test confusion matrix (churn") == 3, proc.stdout + proc.stderr
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    _, jobs = runs_by_type(tmp_path)
+    assert len(jobs) == 3
+    (logged, *_) = MlflowClient(uri).search_logged_models([jobs[0].info.experiment_id])
+    rows = churn_table(4, seed=3).drop(columns=["customer", "day", "churned"])
+    rows.loc[0, "plan"], rows.loc[1, "usage"], rows.loc[2, "region"] = "enterprise", None, None
+    records = json.loads(rows.to_json(orient="records"))
+    with model_server(tmp_path, uri, logged.model_uri) as url:
+        answer = requests.post(f"{url}/invocations", json={"dataframe_records": records})
+    assert answer.status_code == 200, answer.text
+    served = np.asarray(answer.json()["predictions"], dtype=float).ravel()
+    store(uri)
+    in_process = np.asarray(mlflow.pyfunc.load_model(logged.model_uri).predict(rows)).ravel()
+    np.testing.assert_allclose(served, in_process, atol=1e-6)
+    assert served.shape == (4,) and np.all((served > 0) & (served < 1))

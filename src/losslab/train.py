@@ -619,7 +619,7 @@ def _log_end(tracked, setup: Setup, fits: list[FoldFit], result: Result) -> None
         if raw is None:
             tracked.log_model(model, setup.ds.x_train[:5])
         else:
-            tracked.log_model(model, raw.example, raw.transform)
+            tracked.log_model(model, raw.example, raw.encoding)
 
 
 def _log_evaluation(tracked, setup: Setup, ev, history, model) -> None:

@@ -29,10 +29,11 @@ class ModelShape:
 @dataclass
 class RawInputs:
     """How the source's raw rows become the model's inputs, so the logged model can take raw
-    rows: the transform fitted on the training split (``transform(frame)`` gives the arrays),
-    a few raw training rows as the input example, and the raw test rows."""
+    rows: the encoding fitted on the training split as plain parameters (the format
+    :mod:`losslab.tracking.raw_rows_model` reads), a few raw training rows as the input
+    example, and the raw test rows."""
 
-    transform: Any
+    encoding: dict[str, Any]
     example: Any  # a pandas DataFrame with the original column names and types
     test: Any
 

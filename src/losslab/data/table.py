@@ -9,7 +9,8 @@ through ``OneHotEncoder(handle_unknown="ignore")`` (a category unseen in trainin
 all zeros; a missing value is a category of its own). Keras' ``FeatureSpace`` would do the
 same inside the model, but it adapts and encodes through ``tf.data`` row batches (slow on a
 million rows, TensorFlow only), while the transformer encodes whole numpy columns under every
-backend and skops saves it without pickle, so the logged model can apply it to raw rows.
+backend. The logged model carries its fitted parameters as plain JSON
+(:func:`encoding_parameters`), which it applies to raw rows with numpy and pandas.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def encoder(numbers: list[str], categories: list[str]):
 
     parts = []
     if numbers:
-        impute = SimpleImputer(strategy="mean", add_indicator=True)
+        impute = SimpleImputer(strategy="mean", add_indicator=True, keep_empty_features=True)
         parts.append(("numbers", make_pipeline(impute, StandardScaler()), numbers))
     if categories:
         onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
@@ -49,9 +50,34 @@ def encoder(numbers: list[str], categories: list[str]):
     return ColumnTransformer(parts, sparse_threshold=0.0)
 
 
-def _path(name: str, root: Path) -> Path:
-    path = Path(name)
-    return path if path.is_absolute() else root / path
+def _plain(value: object) -> object:
+    """A category value as JSON holds it: a Python scalar, None for a missing one."""
+    if pd.isna(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def encoding_parameters(transform) -> dict:
+    """The fitted transform as plain parameters, in the format the logged model reads
+    (:mod:`losslab.tracking.raw_rows_model`); the tests check both give the same inputs."""
+    named = transform.named_transformers_
+    spec: dict = {"numbers": {"columns": []}, "categories": []}
+    if "numbers" in named:
+        impute, scale = named["numbers"].steps[0][1], named["numbers"].steps[1][1]
+        spec["numbers"] = {
+            "columns": [str(c) for c in impute.feature_names_in_],
+            "fill": impute.statistics_.tolist(),
+            "indicators": impute.indicator_.features_.tolist(),
+            "mean": scale.mean_.tolist(),
+            "scale": scale.scale_.tolist(),
+        }
+    if "categories" in named:
+        onehot = named["categories"]
+        spec["categories"] = [
+            [str(name), [_plain(v) for v in values]]
+            for name, values in zip(onehot.feature_names_in_, onehot.categories_, strict=True)
+        ]
+    return spec
 
 
 def _rows(y: np.ndarray, df: pd.DataFrame, cfg: TableConfig, fraction: float, seed: int, part: str):
@@ -87,11 +113,11 @@ def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
     """Read, label, split, check for a leaking feature, encode on the training rows."""
     from losslab.data.table_leaks import check_leaks
 
-    path = _path(str(cfg.path), root)
-    df = read_table(path, cfg.encoding)
+    path = Path(str(cfg.path))
+    df = read_table(str(cfg.path), root, cfg.encoding)
     test_file = None
     if cfg.test_path:
-        test_file = read_table(_path(cfg.test_path, root), cfg.encoding, "data.test_path")
+        test_file = read_table(cfg.test_path, root, cfg.encoding, "data.test_path")
     tgt = target(df, cfg, str(path))
     columns = feature_columns(df, cfg, tgt.columns)
     y = tgt.encode(df, str(path))
@@ -113,7 +139,9 @@ def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
         len(categories),
         x_train.shape[1],
     )
-    raw = RawInputs(transform, train[columns].iloc[:EXAMPLE_ROWS], test[columns])
+    raw = RawInputs(
+        encoding_parameters(transform), train[columns].iloc[:EXAMPLE_ROWS], test[columns]
+    )
     return Dataset(
         path.stem.split(".")[0],
         tgt.task,

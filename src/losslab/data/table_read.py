@@ -17,12 +17,15 @@ def _printable(err: BaseException, limit: int = 200) -> str:
     return text.encode("ascii", "backslashreplace").decode().replace("\n", " ")
 
 
-def read_table(path: Path, encoding: str, key: str = "data.path") -> pd.DataFrame:
-    """The file as pandas reads it. CSVs go through pandas' C parser, which refuses bytes
-    that are not ``encoding`` (its pyarrow engine replaces them silently)."""
+def read_table(given: str, root: Path, encoding: str, key: str = "data.path") -> pd.DataFrame:
+    """The file ``given`` (relative to ``root``) as pandas reads it. CSVs go through pandas'
+    C parser, which refuses bytes that are not ``encoding`` (its pyarrow engine replaces them
+    silently). Errors name the path as given."""
+    path = Path(given) if Path(given).is_absolute() else root / given
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
-        raise DataError(f"{key}={str(path)!r} {what}; give {KINDS}")
+        where = "" if str(path) == given else f" (looked in {path.parent})"
+        raise DataError(f"{key}={given!r} {what}{where}; give {KINDS}")
     suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
@@ -33,16 +36,16 @@ def read_table(path: Path, encoding: str, key: str = "data.path") -> pd.DataFram
             df = pd.read_csv(path, encoding=encoding)
     except UnicodeDecodeError as err:
         raise DataError(
-            f"{key}={str(path)!r}: not {encoding} text (byte {err.object[err.start]:#04x} at "
+            f"{key}={given!r}: not {encoding} text (byte {err.object[err.start]:#04x} at "
             f"offset {err.start}); give the file's encoding, e.g. data.encoding=latin-1"
         ) from None
     except (LookupError, OSError, ValueError, ImportError) as err:
         why = _printable(err)
-        raise DataError(f"{key}={str(path)!r}: not readable as {KINDS} ({why})") from None
+        raise DataError(f"{key}={given!r}: not readable as {KINDS} ({why})") from None
     if df.empty:
-        raise DataError(f"{key}={str(path)!r} holds no rows")
+        raise DataError(f"{key}={given!r} holds no rows")
     df.columns = [str(c) for c in df.columns]
     duplicated = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
     if duplicated:
-        raise DataError(f"{key}={str(path)!r} names columns {duplicated} more than once")
+        raise DataError(f"{key}={given!r} names columns {duplicated} more than once")
     return df

@@ -18,14 +18,14 @@ EXPERIMENT_NAME_ENV = "MLFLOW_EXPERIMENT_NAME"
 
 
 def log_keras_model(
-    uri: str, run_id: str, experiment_id: str, model: Any, input_example: Any, transform: Any = None
+    uri: str, run_id: str, experiment_id: str, model: Any, input_example: Any, encoding: Any = None
 ) -> str:
     """Log ``model`` (with signature and input example) to run ``run_id``; its model URI.
 
-    With ``transform`` (a fitted scikit-learn transformer), the logged model takes raw rows
-    (``input_example`` is a few of them, a DataFrame) and applies the transform first: see
-    :func:`log_raw_rows_model`. Else the inference graph is logged uncompiled, so it loads
-    anywhere without losslab's (or the user's) custom loss. ``mlflow.keras.log_model`` writes
+    With ``encoding`` (plain parameters, :mod:`losslab.tracking.raw_rows_model`), the logged
+    model takes raw rows (``input_example`` is a few of them, a DataFrame) and encodes them
+    first: see :func:`log_raw_rows_model`. Else the inference graph is logged uncompiled, so it
+    loads anywhere without losslab's (or the user's) custom loss. ``mlflow.keras.log_model`` writes
     the input example before creating its folder and fails, so the TensorFlow flavour is used.
     The signature's output comes from calling the model on the example, not ``predict``,
     which traces a predict function for a few rows.
@@ -34,8 +34,8 @@ def log_keras_model(
     import mlflow.tensorflow
     from mlflow.models import infer_signature
 
-    if transform is not None:
-        return log_raw_rows_model(uri, run_id, experiment_id, model, input_example, transform)
+    if encoding is not None:
+        return log_raw_rows_model(uri, run_id, experiment_id, model, input_example, encoding)
     inference = keras.Model(model.inputs, model.outputs, name=model.name)
     rows = keras.tree.map_structure(np.asarray, input_example)  # a DataFrame as its array
     output = keras.ops.convert_to_numpy(model(rows, training=False))
@@ -53,26 +53,28 @@ def log_keras_model(
 
 
 def log_raw_rows_model(
-    uri: str, run_id: str, experiment_id: str, model: Any, example: Any, transform: Any
+    uri: str, run_id: str, experiment_id: str, model: Any, example: Any, encoding: dict
 ) -> str:
     """A pyfunc model that takes raw rows (a DataFrame with the example's columns) and answers
-    the Keras model's probabilities on ``transform``'s output. Its code is
+    the Keras model's probabilities on their ``encoding``. Its code is
     :mod:`losslab.tracking.raw_rows_model` (MLflow's models from code: nothing pickled); the
-    Keras model and the transform (a skops file, loaded trusting scikit-learn's types only)
-    are its artifacts. Every column of the signature is optional: a missing value is
+    Keras model and the encoding (JSON) are its artifacts. Plain parameters rather than the
+    fitted scikit-learn transform saved by skops: skops imports every scikit-learn module
+    (and PyTorch with it, where installed) to list the types it trusts, seconds at every
+    logging and every load. Every column of the signature is optional: a missing value is
     imputed, as in training."""
+    import json
     import tempfile
 
     import keras
     import mlflow.pyfunc
-    import skops.io
     from mlflow.models import Model, infer_signature
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import ColSpec, Schema
 
     from losslab.tracking import raw_rows_model
 
-    inputs = np.asarray(transform.transform(example), dtype=np.float32)
+    inputs = raw_rows_model.encode(example, encoding)
     output = keras.ops.convert_to_numpy(model(inputs, training=False)).astype(np.float64)
     with warnings.catch_warnings():  # integer columns: the file's own, kept as they are
         warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer")
@@ -82,10 +84,11 @@ def log_raw_rows_model(
     with tempfile.TemporaryDirectory() as folder:
         artifacts = {
             raw_rows_model.KERAS_MODEL: f"{folder}/model.keras",
-            raw_rows_model.TRANSFORM: f"{folder}/transform.skops",
+            raw_rows_model.ENCODING: f"{folder}/encoding.json",
         }
         model.save(artifacts[raw_rows_model.KERAS_MODEL])
-        skops.io.dump(transform, artifacts[raw_rows_model.TRANSFORM])
+        with open(artifacts[raw_rows_model.ENCODING], "w") as f:
+            json.dump(encoding, f)
         with _store(uri, experiment_id), quiet_progress(), _quiet_check():
             info = Model.log(
                 artifact_path=None,
@@ -96,7 +99,7 @@ def log_raw_rows_model(
                 artifacts=artifacts,
                 signature=signature,
                 input_example=example,
-                pip_requirements=requirements(("scikit-learn", "skops", "pandas")),
+                pip_requirements=requirements(("pandas",)),
             )
     return info.model_uri
 

@@ -77,17 +77,14 @@ def _model(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str
     if client.search_logged_models(experiment_ids=[experiment], filter_string=logged):
         return "models", 0  # logged by a replay that stopped before noting it
     model = load_keras_model(str(folder / item["file"]), compile=False)
-    if "transform" not in item:
+    if "encoding" not in item:
         log_keras_model(uri, run_id, experiment, model, np.load(folder / item["example"]))
         return "models", 1
     import pandas as pd
-    import skops.io
 
-    from losslab.tracking.raw_rows_model import TRUSTED
-
-    transform = skops.io.load(folder / item["transform"], trusted=TRUSTED)
+    encoding = json.loads((folder / item["encoding"]).read_text())
     example = pd.read_parquet(folder / item["example"])
-    log_keras_model(uri, run_id, experiment, model, example, transform)
+    log_keras_model(uri, run_id, experiment, model, example, encoding)
     return "models", 1
 
 

@@ -91,26 +91,24 @@ class Spill:
             }
         )
 
-    def model(self, model: Any, input_example: Any, transform: Any = None) -> None:
-        """The Keras file and the example; with ``transform``, its skops file and the raw
-        example rows as Parquet (their column types kept), for a model taking raw rows."""
+    def model(self, model: Any, input_example: Any, encoding: Any = None) -> None:
+        """The Keras file and the example; with ``encoding``, it as JSON and the raw example
+        rows as Parquet (their column types kept), for a model taking raw rows."""
         import numpy as np
 
         model.save(self.folder / "model.keras")
-        if transform is None:
+        if encoding is None:
             np.save(self.folder / "input_example.npy", np.asarray(input_example))
             self._append({"kind": "model", "file": "model.keras", "example": "input_example.npy"})
             return
-        import skops.io
-
-        skops.io.dump(transform, self.folder / "transform.skops")
+        (self.folder / "encoding.json").write_text(json.dumps(encoding))
         input_example.to_parquet(self.folder / "input_example.parquet")
         self._append(
             {
                 "kind": "model",
                 "file": "model.keras",
                 "example": "input_example.parquet",
-                "transform": "transform.skops",
+                "encoding": "encoding.json",
             }
         )
 

@@ -16,7 +16,6 @@ class DataSource(Choice):
     digits_pair = "digits_pair"
     image_pair = "image_pair"
     image_classes = "image_classes"
-    creditcard = "creditcard"
     synthetic_fraud = "synthetic_fraud"
     imdb = "imdb"
     multilabel = "multilabel"
@@ -139,30 +138,6 @@ class ImageClassesConfig(DataConfig):
 
 
 @dataclass
-class CreditCardConfig(DataConfig):
-    """Kaggle's credit-card CSV (plain or .gz): V1..V28 and log(Amount), standardised on
-    training data and clipped to +-``clip``. ``fallback``: the source used when ``path`` is
-    not given (null: a missing path is an error)."""
-
-    source: DataSource = DataSource.creditcard
-    path: str | None = None
-    max_rows: int | None = None
-    clip: float = 5.0
-    fallback: DataSource | None = None
-
-    def check(self) -> None:
-        at_least("data.max_rows", self.max_rows, 1, allow_none=True)
-        positive("data.clip", self.clip)
-        if self.fallback is not None and self.fallback not in FALLBACK_SOURCES:
-            raise ConfigError(
-                f"data.fallback={self.fallback} is not allowed; choose one of "
-                f"{[str(s) for s in FALLBACK_SOURCES]} (they need no file) or null"
-            )
-        if not self.path and self.fallback is None:
-            raise ConfigError("data.path is missing; give the credit-card CSV (plain or .gz)")
-
-
-@dataclass
 class SyntheticFraudConfig(DataConfig):
     """scikit-learn ``make_classification`` with the fraud data's balance."""
 
@@ -227,6 +202,9 @@ class TableConfig(DataConfig):
     booleans are categories; a string column with more than ``max_categories`` values is
     refused (free text or an id). ``allow_perfect_feature``: train although one feature
     alone separates the training classes (else refused: a label in disguise).
+    ``log_columns``: log(x + 0.001) before standardising; ``clip``: standardised numbers
+    clipped to +-clip; ``class_names``: shown instead of the label's values; ``fallback``: the
+    source used when ``path`` is not given (the credit-card preset's synthetic stand-in).
     """
 
     source: DataSource = DataSource.table
@@ -245,9 +223,18 @@ class TableConfig(DataConfig):
     max_categories: int = 100
     max_rows: int | None = None
     allow_perfect_feature: bool = False
+    log_columns: list[str] = field(default_factory=list)
+    clip: float | None = None
+    class_names: list[str] | None = None
+    fallback: DataSource | None = None
 
     def check(self) -> None:
-        if not self.path:
+        if self.fallback is not None and self.fallback not in FALLBACK_SOURCES:
+            raise ConfigError(
+                f"data.fallback={self.fallback} is not allowed; choose one of "
+                f"{[str(s) for s in FALLBACK_SOURCES]} (they need no file) or null"
+            )
+        if not self.path and self.fallback is None:
             raise ConfigError("data.path is missing; give the table: data.path=<file>")
         if (self.label is None) == (self.labels is None):
             raise ConfigError(
@@ -271,13 +258,13 @@ class TableConfig(DataConfig):
         at_least("data.category_levels", self.category_levels, 0)
         at_least("data.max_categories", self.max_categories, 2)
         at_least("data.max_rows", self.max_rows, 1, allow_none=True)
+        positive("data.clip", self.clip, allow_none=True)
 
 
 SCHEMAS: dict[DataSource, type[DataConfig]] = {
     DataSource.digits_pair: DigitsPairConfig,
     DataSource.image_pair: ImagePairConfig,
     DataSource.image_classes: ImageClassesConfig,
-    DataSource.creditcard: CreditCardConfig,
     DataSource.synthetic_fraud: SyntheticFraudConfig,
     DataSource.imdb: ImdbConfig,
     DataSource.multilabel: MultilabelConfig,
@@ -290,5 +277,9 @@ def fallback_config(cfg: DataConfig, source: DataSource) -> DataConfig:
     splits, ``clip``) and its own defaults for the rest."""
     schema = SCHEMAS[source]
     own = {f.name for f in fields(schema)} - {"source", "path"}
-    shared = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in own}
+    shared = {
+        f.name: getattr(cfg, f.name)
+        for f in fields(cfg)
+        if f.name in own and getattr(cfg, f.name) is not None
+    }
     return schema(source=source, **shared)

@@ -28,8 +28,8 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     seed = data_seed(cfg, seed)
     if getattr(cfg, "fallback", None) and not cfg.path:
         log.warning(
-            "data.path is not set: no credit-card CSV to read, so data.fallback=%s is used "
-            "instead (give data.path=.../creditcard.csv.gz for the real data)",
+            "data.path is not set: no table to read, so data.fallback=%s is used instead "
+            "(give data.path=<file>, e.g. .../creditcard.csv.gz, for the real data)",
             cfg.fallback,
         )
         cfg = fallback_config(cfg, cfg.fallback)
@@ -41,7 +41,6 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         "digits_pair": lambda: digits.load_pair(cfg, seed),
         "image_pair": lambda: images.load_pair(cfg, seed),
         "image_classes": lambda: images.load_classes(cfg, seed),
-        "creditcard": lambda: tabular.load_creditcard(cfg, seed, root),
         "synthetic_fraud": lambda: tabular.load_synthetic_fraud(cfg, seed),
         "imdb": lambda: text.load_imdb(cfg, seed, root),
         "multilabel": lambda: multilabel.load_multilabel(cfg, seed),

@@ -23,13 +23,21 @@ import pandas as pd
 
 from losslab.config.data import TableConfig, TableSplit
 from losslab.data import table_splits
-from losslab.data.dataset import Dataset, RawInputs
+from losslab.data.dataset import DataError, Dataset, RawInputs
 from losslab.data.splits import subsample
-from losslab.data.table_columns import Target, feature_columns, kinds, require, target
+from losslab.data.table_columns import (
+    Target,
+    check_finite,
+    feature_columns,
+    kinds,
+    require,
+    target,
+)
 from losslab.data.table_read import read_table
 
 log = logging.getLogger(__name__)
 EXAMPLE_ROWS = 5
+LOG_OFFSET = 0.001  # log(x + 0.001): a zero amount stays finite
 
 
 def encoder(numbers: list[str], categories: list[str]):
@@ -57,15 +65,19 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def encoding_parameters(transform) -> dict:
+def encoding_parameters(transform, cfg: TableConfig) -> dict:
     """The fitted transform as plain parameters, in the format the logged model reads
     (:mod:`losslab.tracking.raw_rows_model`); the tests check both give the same inputs."""
     named = transform.named_transformers_
     spec: dict = {"numbers": {"columns": []}, "categories": []}
     if "numbers" in named:
         impute, scale = named["numbers"].steps[0][1], named["numbers"].steps[1][1]
+        columns = [str(c) for c in impute.feature_names_in_]
         spec["numbers"] = {
-            "columns": [str(c) for c in impute.feature_names_in_],
+            "columns": columns,
+            "log": [columns.index(c) for c in cfg.log_columns],
+            "log_offset": LOG_OFFSET,
+            "clip": cfg.clip,
             "fill": impute.statistics_.tolist(),
             "indicators": impute.indicator_.features_.tolist(),
             "mean": scale.mean_.tolist(),
@@ -104,8 +116,42 @@ def _split(df: pd.DataFrame, y: np.ndarray, cfg: TableConfig, seed: int, test: p
     return (df.iloc[keep], y[keep]), (df.iloc[val], y[val]), (test, y_test)
 
 
+def _logged(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with log(x + 0.001) in ``columns`` (the raw frame stays as it was)."""
+    return frame.assign(**{c: np.log(frame[c] + LOG_OFFSET) for c in columns})
+
+
+def _encode(cfg: TableConfig, train, val, test, kinds_: tuple[list[str], list[str]]):
+    """The transform fitted on the training rows, and the three splits' float32 inputs."""
+    numbers, categories = kinds_
+    columns = [*numbers, *categories]
+    not_numbers = [c for c in cfg.log_columns if c not in numbers]
+    if not_numbers:
+        raise DataError(f"data.log_columns={list(cfg.log_columns)}: {not_numbers} not numeric")
+    transform = encoder(numbers, categories)
+    parts = [_logged(part[columns], list(cfg.log_columns)) for part in (train, val, test)]
+    arrays = [transform.fit_transform(parts[0])] + [transform.transform(p) for p in parts[1:]]
+    if cfg.clip is not None:  # the numbers' block: numbers and their indicators
+        width = transform.output_indices_["numbers"].stop if numbers else 0
+        for x in arrays:
+            np.clip(x[:, :width], -cfg.clip, cfg.clip, out=x[:, :width])
+    return transform, [x.astype(np.float32) for x in arrays]
+
+
+def _class_names(cfg: TableConfig, tgt: Target) -> list[str]:
+    if cfg.class_names is None:
+        return tgt.class_names
+    if len(cfg.class_names) != len(tgt.class_names):
+        raise DataError(
+            f"data.class_names={list(cfg.class_names)}: the label gives "
+            f"{len(tgt.class_names)} classes ({tgt.class_names}); give one name each"
+        )
+    return list(cfg.class_names)
+
+
 def _check_test_file(test: pd.DataFrame, columns: list[str], tgt: Target, cfg: TableConfig):
     require(test, "data.test_path", [*columns, *tgt.columns], str(cfg.test_path))
+    check_finite(test, columns, str(cfg.test_path))
     return tgt.encode(test, str(cfg.test_path))
 
 
@@ -119,7 +165,9 @@ def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
     if cfg.test_path:
         test_file = read_table(cfg.test_path, root, cfg.encoding, "data.test_path")
     tgt = target(df, cfg, str(path))
-    columns = feature_columns(df, cfg, tgt.columns)
+    names = _class_names(cfg, tgt)
+    columns = feature_columns(df, cfg, tgt.columns, str(path))
+    check_finite(df, columns, str(path))
     y = tgt.encode(df, str(path))
     if cfg.max_rows is not None and cfg.max_rows < len(df):
         keep, _ = subsample(np.arange(len(df)), y, cfg.max_rows, seed)
@@ -129,9 +177,7 @@ def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
     y_test = y_test_file if y_test is None else y_test
     numbers, categories = kinds(train, columns, cfg)
     check_leaks(train[columns], y_train, numbers, categories, cfg.allow_perfect_feature)
-    transform = encoder(numbers, categories)
-    x_train = transform.fit_transform(train[columns]).astype(np.float32)
-    x_val, x_test = (transform.transform(part[columns]).astype(np.float32) for part in (val, test))
+    transform, (x_train, x_val, x_test) = _encode(cfg, train, val, test, (numbers, categories))
     log.info(
         "table %s: %d numeric, %d category columns -> %d inputs",
         path.name,
@@ -140,7 +186,7 @@ def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
         x_train.shape[1],
     )
     raw = RawInputs(
-        encoding_parameters(transform), train[columns].iloc[:EXAMPLE_ROWS], test[columns]
+        encoding_parameters(transform, cfg), train[columns].iloc[:EXAMPLE_ROWS], test[columns]
     )
     return Dataset(
         path.stem.split(".")[0],
@@ -151,6 +197,6 @@ def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
         y_val,
         x_test,
         y_test,
-        class_names=tgt.class_names,
+        class_names=names,
         raw=raw,
     )

@@ -102,18 +102,18 @@ def _multilabel(df: pd.DataFrame, columns: list[str], key: str) -> Target:
     return Target("multilabel", columns, columns, [])
 
 
-def feature_columns(df: pd.DataFrame, cfg: TableConfig, labels: list[str]) -> list[str]:
+def feature_columns(df: pd.DataFrame, cfg: TableConfig, labels: list[str], where: str) -> list[str]:
     """``features``, else every column but the labels, ``drop``, the time and group columns."""
     for key, name in (("time_column", cfg.time_column), ("group_column", cfg.group_column)):
         if name is not None:
-            require(df, f"data.{key}={name}", [name], "the table")
+            require(df, f"data.{key}={name}", [name], where)
     if cfg.features is not None:
-        require(df, f"data.features={list(cfg.features)}", list(cfg.features), "the table")
+        require(df, "data.features", list(cfg.features), where)
         clash = [c for c in cfg.features if c in labels]
         if clash:
             raise DataError(f"data.features={list(cfg.features)}: {clash} is the label")
         return list(cfg.features)
-    require(df, f"data.drop={list(cfg.drop)}", list(cfg.drop), "the table")
+    require(df, f"data.drop={list(cfg.drop)}", list(cfg.drop), where)
     skip = {*labels, *cfg.drop, cfg.time_column, cfg.group_column}
     columns = [c for c in df.columns if c not in skip]
     if not columns:
@@ -136,6 +136,7 @@ def kinds(df: pd.DataFrame, columns: list[str], cfg: TableConfig) -> tuple[list[
             continue
         levels = column.nunique()
         if not numeric:
+            _refuse_numbers_with_text(column, name, levels, cfg.max_categories)
             _refuse_id(column, name, len(df), levels)
             if levels > cfg.max_categories:
                 raise DataError(
@@ -148,6 +149,34 @@ def kinds(df: pd.DataFrame, columns: list[str], cfg: TableConfig) -> tuple[list[
         many = numeric and (levels > cfg.category_levels or not integral)
         (numbers if many else categories).append(name)
     return numbers, categories
+
+
+def check_finite(df: pd.DataFrame, columns: list[str], where: str) -> None:
+    """No number column holds inf (a blank is imputed; inf would be standardised to NaN)."""
+    for name in columns:
+        column = df[name]
+        if pd.api.types.is_float_dtype(column):
+            infinite = int(np.isinf(column.to_numpy(np.float64)).sum())
+            if infinite:
+                raise DataError(
+                    f"data.features: column {name!r} of {where} holds inf in {infinite} rows; "
+                    "numbers must be finite (a blank value is imputed)"
+                )
+
+
+def _refuse_numbers_with_text(column: pd.Series, name: str, levels: int, most: int) -> None:
+    """A column of many values that are nearly all numbers: a typo, not a category."""
+    if levels <= most:
+        return
+    values = pd.Series(column.dropna().unique()[:SAMPLE])
+    parsed = pd.to_numeric(values, errors="coerce")
+    if parsed.notna().mean() >= 0.9:
+        bad = values[parsed.isna()].tolist()[:3]
+        shown = f" {bad}" if bad else ""
+        raise DataError(
+            f"data.features: column {name!r} holds numbers and text{shown}; fix those values "
+            "or leave them blank (a blank is imputed)"
+        )
 
 
 def _refuse_id(column: pd.Series, name: str, n: int, levels: int | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +46,9 @@ def read_table(given: str, root: Path, encoding: str, key: str = "data.path") ->
     if df.empty:
         raise DataError(f"{key}={given!r} holds no rows")
     df.columns = [str(c) for c in df.columns]
-    duplicated = sorted({c for c in df.columns if list(df.columns).count(c) > 1})
+    columns = set(df.columns)
+    mangled = {c.rsplit(".", 1)[0] for c in columns if re.fullmatch(r".+\.\d+", c)}
+    duplicated = sorted(mangled & columns)  # pandas reads a second "x" as "x.1"
     if duplicated:
         raise DataError(f"{key}={given!r} names columns {duplicated} more than once")
     return df

@@ -76,8 +76,8 @@ def check_counts(y: np.ndarray, keep: np.ndarray, out: np.ndarray, need: int, pa
         key = "data.min_val_minority" if part == "validation" else "data.test_fraction"
         raise DataError(
             f"{key}: {part} and training each need at least {need} rows of every class, but "
-            f"{'; '.join(short)}; lower data.min_val_minority, change data.{part[:4]}_fraction "
-            "or the split, or add rows"
+            f"{'; '.join(short)}; lower data.min_val_minority, change "
+            f"data.{'val' if part == 'validation' else 'test'}_fraction or the split, or add rows"
         )
 
 

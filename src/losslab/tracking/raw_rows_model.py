@@ -8,10 +8,12 @@ no scikit-learn, so the logged model needs neither.
 
 The encoding, as a source writes it (``losslab.data.table.encoding_parameters``, from the
 scikit-learn transform fitted on the training rows), in output column order:
-``numbers``: columns, ``fill`` (the imputed value of each), ``indicators`` (positions, in
-``columns``, of those that get a missing-value indicator), ``mean`` and ``scale`` (over the
-numbers, then the indicators); ``categories``: ``[column, values]`` pairs, ``null`` among the
-values standing for a missing one. A value never seen in training encodes as all zeros.
+``numbers``: columns, ``log`` (positions, in ``columns``, of those taken as log(x +
+``log_offset``) first), ``fill`` (the imputed value of each), ``indicators`` (positions of
+those that get a missing-value indicator), ``mean`` and ``scale`` (over the numbers, then the
+indicators), ``clip`` (null, or the bound of the standardised values); ``categories``:
+``[column, values]`` pairs, ``null`` among the values standing for a missing one. A value
+never seen in training encodes as all zeros.
 """
 
 from __future__ import annotations
@@ -27,12 +29,16 @@ ENCODING = "encoding"
 
 
 def numbers(frame: pd.DataFrame, spec: dict) -> np.ndarray:
-    """Imputed, missing-value indicators beside them, standardised."""
+    """Logged where asked, imputed, missing-value indicators beside them, standardised,
+    clipped where asked."""
     x = frame[spec["columns"]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    logged = spec["log"]
+    x[:, logged] = np.log(x[:, logged] + spec["log_offset"])
     missing = np.isnan(x)
     x = np.where(missing, np.asarray(spec["fill"], np.float64), x)
     both = np.hstack([x, missing[:, spec["indicators"]].astype(np.float64)])
-    return (both - np.asarray(spec["mean"])) / np.asarray(spec["scale"])
+    z = (both - np.asarray(spec["mean"])) / np.asarray(spec["scale"])
+    return z if spec["clip"] is None else np.clip(z, -spec["clip"], spec["clip"])
 
 
 def one_hot(column: pd.Series, values: list) -> np.ndarray:

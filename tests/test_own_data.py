@@ -45,8 +45,9 @@ def table_config(path, **settings) -> TableConfig:
 
 
 def test_a_table_trains_and_its_logged_model_answers_raw_rows(tmp_path, store):
-    """Strings, missing values, a time split: the logged model, given the job's own raw test
-    rows, answers the job's test probabilities; an unseen category and nulls are answered."""
+    """Strings, missing values, a logged and a clipped column, a time split: the logged
+    model, given the job's own raw test rows, answers the job's test probabilities; an unseen
+    category and nulls are answered."""
     path = write(churn_table(), tmp_path)
     cfg = compose(
         tmp_path,
@@ -54,6 +55,8 @@ def test_a_table_trains_and_its_logged_model_answers_raw_rows(tmp_path, store):
         f"data.path={path}",
         "data.split=time",
         "data.time_column=day",
+        "data.log_columns=[usage]",
+        "data.clip=2.5",
         "trainer.epochs=2",
         "tracking.log_model=true",
     )

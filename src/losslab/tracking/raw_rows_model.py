@@ -31,7 +31,7 @@ ENCODING = "encoding"
 def numbers(frame: pd.DataFrame, spec: dict) -> np.ndarray:
     """Logged where asked, imputed, missing-value indicators beside them, standardised,
     clipped where asked."""
-    x = frame[spec["columns"]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    x = frame[spec["columns"]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64, copy=True)
     logged = spec["log"]
     x[:, logged] = np.log(x[:, logged] + spec["log_offset"])
     missing = np.isnan(x)

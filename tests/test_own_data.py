@@ -115,6 +115,18 @@ def test_a_label_with_four_values_is_a_multiclass_task(tmp_path):
     assert all(min(counts) >= 10 for counts in ds.class_counts().values())
 
 
+def test_a_multiclass_table_trains_and_its_model_answers_one_probability_per_class(tmp_path, store):
+    path = write(churn_table(900), tmp_path)
+    overrides = ["data=table", f"data.path={path}", "data.label=region", "data.drop=[customer,day]"]
+    more = ["loss=categorical_ce", "objective=val_macro_f1", "tracking.log_model=true"]
+    cfg = compose(tmp_path, *overrides, *more)
+    result = train(cfg)
+    store(cfg.tracking.uri)
+    served = mlflow.pyfunc.load_model(result.model_uri).predict(result.dataset.raw.test)
+    assert served.shape == (len(result.dataset.y_test), 4)
+    np.testing.assert_allclose(served, result.evaluation.p_test, atol=1e-6)
+
+
 def test_several_label_columns_are_a_multilabel_task(tmp_path):
     df = churn_table(900).assign(
         a=lambda d: (d.usage.fillna(0) > 30).astype(int), b=lambda d: (d.tenure > 50).astype(int)

@@ -137,6 +137,10 @@ def main() -> None:
         f"| `python train.py data=table ...`: start to first batch | {median(ours):.2f} | "
         f"{median(peaks):.0f} |",
         f"| **ratio** | **{median(ours) / base:.2f}** | |",
+        "",
+        "Each repetition, baseline (read + epoch) against losslab, seconds: "
+        + ", ".join(f"{r + e:.1f} vs {o:.1f}" for r, e, o in zip(reads, epochs, ours, strict=True))
+        + ".",
     ]
     publish("table-load", lines, args)
 

@@ -78,14 +78,16 @@ def test_a_direction_outside_its_set_is_refused_with_the_choices(tmp_path, overr
         ("mnist_9v4", "ImagePairConfig"),
         ("fashion_mnist_9v4", "ImagePairConfig"),
         ("fashion_mnist", "ImageClassesConfig"),
-        ("creditcard", "CreditCardConfig"),
+        ("creditcard", "TableConfig"),
+        ("table", "TableConfig"),
         ("synthetic_fraud", "SyntheticFraudConfig"),
         ("imdb", "ImdbConfig"),
         ("multilabel", "MultilabelConfig"),
     ],
 )
 def test_each_data_option_is_bound_to_its_sources_schema(tmp_path, option, schema):
-    extra = ["data.path=cards.csv"] if option == "creditcard" else []
+    extra = {"creditcard": ["data.path=cards.csv"], "table": ["data.path=t.csv", "data.label=y"]}
+    extra = extra.get(option, [])
     conf = to_objects(compose(tmp_path, f"data={option}", *extra, "loss=bce"))
     assert type(conf.data).__name__ == schema
     with pytest.raises(ConfigCompositionException) as err:  # a key only another source reads

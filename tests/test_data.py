@@ -8,12 +8,14 @@ import shutil
 import numpy as np
 import pytest
 
+from losslab.config import to_objects
 from losslab.config.data import SCHEMAS, DataConfig, DataSource
 from losslab.data import DataError, load
 from tests.helpers import (
     CREDITCARD,
     FASHION_DIR,
     MNIST_DIR,
+    compose,
     needs_creditcard,
     needs_fashion,
     needs_mnist,
@@ -142,8 +144,10 @@ def test_image_folder_with_wrong_shape_is_rejected(tmp_path):
 
 
 @needs_creditcard
-def test_creditcard_real_file_subsample():
-    ds = load(data_config(source="creditcard", path=str(CREDITCARD), max_rows=40000), seed=0)
+def test_creditcard_real_file_subsample(tmp_path):
+    overrides = ["data=creditcard", f"data.path={CREDITCARD}", "data.max_rows=40000"]
+    conf = to_objects(compose(tmp_path, *overrides))
+    ds = load(conf.data, seed=0)
     assert ds.input_shape == (29,)  # Time and Class dropped
     n = len(ds.y_train) + len(ds.y_val) + len(ds.y_test)
     assert n == 40000

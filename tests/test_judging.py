@@ -135,7 +135,7 @@ def test_the_objective_follows_its_configured_direction_and_unknown_names_need_o
     assert objectives.direction_of("val_fn") == "minimize"
 
 
-@pytest.mark.parametrize("source, augment", [("image_pair", True), ("creditcard", False)])
+@pytest.mark.parametrize("source, augment", [("image_pair", True), ("table", False)])
 def test_remedy_parameters_are_suggested_only_under_their_remedy(source, augment):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     config = OmegaConf.create({"data": {"source": source}})

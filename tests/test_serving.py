@@ -26,12 +26,12 @@ CHAMPION = "models:/losslab@champion"
 
 
 @contextlib.contextmanager
-def model_server(tmp_path: Path, uri: str) -> Iterator[str]:
-    """``mlflow models serve`` of the champion on 127.0.0.1, as the README starts it."""
+def model_server(tmp_path: Path, uri: str, model: str = CHAMPION) -> Iterator[str]:
+    """``mlflow models serve`` of ``model`` (the champion) on 127.0.0.1, as the README starts it."""
     port = free_port()
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - the server writes it
     proc = subprocess.Popen(
-        ["mlflow", "models", "serve", "-m", CHAMPION, "--env-manager", "local"]
+        ["mlflow", "models", "serve", "-m", model, "--env-manager", "local"]
         + ["-h", "127.0.0.1", "-p", str(port)],
         cwd=tmp_path,
         env={**os.environ, "MLFLOW_TRACKING_URI": uri},

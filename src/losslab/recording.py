@@ -147,6 +147,7 @@ class RunEnd:
     epochs_run: Sequence[int]  # per fold
     best_epochs: Sequence[int]  # per fold
     example: Any  # the logged model's input example
+    raw: Any = None  # data.RawInputs of a source that encodes raw rows (a table)
 
 
 def record_end(tracked, conf: TrainConfig, end: RunEnd) -> None:
@@ -171,7 +172,10 @@ def record_end(tracked, conf: TrainConfig, end: RunEnd) -> None:
     tracked.set_tags({tag_keys.OBJECTIVE: ",".join(conf.objectives)})
     _record_evaluation(tracked, conf, end)
     if conf.tracking.log_model:
-        tracked.log_model(end.model, end.example)
+        if end.raw is None:
+            tracked.log_model(end.model, end.example)
+        else:  # the model takes the table's own rows and encodes them itself
+            tracked.log_model(end.model, end.raw.example, end.raw.encoding)
 
 
 def _record_evaluation(tracked, conf: TrainConfig, end: RunEnd) -> None:

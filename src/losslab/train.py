@@ -465,6 +465,7 @@ def _run_end(setup: Setup, fits: Sequence[FoldFit], result: Result) -> recording
         epochs_run=[len(f.history["loss"]) for f in fits],
         best_epochs=[f.best_epoch for f in fits],
         example=setup.ds.x_train[:5],
+        raw=setup.ds.raw,  # a source that encodes raw rows: the logged model takes them
     )
 
 

@@ -17,7 +17,6 @@ class DataSource(Choice):
     digits_pair = "digits_pair"
     image_pair = "image_pair"
     image_classes = "image_classes"
-    creditcard = "creditcard"
     synthetic_fraud = "synthetic_fraud"
     imdb = "imdb"
     multilabel = "multilabel"
@@ -25,6 +24,7 @@ class DataSource(Choice):
     text_table = "text_table"
     arrays = "arrays"
     custom = "custom"
+    table = "table"
 
 
 class ImageDataset(Choice):
@@ -153,30 +153,6 @@ class ImageClassesConfig(DataConfig):
 
     def check(self) -> None:
         at_least("data.max_train", self.max_train, 1, allow_none=True)
-
-
-@dataclass
-class CreditCardConfig(DataConfig):
-    """Kaggle's credit-card CSV (plain or .gz): V1..V28 and log(Amount), standardised on
-    training data and clipped to +-``clip``. ``fallback``: the source used when ``path`` is
-    not given (null: a missing path is an error)."""
-
-    source: DataSource = DataSource.creditcard
-    path: str | None = None
-    max_rows: int | None = None
-    clip: float = 5.0
-    fallback: DataSource | None = None
-
-    def check(self) -> None:
-        at_least("data.max_rows", self.max_rows, 1, allow_none=True)
-        positive("data.clip", self.clip)
-        if self.fallback is not None and self.fallback not in FALLBACK_SOURCES:
-            raise ConfigError(
-                f"data.fallback={self.fallback} is not allowed; choose one of "
-                f"{[str(s) for s in FALLBACK_SOURCES]} (they need no file) or null"
-            )
-        if not self.path and self.fallback is None:
-            raise ConfigError("data.path is missing; give the credit-card CSV (plain or .gz)")
 
 
 @dataclass
@@ -311,11 +287,86 @@ class CustomDataConfig(DataConfig):
         _required("_target_", self._target_, "give an import path, e.g. mypkg.data.load")
 
 
+class TableSplit(Choice):
+    random = "random"  # stratified (by data.group_column's groups when given), seeded
+    time = "time"  # by data.time_column: train on the past, validate after it, test last
+
+
+@dataclass
+class TableConfig(DataConfig):
+    """The user's own table (CSV, also .gz/.zip; Parquet; Feather), one row per sample.
+
+    ``label``: the class column (two values: binary, ``positive`` the minority, by default the
+    rarer value; more: one class per value), or ``labels``: several 0/1 columns (multi-label).
+    Features: ``features``, else every other column but ``drop`` (and the time and group
+    columns). ``test_path``: a separate test file, else ``test_fraction`` is split off as
+    ``split`` says. Integer columns with at most ``category_levels`` values, strings and
+    booleans are categories; a string column with more than ``max_categories`` values is
+    refused (free text or an id). ``allow_perfect_feature``: train although one feature
+    alone separates the training classes (else refused: a label in disguise).
+    ``log_columns``: log(x + 0.001) before standardising; ``clip``: standardised numbers
+    clipped to +-clip; ``class_names``: shown instead of the label's values; ``fallback``: the
+    source used when ``path`` is not given (the credit-card preset's synthetic stand-in).
+    """
+
+    source: DataSource = DataSource.table
+    path: str | None = None
+    label: str | None = None
+    labels: list[str] | None = None
+    positive: str | None = None
+    features: list[str] | None = None
+    drop: list[str] = field(default_factory=list)
+    test_path: str | None = None
+    split: TableSplit = TableSplit.random
+    time_column: str | None = None
+    group_column: str | None = None
+    encoding: str = "utf-8"
+    category_levels: int = 10
+    max_categories: int = 100
+    max_rows: int | None = None
+    allow_perfect_feature: bool = False
+    log_columns: list[str] = field(default_factory=list)
+    clip: float | None = None
+    class_names: list[str] | None = None
+    fallback: DataSource | None = None
+
+    def check(self) -> None:
+        if self.fallback is not None and self.fallback not in FALLBACK_SOURCES:
+            raise ConfigError(
+                f"data.fallback={self.fallback} is not allowed; choose one of "
+                f"{[str(s) for s in FALLBACK_SOURCES]} (they need no file) or null"
+            )
+        if not self.path and self.fallback is None:
+            raise ConfigError("data.path is missing; give the table: data.path=<file>")
+        if (self.label is None) == (self.labels is None):
+            raise ConfigError(
+                f"data.label={self.label!r}, data.labels={self.labels!r}: give one, the class "
+                "column (data.label=<column>) or several 0/1 columns (data.labels=[a,b])"
+            )
+        if self.features is not None and self.drop:
+            raise ConfigError(
+                f"data.drop={self.drop} with data.features: give one, the columns to use or "
+                "the columns to leave out"
+            )
+        if self.split == TableSplit.time and not self.time_column:
+            raise ConfigError("data.split=time needs data.time_column=<column>")
+        if self.folds > 1 and (self.split == TableSplit.time or self.group_column):
+            raise ConfigError(
+                f"data.folds={self.folds}: folds would mix times or groups across training "
+                "and validation; use data.folds=1 with data.split=time or data.group_column"
+            )
+        if self.val_split == ValSplit.tail:
+            raise ConfigError("data.val_split=tail is not allowed for tables; use data.split")
+        at_least("data.category_levels", self.category_levels, 0)
+        at_least("data.max_categories", self.max_categories, 2)
+        at_least("data.max_rows", self.max_rows, 1, allow_none=True)
+        positive("data.clip", self.clip, allow_none=True)
+
+
 SCHEMAS: dict[DataSource, type[DataConfig]] = {
     DataSource.digits_pair: DigitsPairConfig,
     DataSource.image_pair: ImagePairConfig,
     DataSource.image_classes: ImageClassesConfig,
-    DataSource.creditcard: CreditCardConfig,
     DataSource.synthetic_fraud: SyntheticFraudConfig,
     DataSource.imdb: ImdbConfig,
     DataSource.multilabel: MultilabelConfig,
@@ -323,6 +374,7 @@ SCHEMAS: dict[DataSource, type[DataConfig]] = {
     DataSource.text_table: TextTableConfig,
     DataSource.arrays: ArraysConfig,
     DataSource.custom: CustomDataConfig,
+    DataSource.table: TableConfig,
 }
 
 
@@ -344,5 +396,9 @@ def fallback_config(cfg: DataConfig, source: DataSource) -> DataConfig:
     splits, ``clip``) and its own defaults for the rest."""
     schema = SCHEMAS[source]
     own = {f.name for f in fields(schema)} - {"source", "path"}
-    shared = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name in own}
+    shared = {
+        f.name: getattr(cfg, f.name)
+        for f in fields(cfg)
+        if f.name in own and getattr(cfg, f.name) is not None
+    }
     return schema(source=source, **shared)

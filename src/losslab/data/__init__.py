@@ -30,6 +30,7 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         image_folder,
         images,
         multilabel,
+        table,
         tabular,
         text,
     )
@@ -37,8 +38,8 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     seed = data_seed(cfg, seed)
     if getattr(cfg, "fallback", None) and not cfg.path:
         log.warning(
-            "data.path is not set: no credit-card CSV to read, so data.fallback=%s is used "
-            "instead (give data.path=.../creditcard.csv.gz for the real data)",
+            "data.path is not set: no table to read, so data.fallback=%s is used instead "
+            "(give data.path=<file>, e.g. .../creditcard.csv.gz, for the real data)",
             cfg.fallback,
         )
         cfg = fallback_config(cfg, cfg.fallback)
@@ -50,7 +51,6 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         "digits_pair": lambda: digits.load_pair(cfg, seed),
         "image_pair": lambda: images.load_pair(cfg, seed),
         "image_classes": lambda: images.load_classes(cfg, seed),
-        "creditcard": lambda: tabular.load_creditcard(cfg, seed, root),
         "synthetic_fraud": lambda: tabular.load_synthetic_fraud(cfg, seed),
         "imdb": lambda: text.load_imdb(cfg, seed, root),
         "multilabel": lambda: multilabel.load_multilabel(cfg, seed),
@@ -58,6 +58,7 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         "text_table": lambda: text.load_text_table(cfg, seed, root),
         "arrays": lambda: arrays.load_arrays(cfg, seed, root),
         "custom": lambda: custom.load_custom(cfg, seed),
+        "table": lambda: table.load_table(cfg, seed, root),
     }
     return loaders[cfg.source]()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,18 @@ class ModelShape:
 
 
 @dataclass
+class RawInputs:
+    """How the source's raw rows become the model's inputs, so the logged model can take raw
+    rows: the encoding fitted on the training split as plain parameters (the format
+    :mod:`losslab.tracking.raw_rows_model` reads), a few raw training rows as the input
+    example, and the raw test rows."""
+
+    encoding: dict[str, Any]
+    example: Any  # a pandas DataFrame with the original column names and types
+    test: Any
+
+
+@dataclass
 class Dataset:
     """Train, validation and test arrays with their class names.
 
@@ -44,6 +57,8 @@ class Dataset:
     class_names: list[str] = field(default_factory=list)
     # (height, width, channels) of flattened images, for convolutions and augmentation
     image_shape: tuple[int, ...] | None = None
+    # raw rows in, model inputs out: sources that encode their rows (tables) set it
+    raw: RawInputs | None = None
 
     def __post_init__(self) -> None:
         check(self)

@@ -78,7 +78,14 @@ def _model(client, run_id: str, folder: Path, item: dict, uri: str) -> tuple[str
     if client.search_logged_models(experiment_ids=[experiment], filter_string=logged):
         return "models", 0  # logged by a replay that stopped before noting it
     model = load_inference_model(str(folder / item["file"]))
-    log_keras_model(uri, run_id, experiment, model, np.load(folder / item["example"]))
+    if "encoding" not in item:
+        log_keras_model(uri, run_id, experiment, model, np.load(folder / item["example"]))
+        return "models", 1
+    import pandas as pd
+
+    encoding = json.loads((folder / item["encoding"]).read_text())
+    example = pd.read_parquet(folder / item["example"])
+    log_keras_model(uri, run_id, experiment, model, example, encoding)
     return "models", 1
 
 

@@ -414,13 +414,15 @@ class TrackedRun:
     def log_yaml(self, data: Any, artifact_file: str) -> None:
         self.log_text(yaml.safe_dump(redact_tree(data), sort_keys=False), artifact_file)
 
-    def log_model(self, model, input_example) -> str | None:
-        """The model through MLflow's TensorFlow flavour, with signature and input example."""
+    def log_model(self, model, input_example, encoding=None) -> str | None:
+        """The model with signature and input example: through MLflow's TensorFlow flavour,
+        or, with ``encoding`` (of the raw rows ``input_example`` shows), as a model that takes
+        raw rows (:func:`losslab.tracking.model.log_raw_rows_model`)."""
 
         def online() -> str:
             self.model_uri = log_keras_model(
-                self.uri, self.run_id, self.experiment_id, model, input_example
+                self.uri, self.run_id, self.experiment_id, model, input_example, encoding
             )
             return self.model_uri
 
-        return self._call(online, lambda spill: spill.model(model, input_example))
+        return self._call(online, lambda spill: spill.model(model, input_example, encoding))

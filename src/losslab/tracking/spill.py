@@ -93,12 +93,26 @@ class Spill:
             }
         )
 
-    def model(self, model: Any, input_example: Any) -> None:
+    def model(self, model: Any, input_example: Any, encoding: Any = None) -> None:
+        """The Keras file and the example; with ``encoding``, it as JSON and the raw example
+        rows as Parquet (their column types kept), for a model taking raw rows."""
         import numpy as np
 
         model.save(self.folder / "model.keras")
-        np.save(self.folder / "input_example.npy", np.asarray(input_example))
-        self._append({"kind": "model", "file": "model.keras", "example": "input_example.npy"})
+        if encoding is None:
+            np.save(self.folder / "input_example.npy", np.asarray(input_example))
+            self._append({"kind": "model", "file": "model.keras", "example": "input_example.npy"})
+            return
+        (self.folder / "encoding.json").write_text(json.dumps(encoding))
+        input_example.to_parquet(self.folder / "input_example.parquet")
+        self._append(
+            {
+                "kind": "model",
+                "file": "model.keras",
+                "example": "input_example.parquet",
+                "encoding": "encoding.json",
+            }
+        )
 
     def status(self, status: str) -> None:
         self._append({"kind": "status", "status": status})
@@ -117,7 +131,7 @@ FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "model": {"file": str, "example": str},
     "status": {"status": str},
 }
-FILE_FIELDS = ("file", "example")
+FILE_FIELDS = ("file", "example", "encoding")
 STATUSES = ("FINISHED", "FAILED", "KILLED")
 
 

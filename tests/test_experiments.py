@@ -136,6 +136,7 @@ def test_fraud_tutorial_without_a_csv_falls_back_to_synthetic_data(tmp_path):
 
 
 def test_compare_names_a_missing_experiment(tmp_path):
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("mnist_9v4")
     proc = subprocess.run(
         [sys.executable, str(REPO / "pipelines" / "compare.py"), "--experiment", "nope"],
         cwd=tmp_path,
@@ -144,3 +145,4 @@ def test_compare_names_a_missing_experiment(tmp_path):
         timeout=120,
     )
     assert proc.returncode == 2 and "experiment='nope' does not exist" in proc.stderr
+    assert "'mnist_9v4'" in proc.stderr  # the experiments there are named

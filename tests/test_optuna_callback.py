@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import mlflow
 import optuna
@@ -138,3 +139,22 @@ def test_two_processes_on_one_storage_share_one_parent(tmp_path):
     parents, children = recorded(client, study)
     assert len(parents) == 1 and len(children) == 12
     assert_children_match(client, study, children)
+
+
+def readme_example() -> str:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = readme.split("```python\n")[1:]
+    return next(b.split("```")[0] for b in blocks if "from losslab.optuna import" in b)
+
+
+@pytest.mark.slow
+def test_the_readme_example_runs_as_written(tmp_path):
+    (tmp_path / "example.py").write_text(readme_example())
+    proc = subprocess.run(
+        [sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    study = optuna.load_study(study_name="quadratic", storage=f"sqlite:///{tmp_path}/optuna.db")
+    parents, children = recorded(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"), study)
+    assert len(parents) == 1 and len(children) == 20
+    assert parents[0].data.metrics["trials_pruned"] > 0

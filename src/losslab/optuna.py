@@ -33,7 +33,8 @@ import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+from mlflow.utils.validation import MAX_ENTITIES_PER_BATCH, MAX_TAG_VAL_LENGTH
+from mlflow.utils.validation import MAX_PARAMS_TAGS_PER_BATCH as LIMIT_PER_BATCH
 from optuna.trial import FrozenTrial, TrialState
 
 from losslab.search import report, storage
@@ -147,8 +148,7 @@ class MlflowCallback:
                 tag_keys.RUN_TYPE: "job",
             }
         )
-        name = str(self.mlflow_kwargs.get("run_name", number))
-        run = self.client.create_run(experiment_id, start_ms, tags, run_name=name)
+        run = self.client.create_run(experiment_id, start_ms, tags, run_name=self._name(number))
         return run.info.run_id
 
     # -- Optuna ---------------------------------------------------------------------------
@@ -168,10 +168,14 @@ class MlflowCallback:
             for step, v in trial.intermediate_values.items()
         ]
         params = [Param(k, str(v)) for k, v in trial.params.items()]
-        log_in_batches(self.client, run_id, metrics, params)
-        tags = self._tags(study, trial, run_id)
-        for i in range(0, len(tags), 100):
-            self.client.log_batch(run_id, tags=tags[i : i + 100])
+        tags = self._tags(study, trial)
+        fits = len(params) <= LIMIT_PER_BATCH and len(tags) <= LIMIT_PER_BATCH
+        if fits and len(metrics) + len(params) + len(tags) <= MAX_ENTITIES_PER_BATCH:
+            self.client.log_batch(run_id, metrics, params, tags)  # one request, as a rule
+        else:
+            log_in_batches(self.client, run_id, metrics, params)
+            for i in range(0, len(tags), LIMIT_PER_BATCH):
+                self.client.log_batch(run_id, tags=tags[i : i + LIMIT_PER_BATCH])
         status = _STATUS.get(trial.state, "FAILED")
         self.client.set_terminated(run_id, status, _ms(trial.datetime_complete))
 
@@ -188,9 +192,11 @@ class MlflowCallback:
             )
         return dict(zip(names_, values, strict=True))
 
-    def _tags(self, study: optuna.Study, trial: FrozenTrial, run_id: str) -> list[RunTag]:
+    def _name(self, number: int) -> str:
+        return str(self.mlflow_kwargs.get("run_name", number))
+
+    def _tags(self, study: optuna.Study, trial: FrozenTrial) -> list[RunTag]:
         outcome = _OUTCOME.get(trial.state, "FAILED")
-        name = self.client.get_run(run_id).info.run_name or str(trial.number)
         tags: dict[str, Any] = {
             "number": trial.number,
             "datetime_start": trial.datetime_start,
@@ -199,7 +205,7 @@ class MlflowCallback:
             "direction": ",".join(d.name for d in study.directions),
             **{f"{k}_distribution": v for k, v in trial.distributions.items()},
             tag_keys.OUTCOME: outcome.lower(),
-            MLFLOW_RUN_NAME: names.marked(name, outcome),
+            MLFLOW_RUN_NAME: names.marked(self._name(trial.number), outcome),
         }
         if self.tag_trial_user_attrs:
             tags.update(trial.user_attrs)
@@ -249,9 +255,8 @@ class MlflowCallback:
         ``optimize(catch=...)`` does not catch."""
         reason = f"{type(err).__name__}: {err}"
         self._note(trial, reason)
-        name = self.client.get_run(run_id).info.run_name or str(trial.number)
         tags = {tag_keys.OUTCOME: "failed", tag_keys.ERROR: reason[:5000]}
-        tags[MLFLOW_RUN_NAME] = names.marked(name, "FAILED")
+        tags[MLFLOW_RUN_NAME] = names.marked(self._name(trial.number), "FAILED")
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def report(self, study: optuna.Study) -> str:

@@ -157,3 +157,20 @@ def test_a_key_keeps_every_allowed_character_and_replaces_the_rest(path):
     for before, after in zip(path, key, strict=False):
         allowed = re.fullmatch(r"[A-Za-z0-9_\-.\s/]", before) is not None
         assert after == (before if allowed else "_")
+
+
+def test_a_store_away_spills_neptune_keys_and_replay_writes_them(tmp_path):
+    from losslab.tracking.replay import replay
+    from losslab.tracking.run import Liveness, RunStart, TrackedRun
+
+    uri, spill_dir = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "spill"
+    live = Liveness(spill_dir=spill_dir, start_offline="the store is down (test)")
+    with TrackedRun(uri, "from-neptune", RunStart(run_name="r"), live) as run:
+        fit(NeptuneCallback(run=run, log_on_batch=True))
+    run_id, _ = replay(spill_dir, uri)
+    client = MlflowClient(uri)
+    stored = client.get_run(run_id)
+    steps = len(client.get_metric_history(run_id, "training/validation/batch/loss"))
+    assert steps == EPOCHS * -(-N_VAL // VAL_BATCH)
+    assert "training/train/epoch/loss" in stored.data.metrics
+    assert stored.data.params["training/fit_params/epochs"] == str(EPOCHS)

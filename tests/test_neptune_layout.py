@@ -174,3 +174,13 @@ def test_a_store_away_spills_neptune_keys_and_replay_writes_them(tmp_path):
     assert steps == EPOCHS * -(-N_VAL // VAL_BATCH)
     assert "training/train/epoch/loss" in stored.data.metrics
     assert stored.data.params["training/fit_params/epochs"] == str(EPOCHS)
+
+
+def test_the_callback_stays_copyable_with_its_key_maps():
+    import copy
+
+    copied = copy.deepcopy(NeptuneCallback(base_namespace="a b", log_on_batch=True))
+    assert copied.layout.batch["pr auc@0.5"] == "a b/train/batch/pr auc_0.5"
+    assert copied.layout.batch["val_loss"] is None and copied.layout.batch["size"] is None
+    assert copied.layout.epoch["val_loss"] == "a b/validation/epoch/loss"
+    assert copied.layout.epoch["epoch_time_s"] is None

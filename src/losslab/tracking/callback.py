@@ -115,11 +115,11 @@ class MlflowLogger(keras.callbacks.Callback):
     def _log_layout_params(self) -> None:
         """The layout's params (Neptune's fit params and optimizer config); a run that has
         them from an earlier fit with other values keeps those (MLflow params never change)."""
+        if self.layout.namespace is None:  # losslab's layout: the caller logs its params
+            return
         optimizer = getattr(self.model, "optimizer", None)
         config = optimizer.get_config() if optimizer is not None else {}
         params = self.layout.params(self.params or {}, config)
-        if not params:
-            return
         from mlflow.exceptions import MlflowException
 
         try:

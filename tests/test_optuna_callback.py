@@ -19,6 +19,14 @@ from losslab.optuna import PARENT_ATTR, MlflowCallback
 STUDY = "quadratic"
 
 
+@pytest.fixture(autouse=True)
+def _own_tracking_uri():
+    """track_in_mlflow sets MLflow's tracking URI for the objective, as optuna-integration's
+    does; the tests after these get theirs back."""
+    yield
+    mlflow.set_tracking_uri(None)
+
+
 def objective(trial: optuna.Trial) -> float:
     """Pruned when an intermediate value is worse than the median; trial 5 fails."""
     x = trial.suggest_float("x", -10, 10)

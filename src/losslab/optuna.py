@@ -57,7 +57,10 @@ class MlflowCallback:
     ``experiment_id``, else MLflow's current experiment); ``mlflow_kwargs``: ``run_name``
     (the children's name, the trial number by default), ``tags`` (on every run),
     ``experiment_id``; ``metric_name``: the values' names (``value``, or ``value_0``, ... for
-    several); ``tag_trial_user_attrs`` / ``tag_study_user_attrs``: user attributes as tags."""
+    several); ``tag_trial_user_attrs`` / ``tag_study_user_attrs``: user attributes as tags.
+    The callback records through a client of its own; :meth:`track_in_mlflow` makes
+    ``tracking_uri`` MLflow's tracking URI (as optuna-integration's does), so the objective's
+    own logging goes to the same store."""
 
     def __init__(  # noqa: PLR0913 - optuna-integration's MLflowCallback's keywords
         self,

@@ -39,6 +39,7 @@ N, EPOCHS, BATCHES = 6049, 3, (64, 512)
 BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}  # backend: pip name
 RESULT = "RESULT "  # the line a backend's process answers with
 PUBLIC = "losslab.keras.MlflowLogger() in mlflow.start_run()"
+NEPTUNE = "losslab.keras.NeptuneCallback(log_on_batch=True) in mlflow.start_run()"
 IMPORTS = ("mlflow.keras", "losslab.keras", "losslab.tracking.session", "wandb", "neptune")
 
 
@@ -74,7 +75,11 @@ def main_rows(server_url: str) -> dict[str, tuple[rows.Row, str]]:
 
 
 def backend_rows() -> dict[str, tuple[rows.Row, str]]:
-    return {"no callback": (rows.no_callback, ""), PUBLIC: (rows.losslab_public, "in the store")}
+    return {
+        "no callback": (rows.no_callback, ""),
+        PUBLIC: (rows.losslab_public, "in the store"),
+        NEPTUNE: (rows.losslab_neptune, "in the store, Neptune's keys"),
+    }
 
 
 def workloads(folder: Path, uri: str) -> dict[int, rows.Workload]:

@@ -266,6 +266,18 @@ def losslab_public(work: Workload) -> Measured:
     return Measured(watch.seconds, stored_points(work.uri, run.info.run_id), expected)
 
 
+def losslab_neptune(work: Workload) -> Measured:
+    """``losslab.keras.NeptuneCallback(log_on_batch=True)`` in ``mlflow.start_run()``: the
+    Neptune row's points under neptune-exporter's keys, through the same writer."""
+    from losslab.keras import NeptuneCallback
+
+    model = build_model()
+    with fluent_run(work) as run, Stopwatch() as watch:
+        work.fit(model, [NeptuneCallback(log_on_batch=True, log_model_summary=False)])
+    expected = (work.steps + work.epochs) * BATCH_KEYS + work.epochs  # as Neptune's row
+    return Measured(watch.seconds, stored_points(work.uri, run.info.run_id), expected)
+
+
 def wandb_offline(work: Workload) -> Measured:
     """W&B's ``WandbMetricsLogger(log_freq="batch")`` in an offline run, ``finish`` timed."""
     require("wandb", "wandb")

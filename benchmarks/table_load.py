@@ -1,4 +1,4 @@
-"""Figure 9: a user's table, from the command's start to its first training batch.
+"""Figure 10: a user's table, from the command's start to its first training batch.
 
 A generated table (``--rows`` rows x 30 columns: 24 numeric with 2% missing, 4 string
 categories, one few-valued integer, the label; 2% positives) as CSV. Measured in one run:

@@ -90,7 +90,11 @@ def param_key(override_key: str) -> str:
     return override_key.lstrip("+~")
 
 
-def log_study_end(client: MlflowClient, run_id: str, study: optuna.Study) -> None:
+def log_study_end(
+    client: MlflowClient, run_id: str, study: optuna.Study, params: bool = True
+) -> None:
+    """The report; ``params=False`` leaves the best params as tags alone, for a parent that
+    reports again as its study goes on (MLflow params never change)."""
     states = [t.state.name for t in study.trials]
     for state in ("COMPLETE", "PRUNED", "FAIL"):
         client.log_metric(run_id, f"trials_{state.lower()}", states.count(state))
@@ -102,9 +106,10 @@ def log_study_end(client: MlflowClient, run_id: str, study: optuna.Study) -> Non
         top = best[0]
         for i, value in enumerate(top.values):
             client.log_metric(run_id, "best_value" if i == 0 else f"best_value_{i}", value)
-        params = {param_key(key): value for key, value in top.params.items()}
-        client.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        for key, value in params.items():
+        best_params = {param_key(key): value for key, value in top.params.items()}
+        if params:
+            client.log_batch(run_id, params=[Param(k, str(v)) for k, v in best_params.items()])
+        for key, value in best_params.items():
             client.set_tag(run_id, f"best.{key}", str(value))
         client.set_tag(run_id, "optuna.best_trial", str(top.number))
         summary = {

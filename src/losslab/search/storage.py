@@ -8,7 +8,10 @@ processes on one machine can share a study file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -17,6 +20,7 @@ JOURNAL_PREFIX = "journal:"
 SQLITE_BUSY_TIMEOUT_S = 60
 CONNECT_TIMEOUT_S = 5
 DEFAULT_FILE = "optuna.db"
+ADVISORY_KEY = 0x10551AB  # PostgreSQL advisory lock of creation_lock
 
 
 def default_url(sweep_dir: str | Path) -> str:
@@ -73,3 +77,40 @@ def open_storage(
     with warnings.catch_warnings():  # heartbeats have been experimental since Optuna 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+
+
+@contextlib.contextmanager
+def creation_lock(storage: optuna.storages.BaseStorage) -> Iterator[None]:
+    """Held by one process at a time among those sharing ``storage``, so something made once
+    per study (an MLflow parent run) is made once: an exclusive lock on a file beside a SQLite
+    or journal file, a session advisory lock on PostgreSQL; an in-memory storage, or another
+    server, has one process (or none to lock) and holds nothing."""
+    backend = getattr(storage, "_backend", storage)  # RDBStorage inside Optuna's cache
+    url = getattr(backend, "url", "") or ""
+    path = getattr(backend, "_file_path", None)  # JournalStorage's file backend
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+    if path:
+        with open(f"{path}.losslab.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    elif url.startswith("postgresql"):
+        with _advisory_lock(backend.engine):
+            yield
+    else:
+        yield
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine) -> Iterator[None]:
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_KEY})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})

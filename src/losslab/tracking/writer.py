@@ -19,6 +19,9 @@ from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_B
 
 log = logging.getLogger(__name__)
 
+# (step, timestamp in ms, {name: value}, a prefix for every name or a map name -> key)
+Row = tuple[int, int, Mapping[str, float], "str | Mapping[str, str | None]"]
+
 
 def log_in_batches(
     client, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = ()
@@ -53,7 +56,7 @@ class MetricWriter:
         self._sink: Callable[[list[Metric]], None] | None = None  # where rows go once abandoned
         self.unreachable_since: float | None = None  # monotonic time of the first failure
         self._sending_since: float | None = None  # monotonic start of the request in flight
-        self._rows: deque[tuple[int, int, Mapping[str, float], str]] = deque()
+        self._rows: deque[Row] = deque()
         self._pending: list[Metric] = []
         self._wake = threading.Condition()
         self._added = 0  # rows added
@@ -67,10 +70,15 @@ class MetricWriter:
 
     # -- producer side (training thread) ------------------------------------------------
     def add(
-        self, step: int, values: Mapping[str, float], prefix: str = "", ts_ms: int | None = None
+        self,
+        step: int,
+        values: Mapping[str, float],
+        prefix: str | Mapping[str, str | None] = "",
+        ts_ms: int | None = None,
     ):
-        """Queue one row; cheap enough to call after every batch. Once abandoned, the row goes
-        straight to the sink :meth:`abandon` was given."""
+        """Queue one row; cheap enough to call after every batch. ``prefix`` goes in front of
+        each name, or maps each name to its key (None: not recorded; the writer thread reads
+        it). Once abandoned, the row goes straight to the sink :meth:`abandon` was given."""
         row = (step, ts_ms or int(time.time() * 1000), values, prefix)
         with self._lock:  # not between abandon()'s drain and its sink
             if self._sink is None:
@@ -157,13 +165,16 @@ class MetricWriter:
         return stored
 
     # -- consumer side (writer thread) -------------------------------------------------
-    def _metrics(self, rows: Iterable[tuple[int, int, Mapping[str, float], str]]) -> list[Metric]:
-        return [
-            Metric(f"{prefix}{key}", float(value), ts, step)
-            for step, ts, values, prefix in rows
-            for key, value in values.items()
-            if isinstance(value, (int, float))
-        ]
+    def _metrics(self, rows: Iterable[Row]) -> list[Metric]:
+        """A row's keys: its prefix in front of each name, or each name's key in its map
+        (None: not recorded)."""
+        out = []
+        for step, ts, values, keys in rows:
+            for name, value in values.items():
+                key = f"{keys}{name}" if isinstance(keys, str) else keys[name]
+                if key is not None and isinstance(value, (int, float)):
+                    out.append(Metric(key, float(value), ts, step))
+        return out
 
     def _take(self) -> int:
         """Move queued rows into the pending list, up to one request's worth."""

@@ -136,13 +136,12 @@ class Setup:
 
 @dataclass
 class FoldFit:
-    """One trained model with its epoch history and its predictions."""
+    """One trained model with its epoch history and its predictions on its validation fold."""
 
     model: Any
     history: dict[str, list[float]]
     best_epoch: int
     p_val: np.ndarray
-    p_test: np.ndarray
 
 
 def _configs(cfg: DictConfig | TrainConfig) -> tuple[TrainConfig, DictConfig]:
@@ -327,7 +326,7 @@ def _fit_arguments(setup: Setup, fold, k: int) -> dict[str, Any]:
 
 
 def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
-    """Build, compile and fit one model on fold ``k``; predict validation and test."""
+    """Build, compile and fit one model on fold ``k``; predict its validation fold."""
     import keras
 
     from losslab import metrics, models
@@ -358,7 +357,6 @@ def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
         history,
         _best_epoch(history, conf),
         model.predict(fold.x_val, verbose=0, batch_size=4096),
-        model.predict(ds.x_test, verbose=0, batch_size=4096),
     )
 
 
@@ -375,8 +373,20 @@ def _as_tuple(value: float | tuple[float, ...]) -> tuple[float, ...]:
     return value if isinstance(value, tuple) else (value,)
 
 
+# an objective recorded every epoch -> the same figure of the delivered rule, computed once
+# on its out-of-fold validation scores (so it is the figure of what the job delivers)
+DELIVERED = {
+    "val_recall_at_fpr": "val_final_recall_at_fpr",
+    "val_roc_auc": "val_final_roc_auc",
+    "val_pr_auc": "val_final_pr_auc",
+}
+
+
 def objective_value(name: str, metrics: dict[str, float], fits: Sequence[FoldFit]) -> float:
-    """An evaluation metric, or the mean over folds of an epoch metric at each best epoch."""
+    """An evaluation metric; a ranking or operating-point figure of the delivered rule on its
+    out-of-fold validation scores (:data:`DELIVERED`); else the mean over folds of an epoch
+    metric at each best epoch (a loss, which the delivered scores do not have)."""
+    name = DELIVERED.get(name, name) if DELIVERED.get(name) in metrics else name
     if name in metrics:
         return float(metrics[name])
     if all(name in f.history for f in fits):
@@ -396,27 +406,28 @@ def mean_history(fits: Sequence[FoldFit]) -> dict[str, list[float]]:
 
 
 def evaluate_fits(setup: Setup, fits: Sequence[FoldFit]):
-    """One evaluation: validation predictions out of fold, test predictions the mean of the
-    folds' models, so a threshold is chosen on every minority sample the folds hold."""
-    import dataclasses
-
+    """The delivered model and its evaluation: validation scores out of fold, test scores
+    from the delivered model itself, so the threshold, the objective and the test figures
+    belong to one rule (:mod:`losslab.ensemble`)."""
+    from losslab import ensemble
     from losslab.evaluate import evaluate
 
-    ds = setup.ds
+    ds, conf = setup.ds, setup.conf
+    y_val = [f.y_val for f in setup.folds]
+    if ds.task == "binary":
+        model, p_val = ensemble.delivered([f.model for f in fits], y_val, [f.p_val for f in fits])
+    else:
+        model, p_val = final_model(fits), np.concatenate([f.p_val for f in fits])
     if len(fits) > 1:
         ds = dataclasses.replace(
-            ds,
-            x_val=np.concatenate([f.x_val for f in setup.folds]),
-            y_val=np.concatenate([f.y_val for f in setup.folds]),
+            ds, x_val=np.concatenate([f.x_val for f in setup.folds]), y_val=np.concatenate(y_val)
         )
-    p_val = np.concatenate([f.p_val for f in fits])
-    p_test = np.mean([f.p_test for f in fits], axis=0)
-    conf = setup.conf
-    return evaluate(ds, p_val, p_test, conf.evaluation, conf.data.min_val_minority)
+    p_test = model.predict(ds.x_test, verbose=0, batch_size=4096)
+    return model, evaluate(ds, p_val, p_test, conf.evaluation, conf.data.min_val_minority)
 
 
 def final_model(fits: Sequence[FoldFit]):
-    """The model the test predictions came from: the fold models' mean when there are folds."""
+    """The mean of the fold models' outputs (class probabilities) when there are folds."""
     if len(fits) == 1:
         return fits[0].model
     import keras
@@ -469,10 +480,10 @@ def train(
 
 def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
     """What the fitted folds amount to: evaluation, mean history, objective, final model."""
-    ev = evaluate_fits(setup, fits)
+    model, ev = evaluate_fits(setup, fits)
     values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
     value = values[0] if len(values) == 1 else values
-    return Result(value, None, ev.metrics, mean_history(fits), ev, final_model(fits), setup.ds)
+    return Result(value, None, ev.metrics, mean_history(fits), ev, model, setup.ds)
 
 
 SHOWN = (
@@ -610,8 +621,9 @@ def _log_end(tracked, setup: Setup, fits: list[FoldFit], result: Result) -> None
     if len(fits) > 1:
         for k, (run, b) in enumerate(zip(epochs_run, best, strict=True)):
             tracked.log_metrics({f"fold_{k}/epochs_run": run, f"fold_{k}/best_epoch": b})
-        for epoch in range(len(history["loss"])):
-            tracked.log_metrics({key: values[epoch] for key, values in history.items()}, epoch)
+        for epoch in range(len(history["loss"])):  # not the objective: named for what it is
+            mean = {f"fold_mean/{key}": values[epoch] for key, values in history.items()}
+            tracked.log_metrics(mean, epoch)
     tracked.set_tags({"losslab.objective": ",".join(setup.conf.objectives)})
     _log_evaluation(tracked, setup, ev, history, model)
     if setup.conf.tracking.log_model:

@@ -32,9 +32,13 @@ import numpy as np
 
 def boundaries(majority_scores: np.ndarray) -> np.ndarray:
     """Bin boundaries for Keras' ``Discretization``, which counts boundaries ``<= s``: each
-    majority score moved up by one float32 step, so it counts majority scores ``< s``."""
+    majority score moved up by one float32 step, so it counts majority scores ``< s``. A step
+    that lands among the subnormal numbers (a score of exactly 0, from a saturated sigmoid)
+    goes to the smallest normal one: TensorFlow flushes subnormals to 0."""
     ref = np.sort(np.asarray(majority_scores, dtype=np.float32).ravel())
-    return np.nextafter(ref, np.float32(np.inf)).astype(np.float32)
+    up = np.nextafter(ref, np.float32(np.inf)).astype(np.float32)
+    tiny = np.finfo(np.float32).tiny
+    return np.where(np.abs(up) < tiny, tiny, up).astype(np.float32)
 
 
 def to_majority_scale(scores: np.ndarray, majority_scores: np.ndarray) -> np.ndarray:

@@ -82,13 +82,13 @@ def test_the_objective_is_the_delivered_rules_out_of_fold_recall(tmp_path_factor
     # the test figures are those of the delivered model at the same threshold
     x_test, y_test = result.dataset.x_test, result.dataset.y_test.ravel()
     p = keras.ops.convert_to_numpy(result.model(x_test)).ravel()
-    expected = np.mean(
-        [
-            share_below(fit.p_val.ravel()[fold.y_val.ravel() == 0], fit.model.predict(x_test, verbose=0))
-            for fold, fit in zip(folds, fits, strict=True)
-        ],
-        axis=0,
-    )
+    on_scales = [
+        share_below(
+            fit.p_val.ravel()[fold.y_val.ravel() == 0], fit.model.predict(x_test, verbose=0)
+        )
+        for fold, fit in zip(folds, fits, strict=True)
+    ]
+    expected = np.mean(on_scales, axis=0)
     np.testing.assert_allclose(p, expected, atol=1e-6)
     t = result.evaluation.threshold
     assert result.metrics["test_recall"] == pytest.approx(np.mean(p[y_test == 1] >= t))

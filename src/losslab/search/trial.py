@@ -106,6 +106,13 @@ class JobTrial:
             "optuna.trial_number": str(self.ref.number),
         }
 
+    def record(self, metrics: dict[str, float]) -> None:
+        """What the sweep ranks ties by (:mod:`losslab.search.ties`), from the job's figures."""
+        from losslab.search.ties import TIE_BREAKER
+
+        if TIE_BREAKER in metrics:
+            self.trial.set_user_attr(TIE_BREAKER, float(metrics[TIE_BREAKER]))
+
     def link_run(self, tracked: Any) -> None:
         """Let the study point at the MLflow run that records this trial."""
         self.trial.set_user_attr("mlflow_run_id", tracked.run_id)

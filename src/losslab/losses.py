@@ -1,8 +1,9 @@
 """Loss presets on top of Keras' own losses, plus any Keras loss by name or user loss by path.
 
 Only the weighted binary cross-entropy is ours (Keras has no positive-class weight for
-``BinaryCrossentropy``), and a binary focal loss whose gradient stays finite for gamma < 1. Losses that are not Keras built-ins are registered as serialisable so
-a saved model loads back without "Unknown loss function".
+``BinaryCrossentropy``), and a binary focal loss whose gradient stays finite for gamma < 1.
+Losses that are not Keras built-ins are registered as serialisable so a saved model loads
+back without "Unknown loss function".
 """
 
 from __future__ import annotations

@@ -295,7 +295,8 @@ def test_hopeless_trials_are_pruned(tmp_path):
         assert run.info.run_name.startswith("[pruned] #"), run.info.run_name
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 4
         last = trial.intermediate_values[max(trial.intermediate_values)]
-        assert run.data.metrics["objective"] == pytest.approx(last)  # what it reported last
+        assert run.data.metrics["pruned_at_value"] == pytest.approx(last)  # reported last
+        assert "objective" not in run.data.metrics  # not sorted beside complete trials
 
     from losslab.compare import build_table, find_runs
 
@@ -305,7 +306,9 @@ def test_hopeless_trials_are_pruned(tmp_path):
     assert states == {
         t.number: "PRUNED" if t.state == TrialState.PRUNED else "FINISHED" for t in study.trials
     }
-    assert table["objective"].notna().all()  # pruned trials too
+    complete = table["status"] == "FINISHED"
+    assert table.loc[complete, "objective"].notna().all()
+    assert table.loc[~complete, "objective"].isna().all()
 
 
 @pytest.mark.slow

@@ -11,15 +11,18 @@ from mlflow import MlflowClient
 from optuna.distributions import FloatDistribution
 
 from hydra_plugins.losslab_optuna_sweeper import results
+from losslab.search.pruning import BestSoFarPruningCallback
 from losslab.search.report import log_study_end
 from losslab.search.ties import TIE_BREAKER, choose
 
 
-def study_of(rows: list[tuple[float, float | None]], direction: str = "maximize"):
-    """One complete trial per (objective, tie-breaker) row, in order, and a pruned one."""
+def study_of(rows: list[tuple], direction: str = "maximize"):
+    """One complete trial per (objective, tie-breaker[, test recall]) row, in order, and a
+    pruned one."""
     study = optuna.create_study(direction=direction)
-    for i, (value, tie) in enumerate(rows):
+    for i, (value, tie, *test) in enumerate(rows):
         attrs = {} if tie is None else {TIE_BREAKER: tie}
+        attrs.update(dict.fromkeys(["test_recall"] * len(test), *test))
         study.add_trial(
             optuna.trial.create_trial(
                 params={"lr": 0.001 * (i + 1)},
@@ -74,3 +77,23 @@ def test_the_parent_run_records_the_tie_and_the_chosen_trial(tmp_path):
     assert run.data.tags["optuna.tied_trials"] == "0,1,2"
     assert TIE_BREAKER in run.data.tags["optuna.tie_rule"]
     assert float(run.data.params["lr"]) == pytest.approx(0.002)
+
+
+def test_the_sweep_prints_the_test_figures_of_the_chosen_trial_once(caplog):
+    study = study_of([(1.0, 0.91, 0.5), (1.0, 0.97, 0.96)])
+    with caplog.at_level(logging.INFO):
+        results.print_best(study)
+    assert caplog.text.count("test, chosen trial") == 1
+    assert "test, chosen trial 1: recall 0.9600" in caplog.text
+
+
+def test_a_pruned_fold_names_its_epoch_within_the_fold():
+    """Steps run on across folds for the pruner; the message counts as the epoch lines do."""
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(0.9))
+    trial = study.ask()
+    callback = BestSoFarPruningCallback(trial, "val_recall_at_fpr", maximize=True)
+    callback.start_fold(1, 15)
+    with pytest.raises(optuna.TrialPruned, match=r"^Trial was pruned at epoch 3 of fold 1\.$") as e:
+        callback.on_epoch_end(2, {"val_recall_at_fpr": 0.5})
+    assert e.value.objective == 0.5
+    assert study.trials[0].intermediate_values == {17: 0.5}

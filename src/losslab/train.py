@@ -463,7 +463,7 @@ def train(
         log.info(
             "data %s: %s; first batch after %.1fs",
             setup.ds.name,
-            setup.ds.class_counts(),
+            _data_counts(setup),
             time.perf_counter() - started,
         )
         fits = [fit_fold(setup, k, tracked, extra_callbacks) for k in range(len(setup.folds))]
@@ -471,11 +471,23 @@ def train(
         result.model.save(out / "model.keras")
         if tracked is not None:
             _log_end(tracked, setup, fits, result)
-        report(setup, result)
+        report(setup, result, test="optuna.trial_number" not in job.tags)
         if tracked is not None:
             _print_ui_hint(conf, tracked)
             result = dataclasses.replace(result, run_id=tracked.run_id, model_uri=tracked.model_uri)
     return result
+
+
+def _data_counts(setup: Setup) -> dict[str, Any]:
+    """Class counts per split as the models see them: per fold when there are folds."""
+    counts = setup.ds.class_counts()
+    if len(setup.folds) == 1:
+        return counts
+    folds = {
+        f"fold {k}": {s: f.class_counts()[s] for s in ("train", "val")}
+        for k, f in enumerate(setup.folds)
+    }
+    return {**folds, "test": counts["test"]}
 
 
 def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
@@ -498,13 +510,23 @@ SHOWN = (
 )
 
 
-def report(setup: Setup, result: Result) -> None:
-    """The terminal summary: test confusion matrix, the scores that judge the minority class."""
+VALIDATION_SHOWN = ("val_at_threshold_recall", "val_at_threshold_majority_recall")
+
+
+def report(setup: Setup, result: Result, test: bool = True) -> None:
+    """The terminal summary: test confusion matrix, the scores that judge the minority class.
+    A sweep's trial (``test=False``) shows its validation figures only: the sweep prints the
+    test figures of the trial it chooses, once, at its end."""
     from losslab.evaluate import format_confusion
 
     ev, value = result.evaluation, result.objective
-
     at = "argmax" if ev.threshold is None else f"{ev.threshold:.3f}"
+    if not test:
+        shown = [f"{k[17:]} {ev.metrics[k]:.4f}" for k in VALIDATION_SHOWN if k in ev.metrics]
+        print(f"\nvalidation at threshold {at}: " + " | ".join(shown))
+        for name, number in zip(setup.conf.objectives, _as_tuple(value), strict=True):
+            print(f"objective {name} = {number:.4f}")
+        return
     print(f"\nTest confusion matrix ({setup.ds.name}, threshold {at}):")
     print(format_confusion(ev))
     shown = [f"{k[5:]} {ev.metrics[k]:.4f}" for k in SHOWN if k in ev.metrics]

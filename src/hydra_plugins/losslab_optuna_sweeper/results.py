@@ -67,7 +67,7 @@ def print_best(study: optuna.Study) -> None:
 
 def _print_chosen(study: optuna.Study, head: str) -> None:
     """The chosen trial, and the trials that shared its value with the rule that decided."""
-    from losslab.search.ties import TIE_BREAKER, choose, tie_value
+    from losslab.search.ties import REPORTED, TIE_BREAKER, choose, tie_value
 
     choice = choose(study)
     top = choice.trial
@@ -78,6 +78,9 @@ def _print_chosen(study: optuna.Study, head: str) -> None:
         )
         for trial in choice.tied:
             log.info("  trial %d: %s %s", trial.number, TIE_BREAKER, _brief(tie_value(trial)))
+    test = [f"{k[5:]} {top.user_attrs[k]:.4f}" for k in REPORTED if k in top.user_attrs]
+    if test:
+        log.info("test, chosen trial %d: %s", top.number, " | ".join(test))
 
 
 def _values(trial: optuna.trial.FrozenTrial) -> str:

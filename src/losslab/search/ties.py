@@ -19,6 +19,8 @@ from optuna.trial import FrozenTrial, TrialState
 # the standardised partial ROC AUC up to the operating point's false-positive rate, on the
 # delivered rule's out-of-fold validation scores (losslab.evaluate.partial_roc_auc)
 TIE_BREAKER = "val_final_partial_roc_auc"
+# what the sweep prints of the chosen trial at its end: test figures, never used to choose
+REPORTED = ("test_recall", "test_majority_recall", "test_recall_at_fpr", "test_precision")
 
 
 @dataclass(frozen=True)

@@ -107,11 +107,13 @@ class JobTrial:
         }
 
     def record(self, metrics: dict[str, float]) -> None:
-        """What the sweep ranks ties by (:mod:`losslab.search.ties`), from the job's figures."""
-        from losslab.search.ties import TIE_BREAKER
+        """What the sweep ranks ties by (:mod:`losslab.search.ties`) and the test figures it
+        prints once for the trial it chooses, from the job's figures."""
+        from losslab.search.ties import REPORTED, TIE_BREAKER
 
-        if TIE_BREAKER in metrics:
-            self.trial.set_user_attr(TIE_BREAKER, float(metrics[TIE_BREAKER]))
+        for key in (TIE_BREAKER, *REPORTED):
+            if key in metrics:
+                self.trial.set_user_attr(key, float(metrics[key]))
 
     def link_run(self, tracked: Any) -> None:
         """Let the study point at the MLflow run that records this trial."""

@@ -23,8 +23,9 @@ class BestSoFarPruningCallback(KerasPruningCallback):
     ``best_so_far=False`` reports each raw epoch, as the stock callback does. With validation
     folds a trial trains one model after another: :meth:`start_fold` moves the reported steps
     on by the epochs of a fold, so fold ``k`` of every trial is compared at the same steps.
-    The ``TrialPruned`` it raises carries the value reported last as ``objective``: the
-    trial's MLflow run logs it as its objective, as a finished trial's run does.
+    The ``TrialPruned`` it raises carries the value reported last as ``objective``; the
+    trial's MLflow run logs it as ``pruned_at_value``, and its message counts the epoch within
+    the fold, as the epoch lines do.
     """
 
     def __init__(

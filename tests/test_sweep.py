@@ -177,7 +177,7 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     said = proc.stdout + proc.stderr  # nothing repeated per trial, nothing TensorFlow counts
     for noise in ("Warning", "retracing", "absl::InitializeLog", "\x1b["):
         assert noise not in said, noise
-    assert re.search(r"3 trials \(\d complete, \d pruned, 0 fail\); best trial \d: [\d.]+;", said)
+    assert re.search(r"3 trials \(\d complete, \d pruned, 0 fail\); chosen trial \d: [\d.]+;", said)
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert [t.number for t in study.trials] == [0, 1, 2]
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
@@ -212,8 +212,9 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     tags = parent.data.tags
     assert tags["optuna.study_name"] == STUDY
     assert tags["optuna.sampler"] == "TPESampler"
-    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
-    assert float(tags["best.optimizer.lr"]) == pytest.approx(study.best_params["optimizer.lr"])
+    chosen = study.trials[int(tags["optuna.best_trial"])]  # ties broken by losslab.search.ties
+    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value) == chosen.value
+    assert float(tags["best.optimizer.lr"]) == pytest.approx(chosen.params["optimizer.lr"])
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
     assert {

@@ -84,7 +84,8 @@ def baseline(path: Path, root: Path) -> tuple[float, float, float]:
     import keras
 
     from losslab import data, models
-    from losslab.config import compose, to_objects
+    from losslab.composition import compose
+    from losslab.config import to_objects
 
     t0 = time.perf_counter()
     pd.read_csv(path)

@@ -245,6 +245,11 @@ CLI_BAD_INPUT = {
         "-m hparams_search=optuna hydra/sweeper/sampler=grid",
         r"hydra.sweeper.sampler: .*optimizer.lr",
     ),
+    # 20 4s: 3 folds leave 6 or 7 in a validation part, under the floor of 10
+    "folds under the validation floor": (
+        "-m hparams_search=optuna data=digits_9v4 data.folds=3",
+        r"data.folds=3: every trial splits alike.*; data.folds=2 is the largest that works",
+    ),
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hydra.errors import MissingConfigException
 
-from losslab import command, extras
+from losslab import command, extras, unattended
 from losslab.config import ConfigError
 from tests.helpers import REPO, run_cli
 
@@ -40,17 +40,35 @@ def test_an_unknown_or_missing_command_is_one_line_and_exit_code_2(capsys, argv)
         assert f"losslab {argv[0]}: no such command" in line
 
 
-def test_sweep_is_an_optuna_multirun(monkeypatch):
+def test_sweep_is_an_optuna_multirun_with_what_the_data_asks_for(monkeypatch):
     given: list[list[str]] = []
     monkeypatch.setattr(command, "train", lambda args: given.append(list(args)) or 0)
-    command.sweep(["loss=focal"])
-    command.sweep(["hparams_search=optuna_remedies"])  # a preset given wins: it comes last
+    command.sweep(["loss=focal"])  # the default digits: images, 20 3s -> 2 folds of 10
+    command.sweep(["hparams_search=optuna_remedies", "model=mlp", "data.folds=1"])  # given wins
+    command.sweep(["data=mnist_9v4"])  # 100 4s: 3 folds (the headline protocol)
+    command.sweep(["data=creditcard"])  # a table, every fraud: nothing picked
     command.sweep(["--cfg", "job"])  # Hydra takes one mode: print, don't run
+    preset = "hparams_search=unattended"
     assert given == [
-        ["-m", "hparams_search=optuna", "loss=focal"],
-        ["-m", "hparams_search=optuna", "hparams_search=optuna_remedies"],
-        ["hparams_search=optuna", "--cfg", "job"],
+        ["-m", preset, "model=cnn", "data.folds=2", "loss=focal"],
+        ["-m", preset, "hparams_search=optuna_remedies", "model=mlp", "data.folds=1"],
+        ["-m", preset, "model=cnn", "data.folds=3", "data=mnist_9v4"],
+        ["-m", preset, "data=creditcard"],
+        [preset, "model=cnn", "data.folds=2", "--cfg", "job"],
     ]
+
+
+@pytest.mark.parametrize("n_minority", [1, 5, 19, 20, 29, 30, 31, 100, 1000])
+@pytest.mark.parametrize("floor", [1, 10, 25])
+def test_the_picked_folds_each_hold_the_floor(n_minority, floor):
+    """Stratified folds of n minority samples: each validation part holds n // k or more,
+    each training part n - ceil(n / k); one split when two folds would break the floor."""
+    k = unattended.folds_for(n_minority, floor)
+    assert 1 <= k <= unattended.MAX_FOLDS
+    if k > 1:
+        assert n_minority // k >= floor and n_minority - -(-n_minority // k) >= floor
+    else:
+        assert n_minority // 2 < floor or n_minority - -(-n_minority // 2) < floor
 
 
 @pytest.mark.parametrize("name", ["compare", "replay"])
@@ -64,6 +82,9 @@ def test_compare_and_replay_name_themselves(capsys, name):
 def test_compare_with_nothing_to_compare_is_exit_code_2(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    from mlflow import MlflowClient
+
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("other")
     assert command.main(["compare", "--experiment", "nope", "--no-log"]) == 2
     assert "nope" in capsys.readouterr().err
 

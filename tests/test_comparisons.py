@@ -53,7 +53,7 @@ def test_early_stopping_restores_the_objectives_best_epoch_under_class_weights(t
     result = train(cfg)
     history = result.history["val_recall_at_fpr"]
     best = int(np.argmax(history))
-    assert result.objective == history[best]
+    assert result.objective == pytest.approx(history[best])
     # the restored weights score on validation what the best epoch scored
     assert result.metrics["val_final_recall_at_fpr"] == pytest.approx(history[best])
 
@@ -68,7 +68,9 @@ def test_folds_judge_on_every_minority_sample_and_log_the_fold_mean_model(tmp_pa
     run = client.get_run(result.run_id)
     for k in (0, 1):
         assert len(client.get_metric_history(result.run_id, f"fold_{k}/val_loss")) == 2
-    assert len(client.get_metric_history(result.run_id, "val_loss")) == 2  # the fold mean
+    assert len(client.get_metric_history(result.run_id, "fold_mean/val_loss")) == 2
+    assert "val_recall_at_fpr" not in run.data.metrics  # no figure named like the objective
+    assert run.data.metrics["objective"] == m["val_final_pr_auc"]  # of the delivered rule
     assert run.data.metrics["epochs_run"] == 2
     saved = keras.saving.load_model(tmp_path / "out" / "model.keras", safe_mode=True)
     p = saved.predict(result.dataset.x_test, verbose=0).ravel()

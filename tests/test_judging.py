@@ -146,7 +146,11 @@ def test_remedy_parameters_are_suggested_only_under_their_remedy(source, augment
         params = trial.params
         seen.add(params["imbalance"])
         assert ("loss.kwargs.gamma" in params) == (params["loss"] == "focal")
-        assert ("loss.kwargs.pos_weight" in params) == (params["loss"] == "weighted_bce")
+        own_weight = params["imbalance"] == "none"  # one minority weight per trial
+        assert ("loss.kwargs.pos_weight" in params) == (
+            params["loss"] == "weighted_bce" and own_weight
+        )
+        assert ("loss.kwargs.alpha" in params) == (params["loss"] == "focal" and own_weight)
         assert ("imbalance.ratio" in params) == (params["imbalance"] == "class_weight")
         assert ("imbalance.shift" in params) == (params["imbalance"] == "oversample_augment")
         study.tell(trial, 0.0)

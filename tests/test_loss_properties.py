@@ -135,3 +135,28 @@ def test_every_loss_preset_is_in_these_properties():
 
     open_ended = {"keras", "custom"}  # any Keras loss by name, any import path
     assert {str(p) for p in LossPreset} - open_ended == set(PRESETS)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gamma=st.floats(0.0, 5.0),
+    alpha=st.floats(0.0, 1.0),
+    logits=st.lists(st.floats(-200.0, 200.0), min_size=2, max_size=16),
+    positive=st.lists(st.booleans(), min_size=16, max_size=16),
+)
+def test_focal_loss_and_its_gradient_stay_finite_on_saturated_outputs(
+    gamma, alpha, logits, positive
+):
+    """Sigmoid outputs of exactly 0 or 1 (float32 saturates past a logit of about 17): the
+    loss and its gradient with respect to the logits are finite for every allowed gamma."""
+    import tensorflow as tf
+
+    kwargs = {"gamma": gamma, "alpha": alpha, "apply_class_balancing": True}
+    loss = losses.get(LossConfig(name="focal", kwargs=kwargs))
+    z = tf.Variable(np.array(logits, dtype=np.float32).reshape(-1, 1))
+    y = np.array(positive[: len(logits)], dtype=np.float32)
+    with tf.GradientTape() as tape:
+        value = loss(y, tf.sigmoid(z))
+    gradient = tape.gradient(value, z)
+    assert np.isfinite(float(value))
+    assert np.all(np.isfinite(gradient.numpy()))

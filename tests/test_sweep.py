@@ -177,7 +177,7 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     said = proc.stdout + proc.stderr  # nothing repeated per trial, nothing TensorFlow counts
     for noise in ("Warning", "retracing", "absl::InitializeLog", "\x1b["):
         assert noise not in said, noise
-    assert re.search(r"3 trials \(\d complete, \d pruned, 0 fail\); best trial \d: [\d.]+;", said)
+    assert re.search(r"3 trials \(\d complete, \d pruned, 0 fail\); chosen trial \d: [\d.]+;", said)
     study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
     assert [t.number for t in study.trials] == [0, 1, 2]
     assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
@@ -212,8 +212,9 @@ def test_sweep_writes_study_to_sqlite_and_a_rerun_continues_it(tmp_path):
     tags = parent.data.tags
     assert tags["optuna.study_name"] == STUDY
     assert tags["optuna.sampler"] == "TPESampler"
-    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value)
-    assert float(tags["best.optimizer.lr"]) == pytest.approx(study.best_params["optimizer.lr"])
+    chosen = study.trials[int(tags["optuna.best_trial"])]  # ties broken by losslab.search.ties
+    assert parent.data.metrics["best_value"] == pytest.approx(study.best_value) == chosen.value
+    assert float(tags["best.optimizer.lr"]) == pytest.approx(chosen.params["optimizer.lr"])
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
     assert {
@@ -295,7 +296,8 @@ def test_hopeless_trials_are_pruned(tmp_path):
         assert run.info.run_name.startswith("[pruned] #"), run.info.run_name
         assert len(client.get_metric_history(run.info.run_id, "val_loss")) < 4
         last = trial.intermediate_values[max(trial.intermediate_values)]
-        assert run.data.metrics["objective"] == pytest.approx(last)  # what it reported last
+        assert run.data.metrics["pruned_at_value"] == pytest.approx(last)  # reported last
+        assert "objective" not in run.data.metrics  # not sorted beside complete trials
 
     from losslab.compare import build_table, find_runs
 
@@ -305,7 +307,9 @@ def test_hopeless_trials_are_pruned(tmp_path):
     assert states == {
         t.number: "PRUNED" if t.state == TrialState.PRUNED else "FINISHED" for t in study.trials
     }
-    assert table["objective"].notna().all()  # pruned trials too
+    complete = table["status"] == "FINISHED"
+    assert table.loc[complete, "objective"].notna().all()
+    assert table.loc[~complete, "objective"].isna().all()
 
 
 @pytest.mark.slow

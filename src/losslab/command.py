@@ -20,7 +20,8 @@ commands:
   train    one run, or a multirun with -m: losslab train [-m] [group=option] [key=value]
            (python train.py's command line; --help lists the config groups, --cfg job
            prints the composed config)
-  sweep    an Optuna search: losslab train -m hparams_search=optuna [overrides]
+  sweep    an Optuna search: losslab train -m hparams_search=unattended [overrides], with
+           the CNN for image data and the folds the minority count allows
   compare  the runs of a study side by side: --experiment NAME or --parent-run ID
   replay   write a spilled run into MLflow once its store is back: FOLDER
 
@@ -38,9 +39,15 @@ def train(args: Sequence[str]) -> int:
 
 
 def sweep(args: Sequence[str]) -> int:
-    """``hparams_search=optuna`` first, so a preset given in ``args`` wins."""
+    """``hparams_search=unattended`` and the model and folds the data asks for
+    (:mod:`losslab.unattended`) first, so a preset or value given in ``args`` wins."""
+    from losslab.unattended import picks
+
     mode = [] if any(a.split("=")[0] in HYDRA_MODES for a in args) else ["-m"]
-    return train([*mode, "hparams_search=optuna", *args])
+    chosen = picks(args)
+    if chosen and mode:
+        print(f"losslab sweep: {' '.join(chosen)} (from the data; give them to choose otherwise)")
+    return train([*mode, "hparams_search=unattended", *chosen, *args])
 
 
 def compare(args: Sequence[str]) -> int:

@@ -117,6 +117,14 @@ def _ranking_scores(y: np.ndarray, p: np.ndarray, prefix: str, average: str = "m
     }
 
 
+def partial_roc_auc(y: np.ndarray, p: np.ndarray, max_fpr: float) -> float:
+    """The standardised partial ROC AUC up to ``max_fpr`` (McClish; 0.5 = chance, 1 = every
+    minority sample above the majority's top ``max_fpr``): how well the scores rank where the
+    operating point lies. Unlike recall at that rate it moves with every minority sample's
+    rank, so it tells apart models whose recall at the rate saturates or ties."""
+    return float(skm.roc_auc_score(y, p, max_fpr=max_fpr))
+
+
 def evaluate_binary(
     ds: Dataset, p_val: np.ndarray, p_test: np.ndarray, cfg: EvaluationConfig, min_positives=1
 ) -> Evaluation:
@@ -133,6 +141,7 @@ def evaluate_binary(
     for split, y, p in (("test_", y_test, p_test), ("val_final_", y_val, p_val)):
         if len(np.unique(y)) == 2:
             scores[f"{split}recall_at_fpr"] = recall_at_fpr(y, p, cfg.max_fpr)[0]
+            scores[f"{split}partial_roc_auc"] = partial_roc_auc(y, p, cfg.max_fpr)
     labels = [0, 1]
     return Evaluation(
         task="binary",

@@ -62,7 +62,9 @@ def main(cfg: DictConfig) -> Any:
     callbacks = trial.callbacks(conf.objectives[0], maximize, conf.trainer.early_stopping)
     try:
         with trial:
-            return train(conf, job, callbacks, on_run_start=trial.link_run).objective
+            result = train(conf, job, callbacks, on_run_start=trial.link_run)
+            trial.record(result.metrics)
+            return result.objective
     except optuna.TrialPruned as pruned:  # the sweeper ends the trial PRUNED
         log.info("trial %d pruned: %s", trial.ref.number, pruned)
         raise

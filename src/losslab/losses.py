@@ -1,8 +1,9 @@
 """Loss presets on top of Keras' own losses, plus any Keras loss by name or user loss by path.
 
-Only the weighted binary cross-entropy is ours: Keras has no positive-class weight for
-``BinaryCrossentropy``. Losses that are not Keras built-ins are registered as serialisable so
-a saved model loads back without "Unknown loss function".
+Only the weighted binary cross-entropy is ours (Keras has no positive-class weight for
+``BinaryCrossentropy``), and a binary focal loss whose gradient stays finite for gamma < 1.
+Losses that are not Keras built-ins are registered as serialisable so a saved model loads
+back without "Unknown loss function".
 """
 
 from __future__ import annotations
@@ -52,6 +53,24 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pos_weight": self.pos_weight}
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class StableBinaryFocalCrossentropy(keras.losses.BinaryFocalCrossentropy):
+    """Keras' binary focal loss on outputs kept a float32 epsilon away from 0 and 1.
+
+    Its focal factor ``(1 - p_t) ** gamma`` has the slope ``gamma (1 - p_t) ** (gamma - 1)``,
+    infinite at a saturated output (a sigmoid in float32 returns exactly 1 past a logit of
+    about 17) whenever ``gamma < 1``: the gradient is NaN and training stops. Keras clips
+    only inside the cross-entropy term; clipping the output first keeps every allowed
+    ``gamma`` (>= 0) finite, as its cross-entropy already is.
+    """
+
+    def call(self, y_true, y_pred):
+        if self.from_logits:  # Keras' sigmoid of the logits: left as it is
+            return super().call(y_true, y_pred)
+        eps = keras.config.epsilon()
+        return super().call(y_true, ops.clip(y_pred, eps, 1.0 - eps))
 
 
 def _import(path: str) -> Any:
@@ -104,7 +123,7 @@ def get(cfg: LossConfig, labels: np.ndarray | None = None) -> keras.losses.Loss 
     presets: dict[str, Callable[[], Any]] = {
         "bce": lambda: keras.losses.BinaryCrossentropy(**kwargs),
         "weighted_bce": lambda: WeightedBinaryCrossentropy(**kwargs),
-        "focal": lambda: keras.losses.BinaryFocalCrossentropy(**kwargs),
+        "focal": lambda: StableBinaryFocalCrossentropy(**kwargs),
         "categorical_ce": lambda: keras.losses.CategoricalCrossentropy(**kwargs),
         "sparse_categorical_ce": lambda: keras.losses.SparseCategoricalCrossentropy(**kwargs),
         "categorical_focal": lambda: keras.losses.CategoricalFocalCrossentropy(**kwargs),

@@ -30,6 +30,7 @@ HIGHER_IS_BETTER = {
     "micro_f1": True,
     "min_recall": True,
     "roc_auc": True,
+    "partial_roc_auc": True,
     "pr_auc": True,
     "recall_at_fpr": True,
     "recall_at_precision": True,

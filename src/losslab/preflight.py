@@ -45,10 +45,11 @@ def check_sweep_overrides(config: DictConfig) -> None:
         # the sweeper's own checks, found through its _target_: losslab imports no plugin
         check_settings = get_class(config.hydra.sweeper._target_).check_settings
         try:
-            check_settings(config.hydra.sweeper, overrides)
+            space = check_settings(config.hydra.sweeper, overrides)
         except ValueError as err:  # SettingsError, SearchSpaceError: a bad hydra.sweeper key
             raise ConfigError(str(err)) from None
         study.preflight(config)
+        check_folds(config, list(space.distributions))
         return
     for override in OverridesParser.create().parse_overrides(overrides):
         if override.is_sweep_override() and isinstance(override.value(), IntervalSweep):
@@ -56,6 +57,20 @@ def check_sweep_overrides(config: DictConfig) -> None:
                 f"{override.input_line}: interval() is a search range; Hydra's basic sweeper "
                 "takes lists (a,b,c), range() and choice(); search with hparams_search=optuna"
             )
+
+
+def check_folds(config: DictConfig, swept: list[str]) -> None:
+    """Every trial's folds hold the validation floor, when no trial changes the data."""
+    from losslab import config as config_lib
+    from losslab import fold_floor
+
+    if config.get("data") is None or fold_floor.varies_the_data(swept):
+        return
+    job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    job.paths.output_dir = str(config.hydra.sweep.dir)  # no job folder exists yet
+    conf = config_lib.to_objects(job)
+    if conf.data.folds > 1:
+        fold_floor.check(conf)
 
 
 def check_launcher(config: DictConfig) -> None:

@@ -167,8 +167,9 @@ def record_end(tracked, conf: TrainConfig, end: RunEnd) -> None:
     if len(end.epochs_run) > 1:
         for k, (run, best) in enumerate(zip(end.epochs_run, end.best_epochs, strict=True)):
             tracked.log_metrics({f"fold_{k}/epochs_run": run, f"fold_{k}/best_epoch": best})
-        for epoch in range(len(history["loss"])):
-            tracked.log_metrics({key: values[epoch] for key, values in history.items()}, epoch)
+        for epoch in range(len(history["loss"])):  # not the objective: named for what it is
+            mean = {f"fold_mean/{key}": values[epoch] for key, values in history.items()}
+            tracked.log_metrics(mean, epoch)
     tracked.set_tags({tag_keys.OBJECTIVE: ",".join(conf.objectives)})
     _record_evaluation(tracked, conf, end)
     if conf.tracking.log_model:

@@ -22,6 +22,7 @@ from losslab import backend, objectives, recording
 from losslab import config as config_lib
 from losslab.config import TrainConfig
 from losslab.recording import JobInfo
+from losslab.tracking import tag_keys
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +108,12 @@ class Setup:
 
 @dataclass
 class FoldFit:
-    """One trained model with its epoch history and its predictions."""
+    """One trained model with its epoch history and its predictions on its validation fold."""
 
     model: Any
     history: dict[str, list[float]]
     best_epoch: int
     p_val: np.ndarray
-    p_test: np.ndarray
 
 
 def _configs(cfg: DictConfig | TrainConfig) -> tuple[TrainConfig, DictConfig]:
@@ -313,7 +313,7 @@ def _fit_arguments(setup: Setup, fold, k: int) -> dict[str, Any]:
 
 
 def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
-    """Build, compile and fit one model on fold ``k``; predict validation and test."""
+    """Build, compile and fit one model on fold ``k``; predict its validation fold."""
     import keras
 
     from losslab import metrics, models
@@ -344,7 +344,6 @@ def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
         history,
         _best_epoch(history, conf),
         model.predict(fold.x_val, verbose=0, batch_size=4096),
-        model.predict(ds.x_test, verbose=0, batch_size=4096),
     )
 
 
@@ -361,8 +360,20 @@ def _as_tuple(value: float | tuple[float, ...]) -> tuple[float, ...]:
     return value if isinstance(value, tuple) else (value,)
 
 
+# an objective recorded every epoch -> the same figure of the delivered rule, computed once
+# on its out-of-fold validation scores (so it is the figure of what the job delivers)
+DELIVERED = {
+    "val_recall_at_fpr": "val_final_recall_at_fpr",
+    "val_roc_auc": "val_final_roc_auc",
+    "val_pr_auc": "val_final_pr_auc",
+}
+
+
 def objective_value(name: str, metrics: dict[str, float], fits: Sequence[FoldFit]) -> float:
-    """An evaluation metric, or the mean over folds of an epoch metric at each best epoch."""
+    """An evaluation metric; a ranking or operating-point figure of the delivered rule on its
+    out-of-fold validation scores (:data:`DELIVERED`); else the mean over folds of an epoch
+    metric at each best epoch (a loss, which the delivered scores do not have)."""
+    name = DELIVERED.get(name, name) if DELIVERED.get(name) in metrics else name
     if name in metrics:
         return float(metrics[name])
     if all(name in f.history for f in fits):
@@ -382,27 +393,28 @@ def mean_history(fits: Sequence[FoldFit]) -> dict[str, list[float]]:
 
 
 def evaluate_fits(setup: Setup, fits: Sequence[FoldFit]):
-    """One evaluation: validation predictions out of fold, test predictions the mean of the
-    folds' models, so a threshold is chosen on every minority sample the folds hold."""
-    import dataclasses
-
+    """The delivered model and its evaluation: validation scores out of fold, test scores
+    from the delivered model itself, so the threshold, the objective and the test figures
+    belong to one rule (:mod:`losslab.ensemble`)."""
+    from losslab import ensemble
     from losslab.evaluate import evaluate
 
-    ds = setup.ds
+    ds, conf = setup.ds, setup.conf
+    y_val = [f.y_val for f in setup.folds]
+    if ds.task == "binary":
+        model, p_val = ensemble.delivered([f.model for f in fits], y_val, [f.p_val for f in fits])
+    else:
+        model, p_val = final_model(fits), np.concatenate([f.p_val for f in fits])
     if len(fits) > 1:
         ds = dataclasses.replace(
-            ds,
-            x_val=np.concatenate([f.x_val for f in setup.folds]),
-            y_val=np.concatenate([f.y_val for f in setup.folds]),
+            ds, x_val=np.concatenate([f.x_val for f in setup.folds]), y_val=np.concatenate(y_val)
         )
-    p_val = np.concatenate([f.p_val for f in fits])
-    p_test = np.mean([f.p_test for f in fits], axis=0)
-    conf = setup.conf
-    return evaluate(ds, p_val, p_test, conf.evaluation, conf.data.min_val_minority)
+    p_test = model.predict(ds.x_test, verbose=0, batch_size=4096)
+    return model, evaluate(ds, p_val, p_test, conf.evaluation, conf.data.min_val_minority)
 
 
 def final_model(fits: Sequence[FoldFit]):
-    """The model the test predictions came from: the fold models' mean when there are folds."""
+    """The mean of the fold models' outputs (class probabilities) when there are folds."""
     if len(fits) == 1:
         return fits[0].model
     import keras
@@ -441,7 +453,7 @@ def train(
         log.info(
             "data %s: %s; first batch after %.1fs",
             setup.ds.name,
-            setup.ds.class_counts(),
+            _data_counts(setup),
             time.perf_counter() - started,
         )
         fits = [fit_fold(setup, k, tracked, extra_callbacks) for k in range(len(setup.folds))]
@@ -449,7 +461,7 @@ def train(
         result.model.save(out / "model.keras")
         if tracked is not None:
             recording.record_end(tracked, conf, _run_end(setup, fits, result))
-        report(setup, result)
+        report(setup, result, test=tag_keys.TRIAL_NUMBER not in job.tags)
         if tracked is not None:
             recording.print_ui_hint(conf, tracked)
             result = dataclasses.replace(result, run_id=tracked.run_id, model_uri=tracked.model_uri)
@@ -469,12 +481,24 @@ def _run_end(setup: Setup, fits: Sequence[FoldFit], result: Result) -> recording
     )
 
 
+def _data_counts(setup: Setup) -> dict[str, Any]:
+    """Class counts per split as the models see them: per fold when there are folds."""
+    counts = setup.ds.class_counts()
+    if len(setup.folds) == 1:
+        return counts
+    folds = {
+        f"fold {k}": {s: f.class_counts()[s] for s in ("train", "val")}
+        for k, f in enumerate(setup.folds)
+    }
+    return {**folds, "test": counts["test"]}
+
+
 def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
     """What the fitted folds amount to: evaluation, mean history, objective, final model."""
-    ev = evaluate_fits(setup, fits)
+    model, ev = evaluate_fits(setup, fits)
     values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
     value = values[0] if len(values) == 1 else values
-    return Result(value, None, ev.metrics, mean_history(fits), ev, final_model(fits), setup.ds)
+    return Result(value, None, ev.metrics, mean_history(fits), ev, model, setup.ds)
 
 
 SHOWN = (
@@ -489,13 +513,23 @@ SHOWN = (
 )
 
 
-def report(setup: Setup, result: Result) -> None:
-    """The terminal summary: test confusion matrix, the scores that judge the minority class."""
+VALIDATION_SHOWN = ("val_at_threshold_recall", "val_at_threshold_majority_recall")
+
+
+def report(setup: Setup, result: Result, test: bool = True) -> None:
+    """The terminal summary: test confusion matrix, the scores that judge the minority class.
+    A sweep's trial (``test=False``) shows its validation figures only: the sweep prints the
+    test figures of the trial it chooses, once, at its end."""
     from losslab.evaluate import format_confusion
 
     ev, value = result.evaluation, result.objective
-
     at = "argmax" if ev.threshold is None else f"{ev.threshold:.3f}"
+    if not test:
+        shown = [f"{k[17:]} {ev.metrics[k]:.4f}" for k in VALIDATION_SHOWN if k in ev.metrics]
+        print(f"\nvalidation at threshold {at}: " + " | ".join(shown))
+        for name, number in zip(setup.conf.objectives, _as_tuple(value), strict=True):
+            print(f"objective {name} = {number:.4f}")
+        return
     print(f"\nTest confusion matrix ({setup.ds.name}, threshold {at}):")
     print(format_confusion(ev))
     shown = [f"{k[5:]} {ev.metrics[k]:.4f}" for k in SHOWN if k in ev.metrics]

@@ -120,7 +120,7 @@ class OptunaSweeperImpl:
             load_if_exists=self.load_if_exists,
         )
         self.sampler = study.sampler = samplers.build_sampler(
-            self.sampler_config, space.distributions, len(study.trials)
+            self.sampler_config, space.distributions, len(study.trials), self.n_trials
         )
         if [d.name.lower() for d in study.directions] != self.directions:
             raise ValueError(

@@ -27,7 +27,7 @@ PROVIDER = "losslab_optuna_sweeper"
 class TPESamplerConf:
     _target_: str = "optuna.samplers.TPESampler"
     seed: int | None = 42
-    n_startup_trials: int = 10
+    n_startup_trials: int | None = None  # null: a quarter of n_trials, 2 to 10 (samplers.py)
     n_ei_candidates: int = 24
     multivariate: bool | None = False  # null: Optuna decides (true for one objective)
     group: bool = False  # with multivariate: conditional parameters modelled per subspace

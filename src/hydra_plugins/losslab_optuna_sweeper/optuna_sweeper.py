@@ -30,10 +30,11 @@ class OptunaSweeper(Sweeper):
         return self.impl.sweep(arguments)
 
     @staticmethod
-    def check_settings(sweeper: DictConfig, arguments: list[str]) -> None:
+    def check_settings(sweeper: DictConfig, arguments: list[str]) -> Any:
         """Every ``hydra.sweeper`` setting and the search space, checked without running
         anything: losslab's preflight callback calls this before the sweep's parent run or
-        folder exists, so a bad setting ends the command in one line."""
+        folder exists, so a bad setting ends the command in one line. The search space (its
+        ``distributions`` name what each trial varies)."""
         from hydra_plugins.losslab_optuna_sweeper.checks import sweep_settings
 
-        sweep_settings(sweeper, arguments)
+        return sweep_settings(sweeper, arguments)

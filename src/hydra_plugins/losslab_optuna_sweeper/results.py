@@ -20,12 +20,16 @@ RESULTS_FILE = "optimization_results.yaml"
 
 
 def write(study: optuna.Study, sweep_dir: Path) -> Path | None:
-    """``best_params`` and ``best_value``, or the Pareto front as ``solutions``."""
+    """``best_params`` and ``best_value`` of the chosen trial (``losslab.search.ties``), or
+    the Pareto front as ``solutions``."""
+    from losslab.search.ties import choose
+
     best = best_trials(study)
     if not best:
         return None
     if len(study.directions) == 1:
-        content = {"name": "optuna", "best_params": best[0].params, "best_value": best[0].value}
+        top = choose(study).trial
+        content = {"name": "optuna", "best_params": top.params, "best_value": top.value}
     else:
         solutions = [{"params": t.params, "values": t.values} for t in best]
         content = {"name": "optuna", "solutions": solutions}
@@ -46,16 +50,30 @@ def print_best(study: optuna.Study) -> None:
     best = best_trials(study)
     if not best:
         log.info("%d trials (%s); none complete", len(states), counts)
-    elif len(best) > 1 or len(study.directions) > 1:
+    elif len(study.directions) > 1:
         log.info("%d trials (%s); Pareto front: %d trials", len(states), counts, len(best))
         for trial in best:
             log.info("  trial %d: %s; %s", trial.number, _values(trial), _params(trial))
     else:
-        top = best[0]
+        _print_chosen(study, f"{len(states)} trials ({counts})")
+
+
+def _print_chosen(study: optuna.Study, head: str) -> None:
+    """The chosen trial, and the trials that shared its value with the rule that decided."""
+    from losslab.search.ties import REPORTED, TIE_BREAKER, choose, tie_value
+
+    choice = choose(study)
+    top = choice.trial
+    log.info("%s; chosen trial %d: %s; %s", head, top.number, _values(top), _params(top))
+    if len(choice.tied) > 1:
         log.info(
-            "%d trials (%s); best trial %d: %s; %s",
-            *(len(states), counts, top.number, _values(top), _params(top)),
+            "  %d trials tied at %s; chosen by %s:", len(choice.tied), _values(top), choice.rule
         )
+        for trial in choice.tied:
+            log.info("  trial %d: %s %s", trial.number, TIE_BREAKER, _brief(tie_value(trial)))
+    test = [f"{k[5:]} {top.user_attrs[k]:.4f}" for k in REPORTED if k in top.user_attrs]
+    if test:
+        log.info("test, chosen trial %d: %s", top.number, " | ".join(test))
 
 
 def _values(trial: optuna.trial.FrozenTrial) -> str:

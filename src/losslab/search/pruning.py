@@ -23,8 +23,9 @@ class BestSoFarPruningCallback(KerasPruningCallback):
     ``best_so_far=False`` reports each raw epoch, as the stock callback does. With validation
     folds a trial trains one model after another: :meth:`start_fold` moves the reported steps
     on by the epochs of a fold, so fold ``k`` of every trial is compared at the same steps.
-    The ``TrialPruned`` it raises carries the value reported last as ``objective``: the
-    trial's MLflow run logs it as its objective, as a finished trial's run does.
+    The ``TrialPruned`` it raises carries the value reported last as ``objective``; the
+    trial's MLflow run logs it as ``pruned_at_value``, and its message counts the epoch within
+    the fold, as the epoch lines do.
     """
 
     def __init__(
@@ -35,9 +36,11 @@ class BestSoFarPruningCallback(KerasPruningCallback):
         self._best_so_far = best_so_far
         self._best = math.nan
         self._offset = 0
+        self._fold: int | None = None
 
     def start_fold(self, fold: int, epochs: int) -> None:
         self._offset = fold * epochs
+        self._fold = fold
         self._best = math.nan
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
@@ -51,7 +54,10 @@ class BestSoFarPruningCallback(KerasPruningCallback):
             logs[self._monitor] = self._best  # a NaN epoch keeps the best so far
         try:
             super().on_epoch_end(self._offset + epoch, logs)
-        except TrialPruned as pruned:
+        except TrialPruned:
             value = logs.get(self._monitor)  # what the trial reported last: its value
-            pruned.objective = None if value is None else float(value)
-            raise
+            # epochs counted as the epoch lines count them, within the fold
+            where = f"epoch {epoch + 1}" + ("" if self._fold is None else f" of fold {self._fold}")
+            err = TrialPruned(f"Trial was pruned at {where}.")
+            err.objective = None if value is None else float(value)
+            raise err from None

@@ -23,7 +23,7 @@ import optuna
 from mlflow import MlflowClient
 from mlflow.entities import Param
 
-from losslab.search import optuna_plots, pareto
+from losslab.search import optuna_plots, pareto, ties
 from losslab.search.history import plot_history
 from losslab.search.settings import best_trials, directions
 from losslab.search.study import IDENTITY_ATTR
@@ -103,7 +103,11 @@ def log_study_end(
     if len(study.directions) > 1:
         client.log_metric(run_id, "pareto_front_size", len(best))
     elif best:
-        top = best[0]
+        choice = ties.choose(study)
+        top = choice.trial
+        client.log_metric(run_id, "best_ties", len(choice.tied))  # trials sharing best_value
+        client.set_tag(run_id, "optuna.tie_rule", choice.rule)
+        client.set_tag(run_id, "optuna.tied_trials", ",".join(str(t.number) for t in choice.tied))
         for i, value in enumerate(top.values):
             client.log_metric(run_id, "best_value" if i == 0 else f"best_value_{i}", value)
         best_params = {param_key(key): value for key, value in top.params.items()}
@@ -117,6 +121,8 @@ def log_study_end(
             "values": top.values,
             "params": top.params,
             "mlflow_run_id": top.user_attrs.get("mlflow_run_id"),
+            "tie_rule": choice.rule,
+            "tied_trials": {t.number: ties.tie_value(t) for t in choice.tied},
         }
         client.log_text(run_id, json.dumps(summary, indent=2), "optuna/best_trial.json")
     with tempfile.TemporaryDirectory() as tmp:

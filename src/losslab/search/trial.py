@@ -108,6 +108,15 @@ class JobTrial:
             tag_keys.TRIAL_NUMBER: str(self.ref.number),
         }
 
+    def record(self, metrics: dict[str, float]) -> None:
+        """What the sweep ranks ties by (:mod:`losslab.search.ties`) and the test figures it
+        prints once for the trial it chooses, from the job's figures."""
+        from losslab.search.ties import REPORTED, TIE_BREAKER
+
+        for key in (TIE_BREAKER, *REPORTED):
+            if key in metrics:
+                self.trial.set_user_attr(key, float(metrics[key]))
+
     def link_run(self, tracked: Any) -> None:
         """Let the study point at the MLflow run that records this trial."""
         self.trial.set_user_attr("mlflow_run_id", tracked.run_id)

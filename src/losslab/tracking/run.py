@@ -259,12 +259,13 @@ class TrackedRun:
 
     def _close(self, exc_type, exc) -> None:
         """Store (or spill) what is queued, then the outcome and the final status. A pruned
-        trial's ``objective`` is the value it reported last (see
-        :class:`losslab.search.pruning.BestSoFarPruningCallback`), so every trial has one."""
+        trial logs the value it reported last as ``pruned_at_value`` (see
+        :class:`losslab.search.pruning.BestSoFarPruningCallback`): one partly trained fold's
+        best epoch, not an ``objective`` to sort beside those of complete trials."""
         pruned = exc_type is not None and _is_pruned(exc_type)
         reported = getattr(exc, "objective", None) if pruned else None
         if reported is not None and math.isfinite(reported):
-            self.log_metrics({"objective": reported})
+            self.log_metrics({"pruned_at_value": reported})
         self.sync()
         self._closed.set()
         self.writer.close(timeout=1 if self.offline else None)

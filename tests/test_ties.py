@@ -1,0 +1,99 @@
+"""Trials that share the best objective value are ranked by the tie-breaker, and the tie is
+recorded: on the parent run and on the terminal (in-memory Optuna studies)."""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+from optuna.distributions import FloatDistribution
+
+from hydra_plugins.losslab_optuna_sweeper import results
+from losslab.search.pruning import BestSoFarPruningCallback
+from losslab.search.report import log_study_end
+from losslab.search.ties import TIE_BREAKER, choose
+
+
+def study_of(rows: list[tuple], direction: str = "maximize"):
+    """One complete trial per (objective, tie-breaker[, test recall]) row, in order, and a
+    pruned one."""
+    study = optuna.create_study(direction=direction)
+    for i, (value, tie, *test) in enumerate(rows):
+        attrs = {} if tie is None else {TIE_BREAKER: tie}
+        attrs.update(dict.fromkeys(["test_recall"] * len(test), *test))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"lr": 0.001 * (i + 1)},
+                distributions={"lr": FloatDistribution(1e-4, 1.0)},
+                value=value,
+                user_attrs=attrs,
+            )
+        )
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    return study
+
+
+def test_tied_trials_are_ranked_by_the_tie_breaker_not_their_number():
+    study = study_of([(0.9, 0.99), (1.0, 0.91), (1.0, 0.97), (1.0, 0.93)])
+    choice = choose(study)
+    assert choice.trial.number == 2  # Optuna's best_trial would be 1
+    assert study.best_trial.number == 1
+    assert [t.number for t in choice.tied] == [1, 2, 3]
+    assert choice.rule == f"objective, then higher {TIE_BREAKER}"
+
+
+def test_a_minimised_objective_ties_on_its_lowest_value():
+    choice = choose(study_of([(0.2, 0.5), (0.1, 0.6), (0.1, 0.7)], "minimize"))
+    assert choice.trial.number == 2 and len(choice.tied) == 2
+
+
+def test_ties_on_both_fall_to_the_trial_number_and_say_so():
+    choice = choose(study_of([(1.0, None), (1.0, None)]))
+    assert choice.trial.number == 0
+    assert choice.rule.endswith("then lower trial number")
+    assert choose(study_of([(0.5, 0.8), (0.7, 0.1)])).rule == "objective"
+
+
+def test_the_terminal_names_the_chosen_trial_and_the_tie(caplog):
+    study = study_of([(1.0, 0.91), (1.0, 0.97), (0.8, 0.99)])
+    with caplog.at_level(logging.INFO):
+        results.print_best(study)
+    text = caplog.text
+    assert "chosen trial 1: 1; lr=0.002" in text
+    assert "2 trials tied at 1; chosen by objective, then higher" in text
+    assert "Pareto" not in text
+
+
+def test_the_parent_run_records_the_tie_and_the_chosen_trial(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = client.create_run(client.create_experiment("ties")).info.run_id
+    log_study_end(client, run_id, study_of([(1.0, 0.91), (1.0, 0.97), (1.0, 0.93), (0.5, 1.0)]))
+    run = client.get_run(run_id)
+    assert run.data.metrics["best_ties"] == 3
+    assert run.data.metrics["best_value"] == 1.0
+    assert run.data.tags["optuna.best_trial"] == "1"
+    assert run.data.tags["optuna.tied_trials"] == "0,1,2"
+    assert TIE_BREAKER in run.data.tags["optuna.tie_rule"]
+    assert float(run.data.params["lr"]) == pytest.approx(0.002)
+
+
+def test_the_sweep_prints_the_test_figures_of_the_chosen_trial_once(caplog):
+    study = study_of([(1.0, 0.91, 0.5), (1.0, 0.97, 0.96)])
+    with caplog.at_level(logging.INFO):
+        results.print_best(study)
+    assert caplog.text.count("test, chosen trial") == 1
+    assert "test, chosen trial 1: recall 0.9600" in caplog.text
+
+
+def test_a_pruned_fold_names_its_epoch_within_the_fold():
+    """Steps run on across folds for the pruner; the message counts as the epoch lines do."""
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(0.9))
+    trial = study.ask()
+    callback = BestSoFarPruningCallback(trial, "val_recall_at_fpr", maximize=True)
+    callback.start_fold(1, 15)
+    with pytest.raises(optuna.TrialPruned, match=r"^Trial was pruned at epoch 3 of fold 1\.$") as e:
+        callback.on_epoch_end(2, {"val_recall_at_fpr": 0.5})
+    assert e.value.objective == 0.5
+    assert study.trials[0].intermediate_values == {17: 0.5}

@@ -321,7 +321,9 @@ def test_a_table_sweeps_and_its_served_model_answers_raw_json_records(tmp_path, 
         "trainer.epochs=2",
         "trainer.verbose=0",
     )
-    assert proc.stdout.count("Test confusion matrix (churn") == 3, proc.stdout + proc.stderr
+    said = proc.stdout + proc.stderr
+    assert proc.stdout.count("validation at threshold") == 3, said  # each trial: validation
+    assert said.count("test, chosen trial") == 1, said  # the sweep: the chosen trial's test
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     _, jobs = runs_by_type(tmp_path)
     assert len(jobs) == 3

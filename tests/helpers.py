@@ -196,6 +196,9 @@ HOPELESS_LR = [
     "objective=val_roc_auc",
     "hydra.sweeper.pruner.n_startup_trials=1",
     "hydra.sweeper.pruner.n_warmup_steps=0",
+    # every trial a random draw: TPE past its start-up would stop drawing the hopeless lr,
+    # and the pruner needs some drawn after a completed trial
+    "hydra.sweeper.sampler.n_startup_trials=10",
 ]
 
 

@@ -201,17 +201,12 @@ def _check(setup: Setup) -> None:
 def _check_images(conf: TrainConfig, ds) -> None:
     """A CNN or image augmentation on data that turned out to be flat features (arrays or a
     loader of one's own say so only once loaded)."""
-    if ds.image_shape is not None:
-        return
-    for setting, used in (
-        ("model.kind=cnn", conf.model.kind == "cnn"),
-        ("imbalance.augment=true", conf.imbalance.augment),
-    ):
-        if used:
-            raise config_lib.ConfigError(
-                f"{setting} needs image data; data.source={conf.data.source} gave flat "
-                f"features of shape {ds.input_shape}: give images as (n, h, w[, c]) arrays"
-            )
+    used = conf.image_settings()
+    if used and ds.image_shape is None:
+        raise config_lib.ConfigError(
+            f"{used[0]} needs image data; data.source={conf.data.source} gave flat "
+            f"features of shape {ds.input_shape}: give images as (n, h, w[, c]) arrays"
+        )
 
 
 def _monitor_maximizes(conf: TrainConfig) -> bool:
@@ -373,7 +368,8 @@ def objective_value(name: str, metrics: dict[str, float], fits: Sequence[FoldFit
     """An evaluation metric; a ranking or operating-point figure of the delivered rule on its
     out-of-fold validation scores (:data:`DELIVERED`); else the mean over folds of an epoch
     metric at each best epoch (a loss, which the delivered scores do not have)."""
-    name = DELIVERED.get(name, name) if DELIVERED.get(name) in metrics else name
+    if DELIVERED.get(name) in metrics:
+        name = DELIVERED[name]
     if name in metrics:
         return float(metrics[name])
     if all(name in f.history for f in fits):

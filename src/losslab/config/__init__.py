@@ -137,17 +137,21 @@ class TrainConfig:
             raise ConfigError(
                 f"seed={self.seed} is not allowed; use an integer in [0, 2**31 - 1000)"
             )
-        images = self.data.source in IMAGE_SOURCES + SHAPE_AT_LOAD
+        used, images = self.image_settings(), IMAGE_SOURCES + SHAPE_AT_LOAD
+        if used and self.data.source not in images:
+            raise ConfigError(
+                f"{used[0]} needs image data; data.source={self.data.source} is not one "
+                f"of {[str(s) for s in images]}"
+            )
+
+    def image_settings(self) -> list[str]:
+        """The settings in use that need images (checked here against the source, and once
+        the data is loaded against its shape, for sources that tell only then)."""
         needs_images = {
             "model.kind=cnn": self.model.kind == ModelKind.cnn,
             "imbalance.augment=true": self.imbalance.augment,
         }
-        for setting, used in needs_images.items():
-            if used and not images:
-                raise ConfigError(
-                    f"{setting} needs image data; data.source={self.data.source} is not one "
-                    f"of {[str(s) for s in IMAGE_SOURCES + SHAPE_AT_LOAD]}"
-                )
+        return [setting for setting, used in needs_images.items() if used]
 
 
 def to_objects(cfg: Any) -> TrainConfig:

@@ -13,7 +13,14 @@ os.environ.setdefault("MLFLOW_ENABLE_TELEMETRY", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 
 from tests import slurm  # noqa: E402
-from tests.helpers import MlflowServer, postgres_server  # noqa: E402
+from tests.helpers import MlflowServer, new_store, postgres_server  # noqa: E402
+
+
+@pytest.fixture
+def mlflow_db(tmp_path) -> str:
+    """A new MLflow store at ``tmp_path/mlflow.db`` (where a run started there records), its
+    URI: for tests that record into a store, not for those that check one is never made."""
+    return new_store(tmp_path)
 
 
 @pytest.fixture(scope="session")

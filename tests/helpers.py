@@ -4,9 +4,11 @@ MLflow server, and readers of what a run or sweep recorded."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -89,6 +91,31 @@ def start_cli(cwd: Path, *args: str, env=None) -> subprocess.Popen:
     )
 
 
+@functools.cache
+def _empty_store() -> bytes:
+    """An MLflow SQLite store with its tables made, as bytes: MLflow makes a new store's tables
+    by running every schema migration, a second or more, where a copy takes a millisecond."""
+    folder = Path(tempfile.mkdtemp(prefix="losslab-store-"))
+    MlflowClient(f"sqlite:///{folder}/mlflow.db").search_experiments()
+    data = (folder / "mlflow.db").read_bytes()
+    shutil.rmtree(folder)
+    return data
+
+
+def new_store(folder: Path) -> str:
+    """A new, empty MLflow store at ``folder/mlflow.db``, as MLflow makes it for a process
+    started in ``folder`` (the default experiment's artifacts in ``folder/mlruns/0``); its URI."""
+    db = folder / "mlflow.db"
+    folder.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(_empty_store())
+    with contextlib.closing(sqlite3.connect(db)) as con, con:
+        location = str(folder.resolve() / "mlruns" / "0")
+        con.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", [location]
+        )
+    return f"sqlite:///{db}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -100,7 +127,8 @@ class MlflowServer:
 
     def __init__(self, folder: Path, port: int | None = None, backend: str | None = None) -> None:
         self.folder = folder
-        self.backend = backend or f"sqlite:///{folder}/mlflow.db"
+        db = folder / "mlflow.db"
+        self.backend = backend or (f"sqlite:///{db}" if db.exists() else new_store(folder))
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None

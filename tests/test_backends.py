@@ -14,6 +14,9 @@ from losslab.imbalance import augmenter, oversampled
 from losslab.models import load as load_keras_model
 from tests.helpers import assert_nothing_recorded, run_cli
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 SHAPE = (8, 8, 1)
 
 

@@ -15,6 +15,9 @@ from losslab.evaluate import EvaluationError
 from losslab.train import train
 from tests.helpers import assert_nothing_recorded, compose
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 QUIET = ["trainer.verbose=0", "trainer.threads=1"]
 
 

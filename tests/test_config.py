@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
 
 from losslab.config import ConfigError, to_objects
-from tests.helpers import compose
+from tests.helpers import REPO, compose
 
 
 def test_default_composes_to_typed_objects(tmp_path):
@@ -104,3 +105,28 @@ def test_a_key_of_another_source_is_refused_at_composition(tmp_path):
 def test_switching_the_source_without_the_data_option_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"data.source=imdb does not match .*data=<option>"):
         to_objects(compose(tmp_path, "data.source=imdb"))
+
+
+# -- every extension point's items are wired everywhere they must be ----------------------
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+
+
+def test_every_data_source_has_a_schema_and_a_loader_and_every_option_one_source():
+    from losslab.config import SCHEMAS, DataSource
+    from losslab.data import loaders
+
+    assert set(DataSource) == set(SCHEMAS) == set(loaders())
+    sources = {str(compose(Path("."), f"data={o}").data.source) for o in options("data")}
+    assert sources == {str(s) for s in DataSource}
+
+
+def test_every_remedy_option_has_its_strategy_and_the_sweeps_draw_only_options():
+    from losslab.config import ImbalanceStrategy
+    from losslab.search.spaces import REMEDIES
+
+    strategies = {
+        str(compose(Path("."), f"imbalance={o}").imbalance.strategy) for o in options("imbalance")
+    }
+    assert strategies == {str(s) for s in ImbalanceStrategy}
+    assert set(REMEDIES) <= set(options("imbalance"))

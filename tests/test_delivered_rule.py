@@ -40,19 +40,27 @@ def folds_and_scales(draw):
     return sizes, scales, draw(st.floats(0.0, 6.0)), draw(st.integers(0, 2**16))
 
 
-def job(tmp_path, sizes, scales, shift: float, seed: int):
+@pytest.fixture(scope="module")
+def conf(tmp_path_factory):
+    """One composed config for every generated case (composing is most of a case's cost)."""
+    overrides = ("objective=val_recall_at_fpr", f"evaluation.max_fpr={MAX_FPR}")
+    return to_objects(compose(tmp_path_factory.mktemp("rule"), *overrides))
+
+
+def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    return keras.ops.convert_to_numpy(model(x))
+
+
+def job(conf, sizes, scales, shift: float, seed: int):
     rng = np.random.default_rng(seed)
     folds, fits = [], []
     for (n_maj, n_min), (scale, offset) in zip(sizes, scales, strict=True):
         x, y = scored(n_maj, n_min, shift, rng)
         folds.append(Dataset("fold", "binary", x, y, x, y, x, y, ["maj", "min"]))
         model = fold_model(scale, offset)
-        fits.append(FoldFit(model, {"loss": [0.0]}, 0, model.predict(x, verbose=0)))
+        fits.append(FoldFit(model, {"loss": [0.0]}, 0, predict(model, x)))
     x_test, y_test = scored(300, 60, shift, rng)
     ds = Dataset("test", "binary", x_test, y_test, x_test, y_test, x_test, y_test, ["maj", "min"])
-    conf = to_objects(
-        compose(tmp_path, "objective=val_recall_at_fpr", f"evaluation.max_fpr={MAX_FPR}")
-    )
     setup = Setup(conf, ds, folds, None, None, False, ["loss", "val_recall_at_fpr"])
     return outcome(setup, fits), folds, fits
 
@@ -73,9 +81,9 @@ def on_majority_scale(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 @settings(max_examples=15, deadline=None)
 @given(case=folds_and_scales())
-def test_the_objective_is_the_delivered_rules_out_of_fold_recall(tmp_path_factory, case):
+def test_the_objective_is_the_delivered_rules_out_of_fold_recall(conf, case):
     sizes, scales, shift, seed = case
-    result, folds, fits = job(tmp_path_factory.mktemp("rule"), sizes, scales, shift, seed)
+    result, folds, fits = job(conf, sizes, scales, shift, seed)
     t = result.evaluation.threshold
     called, fp, majority = [], 0, 0
     for fold, fit in zip(folds, fits, strict=True):
@@ -90,11 +98,9 @@ def test_the_objective_is_the_delivered_rules_out_of_fold_recall(tmp_path_factor
     assert fp / majority <= MAX_FPR
     # the test figures are those of the delivered model at the same threshold
     x_test, y_test = result.dataset.x_test, result.dataset.y_test.ravel()
-    p = keras.ops.convert_to_numpy(result.model(x_test)).ravel()
+    p = predict(result.model, x_test).ravel()
     on_scales = [
-        on_majority_scale(
-            fit.p_val.ravel()[fold.y_val.ravel() == 0], fit.model.predict(x_test, verbose=0)
-        )
+        on_majority_scale(fit.p_val.ravel()[fold.y_val.ravel() == 0], predict(fit.model, x_test))
         for fold, fit in zip(folds, fits, strict=True)
     ]
     expected = np.mean(on_scales, axis=0)
@@ -106,13 +112,13 @@ def test_the_objective_is_the_delivered_rules_out_of_fold_recall(tmp_path_factor
 
 @settings(max_examples=6, deadline=None)
 @given(case=folds_and_scales(), rescaled=st.lists(st.floats(0.05, 20.0), min_size=3, max_size=3))
-def test_a_fold_models_scale_changes_nothing_delivered(tmp_path_factory, case, rescaled):
+def test_a_fold_models_scale_changes_nothing_delivered(conf, case, rescaled):
     """Fold models that rank alike but score on other scales: the same objective, threshold
     rule and test decisions (a raw threshold on pooled scores would move with the scales)."""
     sizes, scales, shift, seed = case
-    first, *_ = job(tmp_path_factory.mktemp("a"), sizes, scales, shift, seed)
+    first, *_ = job(conf, sizes, scales, shift, seed)
     other = [(a * r, b) for (a, b), r in zip(scales, rescaled, strict=False)]
-    second, *_ = job(tmp_path_factory.mktemp("b"), sizes, other, shift, seed)
+    second, *_ = job(conf, sizes, other, shift, seed)
     assert first.objective == second.objective
     for key in ("test_recall", "test_majority_recall", "val_final_partial_roc_auc"):
         assert first.metrics[key] == pytest.approx(second.metrics[key])

@@ -15,7 +15,9 @@ from mlflow import MlflowClient
 
 from tests.helpers import CREDITCARD, MNIST_DIR, REPO, needs_creditcard, needs_mnist, run_cli
 
-pytestmark = pytest.mark.slow  # each study is a multirun in a subprocess
+# each study is a multirun in a subprocess;
+# each test is given a new store (tests/helpers.py: new_store)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_db")]
 
 FAST = [
     "trainer.epochs=2",

@@ -24,6 +24,9 @@ from mlflow import MlflowClient
 
 from losslab.keras import MlflowLogger
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 N, BATCH, EPOCHS, N_VAL = 200, 16, 3, 120
 STEPS = math.ceil(N / BATCH)
 EPOCH_KEYS = ("loss", "pr_auc", "val_loss", "val_pr_auc", "learning_rate", "epoch_time_s")

@@ -26,6 +26,9 @@ from mlflow import MlflowClient
 from losslab.keras import MlflowLogger, NeptuneCallback
 from losslab.tracking.layout import neptune_key
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 N, BATCH, EPOCHS, N_VAL, VAL_BATCH = 200, 16, 3, 120, 32
 METRIC = "pr auc@0.5"  # a name neptune-exporter has to change: "pr auc_0.5"
 

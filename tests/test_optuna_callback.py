@@ -16,6 +16,9 @@ from mlflow import MlflowClient
 
 from losslab.optuna import PARENT_ATTR, MlflowCallback
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 STUDY = "quadratic"
 
 
@@ -166,3 +169,41 @@ def test_the_readme_example_runs_as_written(tmp_path):
     parents, children = recorded(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"), study)
     assert len(parents) == 1 and len(children) == 20
     assert parents[0].data.metrics["trials_pruned"] > 0
+
+
+WITHOUT_REPORT = """
+import sys
+import optuna
+from losslab.optuna import MlflowCallback
+
+def objective(trial):
+    x = trial.suggest_float("x", 0, 1)
+    if trial.number == 2 and sys.argv[2] != "ends":
+        raise {"fails": RuntimeError("boom"), "interrupted": KeyboardInterrupt()}[sys.argv[2]]
+    return x
+
+study = optuna.create_study(study_name="quadratic", storage=sys.argv[1] + "/optuna.db")
+study.optimize(objective, n_trials=4, callbacks=[MlflowCallback(sys.argv[1] + "/mlflow.db")])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "ending, status, complete",
+    [("ends", "FINISHED", 4), ("fails", "FAILED", 2), ("interrupted", "KILLED", 2)],
+)
+def test_a_script_without_report_ends_its_parent_with_the_report(
+    tmp_path, ending, status, complete
+):
+    """The study's report is on the parent and the parent ended as the process ended."""
+    uri = f"sqlite:///{tmp_path}"
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_REPORT, uri, ending], capture_output=True, text=True
+    )
+    assert (proc.returncode == 0) == (ending == "ends"), proc.stderr
+    assert "left RUNNING" not in proc.stderr
+    study = optuna.load_study(study_name=STUDY, storage=f"{uri}/optuna.db")
+    (parent,), children = recorded(MlflowClient(f"{uri}/mlflow.db"), study)
+    assert parent.info.status == status
+    assert parent.data.metrics["trials_complete"] == complete == len(children)
+    assert all(child.info.status == "FINISHED" for child in children)

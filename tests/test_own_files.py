@@ -28,6 +28,9 @@ from tests.own_data import (
     review_table,
 )
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 
 def data_config(source: str, **settings):
     return SCHEMAS[DataSource(source)](source=DataSource(source), **settings)
@@ -432,11 +435,13 @@ CLI_FAULTS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("make, message", CLI_FAULTS.values(), ids=CLI_FAULTS.keys())
 def test_bad_data_on_the_command_line_is_one_line_and_exit_code_2(tmp_path, make, message):
-    proc = run_cli(tmp_path, *make(tmp_path), check=False, default_env=True)
+    folder = tmp_path / "cli"  # beside the store the module's tests are given: none is made here
+    folder.mkdir()
+    proc = run_cli(folder, *make(folder), check=False, default_env=True)
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.splitlines()
     assert re.fullmatch(f"error: {message}.*", line), line
-    assert not (tmp_path / "mlflow.db").exists()
+    assert not (folder / "mlflow.db").exists()
 
 
 def test_imdb_reads_the_acl_imdb_folder_with_its_own_test_split(tmp_path):

@@ -24,6 +24,9 @@ from tests.helpers import assert_nothing_recorded, compose, run_cli, runs_by_typ
 from tests.tables import churn_table, write
 from tests.test_serving import model_server
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 CHURN = ["data=table", "data.label=churned", "data.drop=[customer,day]"]
 
 

@@ -13,7 +13,9 @@ from mlflow import MlflowClient
 
 from tests.helpers import REPO
 
-pytestmark = pytest.mark.slow  # a sweep, a retrain and the registry through subprocesses
+# a sweep, a retrain and the registry through subprocesses;
+# each test is given a new store (tests/helpers.py: new_store)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_db")]
 
 COMMON = [
     "debug=default",

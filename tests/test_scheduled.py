@@ -14,7 +14,9 @@ from mlflow import MlflowClient
 
 from tests.helpers import REPO
 
-pytestmark = pytest.mark.slow  # whole sweeps through the installed command
+# whole sweeps through the installed command;
+# each test is given a new store (tests/helpers.py: new_store)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_db")]
 
 
 def crontab_command(folder: Path) -> str:

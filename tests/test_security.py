@@ -16,6 +16,9 @@ from losslab.tracking.redact import redact_text, redact_tree
 from losslab.train import train
 from tests.helpers import MlflowServer, compose, run_cli
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 TOKEN = "ghp_s3cr3tT0kenValue42"
 
 

@@ -20,7 +20,9 @@ import requests
 from losslab.models import load as load_keras_model
 from tests.helpers import REPO, free_port
 
-pytestmark = pytest.mark.slow  # a sweep, a retrain and a model server through subprocesses
+# a sweep, a retrain and a model server through subprocesses;
+# each test is given a new store (tests/helpers.py: new_store)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_db")]
 
 CHAMPION = "models:/losslab@champion"
 

@@ -27,7 +27,8 @@ from tests.helpers import (
     sweeps_and_jobs,
 )
 
-pytestmark = [pytest.mark.slow, slurm.needs_slurm]
+# one worker holds the cluster (its ports and daemons are one per machine)
+pytestmark = [pytest.mark.slow, slurm.needs_slurm, pytest.mark.xdist_group("slurm")]
 
 # what README's GPU sweep sets, sized for this machine; a job asks for one of the node's GPUs
 SLURM_SWEEP = [

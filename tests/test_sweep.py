@@ -31,6 +31,9 @@ from tests.helpers import (
     start_cli,
 )
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 
 # -- search space ------------------------------------------------------------------------
 def test_search_space_syntax_of_the_published_plugin():
@@ -139,6 +142,8 @@ def test_empty_search_range_fails_before_any_trial(tmp_path):
 # -- studies -----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_sweep_selecting_on_test_data_is_refused_before_any_run(tmp_path):
+    tmp_path = tmp_path / "cli"  # beside the store the module's tests are given: none is made here
+    tmp_path.mkdir()
     proc = run_cli(tmp_path, *SWEEP, "objective=test_pr_auc", check=False)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -15,6 +15,9 @@ from losslab.search.pruning import BestSoFarPruningCallback
 from losslab.search.report import log_study_end
 from losslab.search.ties import TIE_BREAKER, choose
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 
 def study_of(rows: list[tuple], direction: str = "maximize"):
     """One complete trial per (objective, tie-breaker[, test recall]) row, in order, and a

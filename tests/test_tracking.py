@@ -17,6 +17,9 @@ from losslab.tracking.writer import MAX_METRICS_PER_BATCH, MetricWriter
 from losslab.train import train
 from tests.helpers import REPO, compose, run_cli
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 EPOCHS, STEPS, BATCH = 3, 10, 32
 
 

@@ -23,6 +23,9 @@ from tests.helpers import (
     run_cli,
 )
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 
 @pytest.mark.slow
 def test_default_run_end_to_end_cli(tmp_path):

@@ -19,6 +19,9 @@ from losslab.tracking import stale, tag_keys
 from losslab.tracking.redact import flatten
 from losslab.tracking.writer import MetricWriter, log_in_batches
 
+# each test records into a new store of its own, copied (tests/helpers.py: new_store)
+pytestmark = pytest.mark.usefixtures("mlflow_db")
+
 
 @pytest.mark.parametrize(
     "value",

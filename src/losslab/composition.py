@@ -8,6 +8,7 @@ schemas in :mod:`losslab.config` that every layer imports.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 CONFIG_MODULE = "losslab.conf"  # the config groups (top-level conf/), shipped in the package
 
 
+@functools.cache  # once a process: the store and the resolvers outlive every compose
 def register() -> None:
     """Store :class:`~losslab.config.TrainConfig` as ``train_schema`` (the first entry of
     ``train.yaml``) and each data source's schema as ``schema/data/<source>`` (the first entry

@@ -6,7 +6,7 @@
     def objective(trial): ...
 
     study.optimize(objective, n_trials=50, callbacks=[mlflc])
-    mlflc.report(study)  # the study's report on its parent run
+    mlflc.report(study)  # the study's report on its parent run (else done at exit)
 
 The keywords are optuna-integration's ``MLflowCallback``'s (deprecated there), with the run
 structure of losslab's sweeps: one parent run per study (its id kept in the study's user
@@ -23,7 +23,9 @@ storage (:func:`losslab.search.storage.creation_lock`).
 
 from __future__ import annotations
 
+import atexit
 import functools
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -81,6 +83,7 @@ class MlflowCallback:
         self.tag_trial_user_attrs = tag_trial_user_attrs
         self._lock = threading.Lock()
         self._parents: dict[str, tuple[str, str]] = {}  # study name -> experiment, run
+        self._open: dict[str, optuna.Study] = {}  # studies whose parent this process ends
         self._reasons: dict[tuple[str, int], str] = {}  # why a trial of this process failed
         self._client: MlflowClient | None = None
 
@@ -123,6 +126,9 @@ class MlflowCallback:
                 if run.info.status != "RUNNING":  # a resumed study: its parent goes on
                     self.client.update_run(run_id, "RUNNING")
                 self._parents[key] = (run.info.experiment_id, run_id)
+                if not self._open:
+                    atexit.register(self.close)
+                self._open[key] = study
             return self._parents[key]
 
     def _new_parent(self, study: optuna.Study) -> str:
@@ -267,12 +273,41 @@ class MlflowCallback:
         tags, the history with pruned and failed trials, importances or the Pareto front,
         every trial as a table), read from the storage so every process's trials count; the
         parent then ends FINISHED. Returns the parent's run id."""
+        return self._end(study, "FINISHED")
+
+    def close(self) -> None:
+        """End each parent this process opened and :meth:`report` did not: the report, then
+        FINISHED, or KILLED or FAILED when the process ends on Ctrl-C or an error. Called at
+        exit, so a script that never calls ``report`` leaves no parent RUNNING."""
+        status = _exit_status()
+        for study in list(self._open.values()):
+            try:
+                self._end(study, status)
+            except Exception as err:  # at exit: one line, not a traceback
+                print(
+                    f"losslab: the parent run of {study.study_name} is left RUNNING: {err}",
+                    file=sys.stderr,
+                )
+
+    def _end(self, study: optuna.Study, status: str) -> str:
         _, run_id = self.parent(study)
         report.log_study_end(self.client, run_id, study, params=False)
-        self.client.set_terminated(run_id, "FINISHED")
+        self.client.set_terminated(run_id, status)
         with self._lock:
             self._parents.pop(study.study_name, None)
+            self._open.pop(study.study_name, None)
+        if not self._open:
+            atexit.unregister(self.close)
         return run_id
+
+
+def _exit_status() -> str:
+    """How the process is ending, for :meth:`MlflowCallback.close` at exit: Python sets
+    ``sys.last_value`` when an uncaught exception ended the main program."""
+    last = getattr(sys, "last_value", None)
+    if last is None:
+        return "FINISHED"
+    return "KILLED" if isinstance(last, KeyboardInterrupt) else "FAILED"
 
 
 def _ms(when) -> int | None:

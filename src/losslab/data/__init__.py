@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +23,9 @@ def data_seed(cfg: DataConfig, seed: int) -> int:
     return cfg.seed if cfg.seed is not None else seed
 
 
-def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
-    """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
+def loaders() -> dict[str, Callable[[Any, int, Path], Dataset]]:
+    """Each data source's loader, by ``DataSource`` (imported when a source is loaded: each
+    brings its own libraries). ``tests/test_config.py`` checks that every source has one."""
     from losslab.data import (
         arrays,
         custom,
@@ -35,6 +38,23 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         text,
     )
 
+    return {
+        "digits_pair": lambda cfg, seed, root: digits.load_pair(cfg, seed),
+        "image_pair": lambda cfg, seed, root: images.load_pair(cfg, seed),
+        "image_classes": lambda cfg, seed, root: images.load_classes(cfg, seed),
+        "synthetic_fraud": lambda cfg, seed, root: tabular.load_synthetic_fraud(cfg, seed),
+        "imdb": text.load_imdb,
+        "multilabel": lambda cfg, seed, root: multilabel.load_multilabel(cfg, seed),
+        "image_folder": image_folder.load_image_folder,
+        "text_table": text.load_text_table,
+        "arrays": arrays.load_arrays,
+        "custom": lambda cfg, seed, root: custom.load_custom(cfg, seed),
+        "table": table.load_table,
+    }
+
+
+def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
+    """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
     seed = data_seed(cfg, seed)
     if getattr(cfg, "fallback", None) and not cfg.path:
         log.warning(
@@ -47,20 +67,7 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     source_dir = getattr(cfg, "source_dir", None)
     if source_dir is not None and not Path(source_dir).is_absolute():
         cfg = dataclasses.replace(cfg, source_dir=str(root / source_dir))
-    loaders = {
-        "digits_pair": lambda: digits.load_pair(cfg, seed),
-        "image_pair": lambda: images.load_pair(cfg, seed),
-        "image_classes": lambda: images.load_classes(cfg, seed),
-        "synthetic_fraud": lambda: tabular.load_synthetic_fraud(cfg, seed),
-        "imdb": lambda: text.load_imdb(cfg, seed, root),
-        "multilabel": lambda: multilabel.load_multilabel(cfg, seed),
-        "image_folder": lambda: image_folder.load_image_folder(cfg, seed, root),
-        "text_table": lambda: text.load_text_table(cfg, seed, root),
-        "arrays": lambda: arrays.load_arrays(cfg, seed, root),
-        "custom": lambda: custom.load_custom(cfg, seed),
-        "table": lambda: table.load_table(cfg, seed, root),
-    }
-    return loaders[cfg.source]()
+    return loaders()[cfg.source](cfg, seed, root)
 
 
 def folds(ds: Dataset, cfg: DataConfig, seed: int) -> list[Dataset]:

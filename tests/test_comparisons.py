@@ -138,14 +138,16 @@ def test_validation_that_cannot_judge_is_refused_before_training(
 def test_compare_in_the_wrong_folder_creates_nothing_and_says_so(tmp_path, monkeypatch, capsys):
     from losslab.compare_cli import main
 
-    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "elsewhere"  # beside the store the module's tests are given
+    folder.mkdir()
+    monkeypatch.chdir(folder)
     assert main(["--experiment", "mnist_9v4"]) == 2
     err = capsys.readouterr().err.strip()
     assert (
-        err == f"compare: no MLflow store at {tmp_path / 'mlflow.db'}: run it in the folder "
+        err == f"compare: no MLflow store at {folder / 'mlflow.db'}: run it in the folder "
         "you trained in, or give --tracking-uri"
     )
-    assert list(tmp_path.iterdir()) == []
+    assert list(folder.iterdir()) == []
 
 
 def test_compare_names_an_unknown_parent_run_in_one_line(tmp_path, monkeypatch, capsys):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import numpy as np
 from losslab.config import DataConfig, fallback_config
 from losslab.data.dataset import DataError, Dataset
 
-__all__ = ["DataError", "Dataset", "folds", "load"]
+__all__ = ["DataError", "Dataset", "folds", "load", "load_beside"]
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +24,8 @@ def data_seed(cfg: DataConfig, seed: int) -> int:
     return cfg.seed if cfg.seed is not None else seed
 
 
-def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
-    """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
+def _import_loaders() -> tuple:
+    """The loaders' modules (none imports Keras or TensorFlow until a loader runs)."""
     from losslab.data import (
         arrays,
         custom,
@@ -31,10 +34,19 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         images,
         multilabel,
         table,
+        table_leaks,  # noqa: F401 - imported where a table is loaded
         tabular,
         text,
     )
 
+    return arrays, custom, digits, image_folder, images, multilabel, table, tabular, text
+
+
+def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
+    """Load the source ``cfg.source`` names; relative paths are taken from ``root``."""
+    arrays, custom, digits, image_folder, images, multilabel, table, tabular, text = (
+        _import_loaders()
+    )
     seed = data_seed(cfg, seed)
     if getattr(cfg, "fallback", None) and not cfg.path:
         log.warning(
@@ -61,6 +73,27 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
         "table": lambda: table.load_table(cfg, seed, root),
     }
     return loaders[cfg.source]()
+
+
+def load_beside(cfg: DataConfig, seed: int, root: str | Path = ".") -> Callable[[], Dataset]:
+    """:func:`load`, started now in a thread for a table (whose reading and encoding use
+    neither Keras nor TensorFlow) so that it overlaps Keras' start (seconds each on a large
+    table); other sources load when the returned function is called. Its call gives the data
+    or raises the loading's error, so errors keep their order: checks made meanwhile first.
+    The loaders' modules are imported here first: two threads never import one module."""
+    if cfg.source != "table":
+        return lambda: load(cfg, seed, root)
+    _import_loaders()
+    loaded: Future[Dataset] = Future()
+
+    def run() -> None:
+        try:
+            loaded.set_result(load(cfg, seed, root))
+        except BaseException as err:  # raised again where the data is asked for
+            loaded.set_exception(err)
+
+    threading.Thread(target=run, name="losslab-data", daemon=True).start()
+    return loaded.result
 
 
 def folds(ds: Dataset, cfg: DataConfig, seed: int) -> list[Dataset]:

@@ -86,35 +86,40 @@ def width(spec: dict) -> int:
 
 def encode(frame: pd.DataFrame, spec: dict) -> np.ndarray:
     """The rows of ``frame`` as the model's float32 inputs, written once into one matrix."""
-    out = np.zeros((len(frame), width(spec)), np.float32)
+    out = np.empty((len(frame), width(spec)), np.float32)
     start = 0
     if spec["numbers"]["columns"]:
         start = len(spec["numbers"]["mean"])
         for first in range(0, len(frame), CHUNK):
             rows = slice(first, first + CHUNK)
-            out[rows, :start] = _standardised(frame.iloc[rows], spec["numbers"])
+            _standardised(frame.iloc[rows], spec["numbers"], out[rows, :start])
+    out[:, start:] = 0.0
     for name, values in spec["categories"]:
         _one_hot(frame[name], values, out[:, start : start + len(values)])
         start += len(values)
     return out
 
 
-def _standardised(frame: pd.DataFrame, spec: dict) -> np.ndarray:
-    """Imputed, indicators beside them, standardised and clipped, in float64 (the steps and
-    their order of the logged model's ``numbers``, so both round alike)."""
+def _standardised(frame: pd.DataFrame, spec: dict, out: np.ndarray) -> None:
+    """Imputed, indicators beside them, standardised and clipped, in float64 (the steps of
+    the logged model's ``numbers``, value for value, so both round alike), into ``out``."""
     x = _raw_numbers(frame, spec)
     missing = np.isnan(x)
     x = np.where(missing, np.asarray(spec["fill"], np.float64), x)
-    both = np.hstack([x, missing[:, spec["indicators"]].astype(np.float64)])
-    z = (both - np.asarray(spec["mean"])) / np.asarray(spec["scale"])
-    return z if spec["clip"] is None else np.clip(z, -spec["clip"], spec["clip"])
+    mean, scale, n = np.asarray(spec["mean"]), np.asarray(spec["scale"]), x.shape[1]
+    blocks = ((x, slice(0, n)), (missing[:, spec["indicators"]].astype(np.float64), slice(n, None)))
+    for values, part in blocks:
+        z = (values - mean[part]) / scale[part]
+        out[:, part] = z if spec["clip"] is None else np.clip(z, -spec["clip"], spec["clip"])
 
 
 def _one_hot(column: pd.Series, values: list, out: np.ndarray) -> None:
-    """One column of ``out`` per training value; an unseen value leaves its row zero."""
-    known = [v for v in values if v is not None]
-    codes = pd.Index(known).get_indexer(column)
-    rows = np.flatnonzero(codes >= 0)
-    out[rows, codes[rows]] = 1.0
+    """One column of ``out`` per training value; an unseen value leaves its row zero. The
+    column's distinct values are looked up, not its rows (strings stay in Arrow)."""
+    codes, distinct = pd.factorize(column)  # a missing value: -1
+    known = pd.Index([v for v in values if v is not None]).get_indexer(distinct)
+    position = np.append(known, -1)[codes]
+    rows = np.flatnonzero(position >= 0)
+    out[rows, position[rows]] = 1.0
     if None in values:
-        out[column.isna().to_numpy(), values.index(None)] = 1.0
+        out[codes == -1, values.index(None)] = 1.0

@@ -279,6 +279,18 @@ def test_a_refused_table_records_no_run(tmp_path):
     assert_nothing_recorded(tmp_path)
 
 
+def test_a_bad_argument_is_refused_before_a_bad_table_loading_beside_it(tmp_path):
+    """The table loads in a thread while Keras starts; the argument checks made meanwhile
+    still speak first, and the table's own refusal comes when the arguments pass."""
+    path = write(churn_table(300).assign(churned="no"), tmp_path)
+    overrides = [*CHURN, f"data.path={path}", "tracking=local"]
+    with pytest.raises(ConfigError, match="model.activation=nosuch: not a Keras activation"):
+        train(compose(tmp_path, *overrides, "model.activation=nosuch"))
+    with pytest.raises(DataError, match="a classifier needs two classes"):
+        train(compose(tmp_path, *overrides))
+    assert_nothing_recorded(tmp_path)
+
+
 def test_the_overrides_a_user_types_compose(tmp_path):
     cfg = compose(tmp_path, *CHURN, "data.path=churn.csv", "data.positive=yes")
     assert cfg.data.source == "table" and cfg.data.positive == "yes"

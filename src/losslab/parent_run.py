@@ -29,7 +29,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from losslab.tracking import tag_keys
-from losslab.tracking.store import keep_credentials_off_stdout
 from losslab.tracking.sweep import read_parent_id, write_parent_id
 
 log = logging.getLogger(__name__)
@@ -59,7 +58,7 @@ class MlflowParentRun(Callback):
         from losslab.tracking import stale
         from losslab.tracking.launcher import create_run, launcher_run, records_into
         from losslab.tracking.run import MLFLOW_RUN_ID_ENV, experiment_id
-        from losslab.tracking.store import ensure_ready
+        from losslab.tracking.store import ensure_ready, keep_credentials_off_stdout
 
         ensure_ready(config.tracking.uri)
         self.client = MlflowClient(config.tracking.uri)

@@ -123,12 +123,13 @@ def _configs(cfg: DictConfig | TrainConfig) -> tuple[TrainConfig, DictConfig]:
     return cfg, OmegaConf.structured(cfg)
 
 
-def prepare(conf: TrainConfig) -> Setup:
-    """Load the data and check that data, loss, remedy, objective and validation fit together,
-    before any run is recorded or batch trained."""
+def prepare(conf: TrainConfig, loaded: Callable[[], Any] | None = None) -> Setup:
+    """Load the data (or take it from ``loaded``: :func:`losslab.data.load_beside`) and check
+    that data, loss, remedy, objective and validation fit together, before any run is
+    recorded or batch trained."""
     from losslab import data, imbalance, losses
 
-    ds = data.load(conf.data, conf.seed, Path(conf.paths.root_dir))
+    ds = loaded() if loaded is not None else data.load(conf.data, conf.seed, conf.paths.root_dir)
     losses.check_task(conf.loss, ds.task)
     prepared = imbalance.prepare(conf.imbalance, ds.y_train, ds.task)
     one_hot = losses.wants_one_hot(conf.loss, ds.task)
@@ -427,17 +428,20 @@ def train(
     on_run_start: Callable[[Any], None] | None = None,
 ) -> Result:
     """Train and evaluate one configuration; record it in MLflow when tracking is on."""
+    from losslab import data
+
     started = time.perf_counter()
     conf, raw = _configs(cfg)
     job = job or JobInfo()
     in_sweep = job.sweep_dir is not None  # the sweep's preflight found the store answering
     offline_because = check_store(conf, in_sweep) if conf.tracking.enabled else None
+    loaded = data.load_beside(conf.data, conf.seed, conf.paths.root_dir)  # while Keras starts
     backend.start()
     out = Path(conf.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _limit_threads(conf.trainer.threads)
     check_arguments(conf)
-    setup = prepare(conf)
+    setup = prepare(conf, loaded)
     tracked = None
     if conf.tracking.enabled:
         tracked = recording.start_run(conf, job, setup.ds, offline_because)

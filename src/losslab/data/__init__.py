@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import numpy as np
 from losslab.config import DataConfig, fallback_config
 from losslab.data.dataset import DataError, Dataset
 
-__all__ = ["DataError", "Dataset", "folds", "load"]
+__all__ = ["DataError", "Dataset", "folds", "load", "load_beside"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ def loaders() -> dict[str, Callable[[Any, int, Path], Dataset]]:
         images,
         multilabel,
         table,
+        table_leaks,  # noqa: F401 - imported where a table is loaded
         tabular,
         text,
     )
@@ -68,6 +71,27 @@ def load(cfg: DataConfig, seed: int, root: str | Path = ".") -> Dataset:
     if source_dir is not None and not Path(source_dir).is_absolute():
         cfg = dataclasses.replace(cfg, source_dir=str(root / source_dir))
     return loaders()[cfg.source](cfg, seed, root)
+
+
+def load_beside(cfg: DataConfig, seed: int, root: str | Path = ".") -> Callable[[], Dataset]:
+    """:func:`load`, started now in a thread for a table (whose reading and encoding use
+    neither Keras nor TensorFlow) so that it overlaps Keras' start (seconds each on a large
+    table); other sources load when the returned function is called. Its call gives the data
+    or raises the loading's error, so errors keep their order: checks made meanwhile first.
+    The loaders' modules are imported here first: two threads never import one module."""
+    if cfg.source != "table":
+        return lambda: load(cfg, seed, root)
+    loaders()  # the modules imported on this thread
+    loaded: Future[Dataset] = Future()
+
+    def run() -> None:
+        try:
+            loaded.set_result(load(cfg, seed, root))
+        except BaseException as err:  # raised again where the data is asked for
+            loaded.set_exception(err)
+
+    threading.Thread(target=run, name="losslab-data", daemon=True).start()
+    return loaded.result
 
 
 def folds(ds: Dataset, cfg: DataConfig, seed: int) -> list[Dataset]:

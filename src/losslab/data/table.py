@@ -1,16 +1,5 @@
 """``data=table``: the user's own table, split, encoded on its training rows, and ready to
-travel with the logged model.
-
-The encoding is scikit-learn's ``ColumnTransformer``: numbers through
-``SimpleImputer(strategy="mean", add_indicator=True)`` and ``StandardScaler`` (a missing
-value becomes 0, the training mean, beside its indicator; the median took seconds per million
-rows), categories
-through ``OneHotEncoder(handle_unknown="ignore")`` (a category unseen in training encodes as
-all zeros; a missing value is a category of its own). Keras' ``FeatureSpace`` would do the
-same inside the model, but it adapts and encodes through ``tf.data`` row batches (slow on a
-million rows, TensorFlow only), while the transformer encodes whole numpy columns under every
-backend. The logged model carries its fitted parameters as plain JSON
-(:func:`encoding_parameters`), which it applies to raw rows with numpy and pandas.
+travel with the logged model (the encoding: :mod:`losslab.data.table_encoding`).
 """
 
 from __future__ import annotations
@@ -22,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from losslab.config.data import TableConfig, TableSplit
-from losslab.data import table_splits
+from losslab.data import table_encoding, table_splits
 from losslab.data.dataset import DataError, Dataset, RawInputs
 from losslab.data.splits import subsample
 from losslab.data.table_columns import (
@@ -37,59 +26,6 @@ from losslab.data.table_read import read_table
 
 log = logging.getLogger(__name__)
 EXAMPLE_ROWS = 5
-LOG_OFFSET = 0.001  # log(x + 0.001): a zero amount stays finite
-
-
-def encoder(numbers: list[str], categories: list[str]):
-    """The unfitted transform: numbers imputed (with an indicator) and standardised,
-    categories one-hot; float32 arrays out."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
-    parts = []
-    if numbers:
-        impute = SimpleImputer(strategy="mean", add_indicator=True, keep_empty_features=True)
-        parts.append(("numbers", make_pipeline(impute, StandardScaler()), numbers))
-    if categories:
-        onehot = OneHotEncoder(handle_unknown="ignore", sparse_output=False, dtype=np.float32)
-        parts.append(("categories", onehot, categories))
-    return ColumnTransformer(parts, sparse_threshold=0.0)
-
-
-def _plain(value: object) -> object:
-    """A category value as JSON holds it: a Python scalar, None for a missing one."""
-    if pd.isna(value):
-        return None
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def encoding_parameters(transform, cfg: TableConfig) -> dict:
-    """The fitted transform as plain parameters, in the format the logged model reads
-    (:mod:`losslab.tracking.raw_rows_model`); the tests check both give the same inputs."""
-    named = transform.named_transformers_
-    spec: dict = {"numbers": {"columns": []}, "categories": []}
-    if "numbers" in named:
-        impute, scale = named["numbers"].steps[0][1], named["numbers"].steps[1][1]
-        columns = [str(c) for c in impute.feature_names_in_]
-        spec["numbers"] = {
-            "columns": columns,
-            "log": [columns.index(c) for c in cfg.log_columns],
-            "log_offset": LOG_OFFSET,
-            "clip": cfg.clip,
-            "fill": impute.statistics_.tolist(),
-            "indicators": impute.indicator_.features_.tolist(),
-            "mean": scale.mean_.tolist(),
-            "scale": scale.scale_.tolist(),
-        }
-    if "categories" in named:
-        onehot = named["categories"]
-        spec["categories"] = [
-            [str(name), [_plain(v) for v in values]]
-            for name, values in zip(onehot.feature_names_in_, onehot.categories_, strict=True)
-        ]
-    return spec
 
 
 def _rows(y: np.ndarray, df: pd.DataFrame, cfg: TableConfig, fraction: float, seed: int, part: str):
@@ -116,26 +52,14 @@ def _split(df: pd.DataFrame, y: np.ndarray, cfg: TableConfig, seed: int, test: p
     return (df.iloc[keep], y[keep]), (df.iloc[val], y[val]), (test, y_test)
 
 
-def _logged(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """``frame`` with log(x + 0.001) in ``columns`` (the raw frame stays as it was)."""
-    return frame.assign(**{c: np.log(frame[c] + LOG_OFFSET) for c in columns})
-
-
 def _encode(cfg: TableConfig, train, val, test, kinds_: tuple[list[str], list[str]]):
-    """The transform fitted on the training rows, and the three splits' float32 inputs."""
+    """The encoding fitted on the training rows, and the three splits' float32 inputs."""
     numbers, categories = kinds_
-    columns = [*numbers, *categories]
     not_numbers = [c for c in cfg.log_columns if c not in numbers]
     if not_numbers:
         raise DataError(f"data.log_columns={list(cfg.log_columns)}: {not_numbers} not numeric")
-    transform = encoder(numbers, categories)
-    parts = [_logged(part[columns], list(cfg.log_columns)) for part in (train, val, test)]
-    arrays = [transform.fit_transform(parts[0])] + [transform.transform(p) for p in parts[1:]]
-    if cfg.clip is not None:  # the numbers' block: numbers and their indicators
-        width = transform.output_indices_["numbers"].stop if numbers else 0
-        for x in arrays:
-            np.clip(x[:, :width], -cfg.clip, cfg.clip, out=x[:, :width])
-    return transform, [x.astype(np.float32) for x in arrays]
+    spec = table_encoding.fit(train, numbers, categories, list(cfg.log_columns), cfg.clip)
+    return spec, [table_encoding.encode(part, spec) for part in (train, val, test)]
 
 
 def _class_names(cfg: TableConfig, tgt: Target) -> list[str]:
@@ -177,7 +101,7 @@ def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
     y_test = y_test_file if y_test is None else y_test
     numbers, categories = kinds(train, columns, cfg)
     check_leaks(train[columns], y_train, numbers, categories, cfg.allow_perfect_feature)
-    transform, (x_train, x_val, x_test) = _encode(cfg, train, val, test, (numbers, categories))
+    encoding, (x_train, x_val, x_test) = _encode(cfg, train, val, test, (numbers, categories))
     log.info(
         "table %s: %d numeric, %d category columns -> %d inputs",
         path.name,
@@ -185,9 +109,7 @@ def load_table(cfg: TableConfig, seed: int, root: Path) -> Dataset:
         len(categories),
         x_train.shape[1],
     )
-    raw = RawInputs(
-        encoding_parameters(transform, cfg), train[columns].iloc[:EXAMPLE_ROWS], test[columns]
-    )
+    raw = RawInputs(encoding, train[columns].iloc[:EXAMPLE_ROWS], test[columns])
     return Dataset(
         path.stem.split(".")[0],
         tgt.task,

@@ -6,8 +6,8 @@ pickle: the Keras model loads with ``safe_mode=True`` and the encoding from plai
 (:data:`ENCODING`), applied here with numpy and pandas. The file imports no losslab module and
 no scikit-learn, so the logged model needs neither.
 
-The encoding, as a source writes it (``losslab.data.table.encoding_parameters``, from the
-scikit-learn transform fitted on the training rows), in output column order:
+The encoding, as a source writes it (``losslab.data.table_encoding.fit``, on the training
+rows), in output column order:
 ``numbers``: columns, ``log`` (positions, in ``columns``, of those taken as log(x +
 ``log_offset``) first), ``fill`` (the imputed value of each), ``indicators`` (positions of
 those that get a missing-value indicator), ``mean`` and ``scale`` (over the numbers, then the

@@ -454,7 +454,7 @@ def train(
         )
         fits = [fit_fold(setup, k, tracked, extra_callbacks) for k in range(len(setup.folds))]
         result = outcome(setup, fits)
-        result.model.save(out / "model.keras")
+        save_model(result.model, out / "model.keras")
         if tracked is not None:
             recording.record_end(tracked, conf, _run_end(setup, fits, result))
         report(setup, result, test=tag_keys.TRIAL_NUMBER not in job.tags)
@@ -462,6 +462,19 @@ def train(
             recording.print_ui_hint(conf, tracked)
             result = dataclasses.replace(result, run_id=tracked.run_id, model_uri=tracked.model_uri)
     return result
+
+
+def save_model(model: Any, path: Path) -> None:
+    """The job's own copy of its model; on a full disk, no partial file and one line."""
+    from losslab.tracking import disk
+
+    try:
+        model.save(path)
+    except OSError as err:
+        path.unlink(missing_ok=True)
+        if not disk.is_full(err):
+            raise
+        raise disk.DiskFull(path) from err
 
 
 def _run_end(setup: Setup, fits: Sequence[FoldFit], result: Result) -> recording.RunEnd:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import math
 import os
 import shutil
@@ -193,3 +194,36 @@ def test_a_spill_on_a_full_disk_keeps_whole_records_in_order_and_loses_none(
     if written.moved_from is not None:
         assert written.folder == base / "elsewhere" / disk.ELSEWHERE / "run1"
         assert not written.moved_from.exists()
+
+
+class FullStream:
+    """A log file's stream on a disk with no room left."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_job_log_on_a_full_disk_is_told_once_then_left(tmp_path, capsys):
+    """The job's log file (Hydra's file handler is this class): one line naming it and the
+    room left, not logging's traceback for every record."""
+    handler = disk.LogFile(tmp_path / "train.log")
+    logger = logging.getLogger("tests.full_disk")
+    logger.addHandler(handler)
+    try:
+        logger.warning("fits")
+        handler.stream.close()
+        handler.stream = FullStream()
+        for _ in range(5):
+            logger.warning("does not fit")
+    finally:
+        logger.removeHandler(handler)
+    err = capsys.readouterr().err
+    assert err.count(f"disk full: {tmp_path / 'train.log'} (") == 1, err
+    assert "Traceback" not in err and "Logging error" not in err
+    assert (tmp_path / "train.log").read_text().count("fits") == 1

@@ -74,6 +74,32 @@ def elsewhere(run_id: str) -> Path:
     return Path(tempfile.gettempdir()) / ELSEWHERE / run_id
 
 
+class LogFile(logging.FileHandler):
+    """The job's log file (Hydra's ``job_logging`` file handler): on a full disk, one line
+    naming it and the room left, then no more writes to it, instead of logging's traceback
+    for every record."""
+
+    full = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        import sys
+
+        err = sys.exc_info()[1]
+        if not is_full(err):
+            super().handleError(record)
+            return
+        if not self.full:
+            self.full = True
+            print(
+                f"{describe(self.baseFilename)}; the job's log goes on the terminal only",
+                file=sys.stderr,
+            )
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.full:
+            super().emit(record)
+
+
 class QuietWhenFull(logging.Filter):
     """Drops MLflow's traceback for a store call that failed on a full disk: the run says it
     once in one line, and the call is retried."""

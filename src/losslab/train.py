@@ -455,6 +455,7 @@ def train(
         fits = [fit_fold(setup, k, tracked, extra_callbacks) for k in range(len(setup.folds))]
         result = outcome(setup, fits)
         save_model(result.model, out / "model.keras")
+        warn_if_degenerate(result.metrics)
         if tracked is not None:
             recording.record_end(tracked, conf, _run_end(setup, fits, result))
         report(setup, result, test=tag_keys.TRIAL_NUMBER not in job.tags)
@@ -462,6 +463,14 @@ def train(
             recording.print_ui_hint(conf, tracked)
             result = dataclasses.replace(result, run_id=tracked.run_id, model_uri=tracked.model_uri)
     return result
+
+
+def warn_if_degenerate(metrics: dict[str, float]) -> None:
+    from losslab.evaluate import degenerate
+
+    why = degenerate(metrics)
+    if why is not None:
+        log.warning("%s: the model answers every input alike; marked degenerate", why)
 
 
 def save_model(model: Any, path: Path) -> None:
@@ -478,7 +487,10 @@ def save_model(model: Any, path: Path) -> None:
 
 
 def _run_end(setup: Setup, fits: Sequence[FoldFit], result: Result) -> recording.RunEnd:
+    from losslab.evaluate import degenerate
+
     return recording.RunEnd(
+        degenerate=degenerate(result.metrics),
         evaluation=result.evaluation,
         history=result.history,
         model=result.model,
@@ -504,7 +516,10 @@ def _data_counts(setup: Setup) -> dict[str, Any]:
 
 def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
     """What the fitted folds amount to: evaluation, mean history, objective, final model."""
+    from losslab.evaluate import SPREAD, prediction_spread
+
     model, ev = evaluate_fits(setup, fits)
+    ev.metrics[SPREAD] = max(prediction_spread(f.p_val) for f in fits)
     values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
     value = values[0] if len(values) == 1 else values
     return Result(value, None, ev.metrics, mean_history(fits), ev, model, setup.ds)

@@ -20,7 +20,12 @@ ELSEWHERE = "losslab-spill"  # under the system's temporary folder ($TMPDIR)
 
 
 class DiskFull(OSError):
-    """A write that found its filesystem full; the message names the path and the room left."""
+    """A write that found its filesystem full; the message names the path and the room left.
+
+    ``infrastructure``: the failure is the machine's, not the trial's params (a sweeper
+    queues the trial again instead of counting it as failed)."""
+
+    infrastructure = True
 
     def __init__(self, path: str | Path) -> None:
         super().__init__(errno.ENOSPC, describe(path))

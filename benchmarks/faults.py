@@ -42,13 +42,13 @@ def start_train(folder: Path, *overrides: str) -> subprocess.Popen:
     )
 
 
-def wait_for_epoch(server: MlflowServer, proc: subprocess.Popen) -> None:
+def wait_for_epoch(store: Path, proc: subprocess.Popen) -> None:
     import sqlite3
 
     query = "SELECT count(*) FROM metrics WHERE key = 'val_loss'"
     while proc.poll() is None:
         try:
-            with sqlite3.connect(server.folder / "mlflow.db", timeout=30) as con:
+            with sqlite3.connect(store, timeout=30) as con:
                 if con.execute(query).fetchone()[0]:
                     return
         except sqlite3.OperationalError:
@@ -64,7 +64,11 @@ def replayed_points(server: MlflowServer, folder: Path) -> str:
     (spill,) = folder.glob("outputs/runs/*/mlflow_spill")
     replay = [sys.executable, "-m", "losslab.tracking.replay", str(spill)]
     subprocess.run(replay, check=True, capture_output=True, env=DEFAULT_ENV, timeout=600)
-    client = MlflowClient(server.url)
+    return points_of(MlflowClient(server.url))
+
+
+def points_of(client) -> str:
+    """The run's batch points stored / logged (steps 0..n-1, no gap), and its status."""
     (run,) = client.search_runs([client.get_experiment_by_name("losslab").experiment_id])
     steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "batch/loss"))
     logged = steps[-1] + 1 if steps else 0
@@ -86,7 +90,7 @@ def mid_run_fault(kind: str, offline_after: float) -> list[str]:
             f"trainer.epochs={int(12 * offline_after)}",
         ]
         proc = start_train(folder, *overrides)
-        wait_for_epoch(server, proc)
+        wait_for_epoch(server.folder / "mlflow.db", proc)
         faulted = time.time()
         {"server killed": server.stop, "server SIGSTOPped": server.pause}.get(
             kind, lambda: setattr(proxy, "failing", True)
@@ -115,7 +119,7 @@ def ctrl_c_with_store_away(presses: int) -> list[str]:
         server.folder.mkdir()
         url = server.start()
         proc = start_train(folder, "tracking=server", f"tracking.uri={url}", "trainer.epochs=5000")
-        wait_for_epoch(server, proc)
+        wait_for_epoch(server.folder / "mlflow.db", proc)
         server.stop()
         time.sleep(1)
         pressed = time.time()
@@ -147,6 +151,82 @@ def not_running_at_start() -> list[str]:
     ]
 
 
+def full_disk(offline_after: float) -> list[str]:
+    """Store and outputs on a 4 MB tmpfs, filled once the first epoch is stored; the spill
+    goes to $TMPDIR. Root may mount one; elsewhere the row says why it was not measured."""
+    fault = "disk full (store and outputs on a 4 MB tmpfs)"
+    with tempfile.TemporaryDirectory() as tmp:
+        small, elsewhere = Path(tmp) / "small", Path(tmp) / "tmp"
+        small.mkdir(), elsewhere.mkdir()
+        mount = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(small)]
+        made = subprocess.run(mount, capture_output=True, text=True)
+        if made.returncode != 0:
+            return [fault, f"not measured: {made.stderr.strip() or 'mount refused'}", "-"]
+        try:
+            return _fill_during_a_run(fault, small, elsewhere, offline_after)
+        finally:
+            subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def _fill_during_a_run(fault: str, small: Path, elsewhere: Path, offline_after: float):
+    overrides = [f"tracking.offline_after_s={offline_after:g}", "trainer.epochs=8"]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), *overrides],
+        cwd=small,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**DEFAULT_ENV, "TMPDIR": str(elsewhere)},
+    )
+    store = small / "mlflow.db"
+    wait_for_epoch(store, proc)
+    filler, filled = small / "filler", time.time()
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    stdout, stderr = proc.communicate(timeout=900)
+    offline = next(m for x in stdout.splitlines() if (m := OFFLINE_LINE.match(x)))
+    went = datetime.strptime(offline.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() - filled
+    filler.unlink()
+    (spill,) = (elsewhere / "losslab-spill").iterdir()
+    replay = [sys.executable, "-m", "losslab.tracking.replay", str(spill)]
+    subprocess.run(replay, check=True, capture_output=True, env=DEFAULT_ENV, timeout=600)
+    told = len([x for x in stderr.splitlines() if "disk full" in x])
+    measured = (
+        f"exit {proc.returncode}, {len(stderr.splitlines())} stderr lines ({told} naming the "
+        f"disk), spilled elsewhere {went:.1f} s after it filled"
+    )
+    from mlflow import MlflowClient
+
+    return [fault, measured, points_of(MlflowClient(f"sqlite:///{store}"))]
+
+
+def second_sweep_command() -> list[str]:
+    """The same sweep command started again while the first runs in its folder."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        sweep = ["-m", "hparams_search=optuna", "hydra.sweeper.study_name=twice"]
+        first = start_train(folder, *sweep, "trainer.epochs=5000")
+        parent = folder / "outputs" / "sweeps" / "twice" / "mlflow_parent_run_id"
+        while not parent.is_file():
+            if first.poll() is not None:
+                raise RuntimeError(first.communicate())
+            time.sleep(0.2)
+        began = time.time()
+        second = start_train(folder, *sweep, "trainer.epochs=5000")
+        _, stderr = second.communicate(timeout=300)
+        took = time.time() - began
+        first.send_signal(signal.SIGTERM)
+        first.communicate(timeout=300)
+    lines = len(stderr.splitlines())
+    refused = f"exit {second.returncode} after {took:.1f} s"
+    return ["same sweep command twice in one folder", refused, f"{lines} line"]
+
+
 def main() -> None:
     p = parser("Fault matrix figures for RELIABILITY.md", repeats=1)
     p.add_argument("--offline-after", type=float, default=10.0, help="tracking.offline_after_s")
@@ -155,6 +235,7 @@ def main() -> None:
     for kind in ("server killed", "server SIGSTOPped", "proxy answers 503"):
         rows.append(mid_run_fault(kind, args.offline_after))
     rows += [ctrl_c_with_store_away(1), ctrl_c_with_store_away(4)]
+    rows += [full_disk(args.offline_after), second_sweep_command()]
     lines = [
         "## Measured",
         "",

@@ -556,3 +556,27 @@ def test_a_store_outage_between_trials_is_waited_out(tmp_path):
         assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4  # the parent and 3 jobs
     finally:
         server.stop()
+
+
+def test_a_second_sweep_command_in_the_same_folder_is_refused(tmp_path):
+    """The same sweep command started again while the first runs: refused in one line, exit
+    code 2, before any run or trial; the first one's jobs and parent are its own."""
+    same = ["hydra.sweeper.n_trials=2", "trainer.epochs=500"]
+    first = _start_sweep(tmp_path, *same)
+    _wait_for_running_trial(tmp_path, first)
+    second = run_cli(tmp_path, *SWEEP, *same, check=False)
+    sweeps, jobs = runs_by_type(tmp_path)
+    trials = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}").trials
+    os.killpg(first.pid, signal.SIGTERM)
+    first.communicate(timeout=120)
+
+    assert second.returncode == 2, second.stderr
+    (line,) = second.stderr.strip().splitlines()
+    assert line.startswith(f"error: hydra.sweep.dir={tmp_path}/outputs/sweeps/{STUDY}: ")
+    assert f"another sweep command (pid {first.pid} on " in line
+    assert (len(sweeps), len(jobs), len(trials)) == (1, 1, 1)  # the first command's only
+    assert first.returncode == 143
+    sweeps, jobs = runs_by_type(tmp_path)
+    assert [r.info.status for r in sweeps + jobs] == ["KILLED", "KILLED"]
+    states = [t.state for t in load_study(f"sqlite:///{tmp_path}/{STUDY_DB}").trials]
+    assert states == [TrialState.FAIL]

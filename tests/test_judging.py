@@ -15,7 +15,16 @@ from losslab import objectives
 from losslab.config import ConfigError, EvaluationConfig
 from losslab.data import DataError
 from losslab.data.splits import split, stratified_folds
-from losslab.evaluate import NEVER, EvaluationError, choose_threshold, recall_at_fpr
+from losslab.evaluate import (
+    CONSTANT_SPREAD,
+    NEVER,
+    SPREAD,
+    EvaluationError,
+    choose_threshold,
+    degenerate,
+    prediction_spread,
+    recall_at_fpr,
+)
 from losslab.search import spaces
 
 SETTINGS = settings(max_examples=60, deadline=None)
@@ -50,6 +59,24 @@ def test_a_constant_model_has_no_recall_at_a_false_positive_budget():
     y = np.r_[np.ones(10), np.zeros(90)]
     recall, t = recall_at_fpr(y, np.full(100, 0.3), 0.01)
     assert recall == 0.0 and t == NEVER
+
+
+@SETTINGS
+@given(
+    row=st.lists(st.floats(0, 1), min_size=1, max_size=4),
+    n=st.integers(1, 300),
+    moved=st.floats(CONSTANT_SPREAD * 2, 1),
+)
+def test_a_model_is_degenerate_exactly_when_its_validation_predictions_are_constant(row, n, moved):
+    """Every sample answered alike (any number of outputs): degenerate; one output of one
+    sample moved by more than the tolerance: a model."""
+    constant = np.tile(np.float32(row), (n + 1, 1))
+    assert degenerate({SPREAD: prediction_spread(constant)}) is not None
+    varied = constant.astype(float)
+    varied[n, len(row) - 1] = row[-1] + moved if row[-1] + moved <= 1 else row[-1] - moved
+    assert degenerate({SPREAD: prediction_spread(varied)}) is None
+    assert degenerate({SPREAD: float("nan")}) is not None  # NaN answers are no model either
+    assert degenerate({}) is None  # a run that recorded no spread is not judged
 
 
 def test_a_dead_model_scores_zero_on_recall_at_precision():

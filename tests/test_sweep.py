@@ -549,3 +549,42 @@ def test_a_launcher_that_cannot_submit_fails_its_trials_and_the_parent_with_the_
     assert jobs == []
     assert parent.info.status == "FAILED"
     assert parent.data.tags["losslab.error"] in reason
+
+
+@pytest.mark.slow
+def test_a_degenerate_trial_is_marked_and_never_chosen(tmp_path):
+    """lr=100 drives the model to one answer for every input: its val_pr_auc is the
+    validation prevalence (10 of 40). At lr=1e-9 the model stays at its initial weights, which
+    with seed 1 rank validation a little below chance, so the constant is Optuna's best value;
+    the trial is marked degenerate (study and run) and the sweep chooses, records and prints
+    the other."""
+    proc = run_cli(
+        tmp_path,
+        *SWEEP,
+        "hydra/sweeper/sampler=grid",
+        "optimizer.lr=choice(1e-9,100)",
+        "model.dropout=0.0",
+        "imbalance.ratio=1.0",
+        "seed=1",
+    )
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    (dead,) = [t for t in study.trials if t.params["optimizer.lr"] == 100]
+    (real,) = [t for t in study.trials if t.params["optimizer.lr"] == 1e-9]
+    assert dead.value == pytest.approx(0.25) and real.value < dead.value
+    assert study.best_trial.number == dead.number  # what Optuna alone would report
+    assert "validation predictions constant" in dead.user_attrs["degenerate"]
+    assert "degenerate" not in real.user_attrs
+
+    results = OmegaConf.load(tmp_path / "outputs" / "sweeps" / STUDY / "optimization_results.yaml")
+    assert results.best_params["optimizer.lr"] == 1e-9
+    assert f"chosen trial {real.number}: " in proc.stdout
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (parent,), jobs = runs_by_type(tmp_path)
+    assert parent.data.tags["optuna.best_trial"] == str(real.number)
+    assert parent.data.metrics["best_value"] == pytest.approx(real.value)
+    marked = {r.info.run_id: r.data.tags.get(tag_keys.DEGENERATE) for r in jobs}
+    assert "constant" in marked[dead.user_attrs["mlflow_run_id"]]
+    assert marked[real.user_attrs["mlflow_run_id"]] is None
+    assert {r.info.status for r in [parent, *jobs]} == {"FINISHED"}
+    assert client.get_run(parent.info.run_id).data.params["optimizer.lr"] == "1e-09"

@@ -177,10 +177,21 @@ def test_a_study_outlives_its_databases_connections_being_cut(postgres_url):
     assert [t.value for t in study.trials] == [0.1, 0.2]
 
 
-def test_a_trial_its_store_could_not_record_is_run_again_and_not_counted(tmp_path):
+def _store_away():
     from losslab.tracking.reachable import StoreUnreachable
 
-    away = StoreUnreachable("tracking.uri=http://127.0.0.1:5000: no MLflow server answers")
+    return StoreUnreachable("tracking.uri=http://127.0.0.1:5000: no MLflow server answers")
+
+
+def _disk_full():
+    from losslab.tracking.disk import DiskFull
+
+    return DiskFull("/nowhere/outputs/runs/1/model.keras")
+
+
+@pytest.mark.parametrize("fault", [_store_away, _disk_full], ids=["store away", "disk full"])
+def test_a_trial_its_store_could_not_record_is_run_again_and_not_counted(tmp_path, fault):
+    away = fault()
     launcher = StubLauncher([0.3, away, 0.4, 0.5])
     impl = sweeper(tmp_path, launcher, n_trials=3, n_jobs=1)
     impl.sweep([])

@@ -13,7 +13,8 @@ from optuna.distributions import FloatDistribution
 from hydra_plugins.losslab_optuna_sweeper import results
 from losslab.search.pruning import BestSoFarPruningCallback
 from losslab.search.report import log_study_end
-from losslab.search.ties import TIE_BREAKER, choose
+from losslab.search.settings import best_trials
+from losslab.search.ties import DEGENERATE, TIE_BREAKER, choose
 
 # each test records into a new store of its own, copied (tests/helpers.py: new_store)
 pytestmark = pytest.mark.usefixtures("mlflow_db")
@@ -100,3 +101,55 @@ def test_a_pruned_fold_names_its_epoch_within_the_fold():
         callback.on_epoch_end(2, {"val_recall_at_fpr": 0.5})
     assert e.value.objective == 0.5
     assert study.trials[0].intermediate_values == {17: 0.5}
+
+
+# -- a degenerate trial (its model answers every validation sample alike) ------------------
+def _mark_degenerate(study: optuna.Study, number: int) -> optuna.Study:
+    """The same trials, ``number`` marked degenerate as its job marks it."""
+    marked = optuna.create_study(directions=study.directions)
+    for trial in study.trials:
+        attrs = dict(trial.user_attrs)
+        if trial.number == number:
+            attrs[DEGENERATE] = "validation predictions constant (spread 0)"
+        marked.add_trial(
+            optuna.trial.create_trial(
+                state=trial.state,
+                params=trial.params,
+                distributions=trial.distributions,
+                values=trial.values,
+                user_attrs=attrs,
+            )
+        )
+    return marked
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_a_degenerate_trial_is_never_chosen_nor_reported_best(tmp_path, caplog, direction):
+    best = 1.0 if direction == "maximize" else 0.0
+    study = _mark_degenerate(study_of([(0.5, 0.8), (best, 0.99), (0.5, 0.9)], direction), 1)
+    assert study.best_trial.number == 1  # Optuna's own view counts it
+    choice = choose(study)
+    assert choice.trial.number == 2 and [t.number for t in choice.tied] == [0, 2]
+    assert [t.number for t in best_trials(study)] == [2]
+    with caplog.at_level(logging.INFO):
+        results.print_best(study)
+    assert "chosen trial 2: 0.5" in caplog.text
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = client.create_run(client.create_experiment("degenerate")).info.run_id
+    log_study_end(client, run_id, study)
+    run = client.get_run(run_id)
+    assert run.data.tags["optuna.best_trial"] == "2" and run.data.metrics["best_value"] == 0.5
+
+
+def test_only_degenerate_trials_choose_none():
+    study = _mark_degenerate(study_of([(1.0, 0.9)]), 0)
+    assert choose(study) is None and best_trials(study) == []
+
+
+def test_a_degenerate_trial_hides_no_real_trial_from_the_pareto_front():
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    for values in ([1.0, 1.0], [0.9, 0.5], [0.5, 0.9], [0.4, 0.4]):
+        study.add_trial(optuna.trial.create_trial(values=values))
+    assert [t.number for t in study.best_trials] == [0]  # the constant model dominates all
+    marked = _mark_degenerate(study, 0)
+    assert sorted(t.number for t in best_trials(marked)) == [1, 2]

@@ -65,7 +65,11 @@ def single_run_errors(single_run: bool) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        if not single_run or _full_error_asked() or not isinstance(err, _user_errors()):
+        if not single_run or _full_error_asked():
+            raise
+        if _disk_full(err):
+            sys.exit(1)
+        if not isinstance(err, _user_errors()):
             raise
         _exit(err)
 
@@ -127,6 +131,19 @@ def _end_open_parents(err: BaseException) -> None:
         callback.end_open_parents(err)
 
 
+def _disk_full(err: BaseException) -> bool:
+    """A full disk, told in one line with the path and the room left (the run it broke off
+    is ended FAILED with what was recorded)."""
+    from losslab.tracking import disk
+
+    if not disk.is_full(err):
+        return False
+    told = err if isinstance(err, disk.DiskFull) else None
+    path = getattr(err, "filename", None) or os.getcwd()
+    print(f"error: {told or disk.describe(path)}", file=sys.stderr)
+    return True
+
+
 def run_app(main: Callable[[], object]) -> None:
     """Run a ``@hydra.main`` function; a user's error ends it with one line and exit code 2.
 
@@ -144,6 +161,8 @@ def run_app(main: Callable[[], object]) -> None:
         if isinstance(err, Terminated):  # the shell's convention: 128 + the signal's number
             print(f"Terminated by {err}: runs ended KILLED", file=sys.stderr)
             sys.exit(128 + err.signum)
+        if not asked and not isinstance(err, SystemExit) and _disk_full(err):
+            sys.exit(1)
         if not asked and getattr(err, "exit_code", None) == 1:  # a sweep that gave up
             print(f"error: {one_line(err)}", file=sys.stderr)
             sys.exit(err.exit_code)

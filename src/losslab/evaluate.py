@@ -35,6 +35,28 @@ class Evaluation:
 NEVER = float(np.nextafter(np.float32(1.0), np.float32(2.0)))
 
 
+# validation predictions that vary less than this across samples are taken as constant
+CONSTANT_SPREAD = 1e-6
+SPREAD = "val_prediction_spread"  # the metric: the fold models' largest range of an output
+
+
+def prediction_spread(p: np.ndarray) -> float:
+    """The largest range of any output across samples: 0 for a model that answers every
+    input alike (a diverged or dead model), NaN for one that answers NaN."""
+    p = np.asarray(p, dtype=float).reshape(len(p), -1)
+    return float(np.max(np.ptp(p, axis=0))) if len(p) else 0.0
+
+
+def degenerate(metrics: dict[str, float]) -> str | None:
+    """Why a model with these figures is no model: its validation predictions are constant.
+    Its objective is then the validation prevalence (PR AUC) or chance, a value that can still
+    beat a sweep's real trials; a sweep never chooses it."""
+    spread = metrics.get(SPREAD)
+    if spread is None or spread > CONSTANT_SPREAD:
+        return None
+    return f"validation predictions constant (spread {spread:.2g})"
+
+
 class EvaluationError(ValueError):
     """Validation that cannot judge: too few samples of a class for the rule asked for."""
 

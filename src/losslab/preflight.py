@@ -2,9 +2,10 @@
 
 Hydra calls ``on_run_start`` / ``on_multirun_start`` before it creates the output folder or
 launches a job; an error found later would leave a parent run RUNNING (a sweep override the
-sweeper cannot read) or print a traceback (an output folder that cannot be created). Errors
-end the command with one line and exit code 2 (:mod:`losslab.cli`): Hydra only warns about
-other exceptions raised in a callback.
+sweeper cannot read) or print a traceback (an output folder that cannot be created). A sweep
+command claims its folder here too (:mod:`losslab.sweep_lock`). Errors end the command with
+one line and exit code 2 (:mod:`losslab.cli`): Hydra only warns about other exceptions raised
+in a callback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hydra.core.override_parser.types import IntervalSweep
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from losslab import sweep_lock
 from losslab.cli import single_run_errors
 from losslab.config import ConfigError
 
@@ -113,3 +115,7 @@ class Preflight(Callback):
             check_sweep_overrides(config)
             check_store(config)
             check_folder("hydra.sweep.dir", config.hydra.sweep.dir)
+            sweep_lock.claim(config.hydra.sweep.dir)  # one command per folder
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_lock.release(config.hydra.sweep.dir)

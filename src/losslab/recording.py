@@ -148,6 +148,7 @@ class RunEnd:
     best_epochs: Sequence[int]  # per fold
     example: Any  # the logged model's input example
     raw: Any = None  # data.RawInputs of a source that encodes raw rows (a table)
+    degenerate: str | None = None  # why the model is no model (losslab.evaluate.degenerate)
 
 
 def record_end(tracked, conf: TrainConfig, end: RunEnd) -> None:
@@ -170,7 +171,10 @@ def record_end(tracked, conf: TrainConfig, end: RunEnd) -> None:
         for epoch in range(len(history["loss"])):  # not the objective: named for what it is
             mean = {f"fold_mean/{key}": values[epoch] for key, values in history.items()}
             tracked.log_metrics(mean, epoch)
-    tracked.set_tags({tag_keys.OBJECTIVE: ",".join(conf.objectives)})
+    tags = {tag_keys.OBJECTIVE: ",".join(conf.objectives)}
+    if end.degenerate is not None:
+        tags[tag_keys.DEGENERATE] = end.degenerate
+    tracked.set_tags(tags)
     _record_evaluation(tracked, conf, end)
     if conf.tracking.log_model:
         if end.raw is None:

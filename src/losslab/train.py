@@ -458,7 +458,8 @@ def train(
         )
         fits = [fit_fold(setup, k, tracked, extra_callbacks) for k in range(len(setup.folds))]
         result = outcome(setup, fits)
-        result.model.save(out / "model.keras")
+        save_model(result.model, out / "model.keras")
+        warn_if_degenerate(result.metrics)
         if tracked is not None:
             recording.record_end(tracked, conf, _run_end(setup, fits, result))
         report(setup, result, test=tag_keys.TRIAL_NUMBER not in job.tags)
@@ -468,8 +469,32 @@ def train(
     return result
 
 
+def warn_if_degenerate(metrics: dict[str, float]) -> None:
+    from losslab.evaluate import degenerate
+
+    why = degenerate(metrics)
+    if why is not None:
+        log.warning("%s: the model answers every input alike; marked degenerate", why)
+
+
+def save_model(model: Any, path: Path) -> None:
+    """The job's own copy of its model; on a full disk, no partial file and one line."""
+    from losslab.tracking import disk
+
+    try:
+        model.save(path)
+    except OSError as err:
+        path.unlink(missing_ok=True)
+        if not disk.is_full(err):
+            raise
+        raise disk.DiskFull(path) from err
+
+
 def _run_end(setup: Setup, fits: Sequence[FoldFit], result: Result) -> recording.RunEnd:
+    from losslab.evaluate import degenerate
+
     return recording.RunEnd(
+        degenerate=degenerate(result.metrics),
         evaluation=result.evaluation,
         history=result.history,
         model=result.model,
@@ -495,7 +520,10 @@ def _data_counts(setup: Setup) -> dict[str, Any]:
 
 def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
     """What the fitted folds amount to: evaluation, mean history, objective, final model."""
+    from losslab.evaluate import SPREAD, prediction_spread
+
     model, ev = evaluate_fits(setup, fits)
+    ev.metrics[SPREAD] = max(prediction_spread(f.p_val) for f in fits)
     values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
     value = values[0] if len(values) == 1 else values
     return Result(value, None, ev.metrics, mean_history(fits), ev, model, setup.ds)

@@ -12,6 +12,7 @@ import optuna
 import pandas as pd
 
 from losslab.search import optuna_plots
+from losslab.search.settings import best_trials
 
 
 def front_table(study: optuna.Study, names: list[str]) -> pd.DataFrame:
@@ -23,7 +24,7 @@ def front_table(study: optuna.Study, names: list[str]) -> pd.DataFrame:
             **{f"params_{k}": v for k, v in t.params.items()},
             "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
         }
-        for t in study.best_trials
+        for t in best_trials(study)
     ]
     return pd.DataFrame(rows, columns=None if rows else ["number", *names])
 

@@ -49,9 +49,15 @@ def space_lines(sweeper: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def best_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The best trial (one objective) or the Pareto front (several); none before a trial
-    completes."""
-    try:
-        return study.best_trials
-    except ValueError:
-        return []
+    """The chosen trial (one objective, :func:`losslab.search.ties.choose`) or the Pareto
+    front (several) among the trials that are not degenerate; none before one completes.
+    Optuna's own ``best_trials`` would count a degenerate trial, and it could hide real ones
+    from the front."""
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
+
+    from losslab.search.ties import candidates, choose
+
+    if len(study.directions) == 1:
+        choice = choose(study)
+        return [] if choice is None else [choice.trial]
+    return _get_pareto_front_trials_by_trials(candidates(study), study.directions)

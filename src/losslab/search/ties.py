@@ -6,6 +6,10 @@ Optuna's ``best_trial`` then takes the lowest trial number: trial order decides,
 says so. Here the tied trials are ranked by a second validation figure that moves with every
 sample's rank, which each job records on its trial (:data:`TIE_BREAKER`); the trial number
 decides only among trials tied on both, and the rule that decided is returned with them.
+
+A trial whose model answers every validation sample alike (a diverged model; its job marks
+it :data:`DEGENERATE`) is never chosen: its objective is the validation prevalence or
+chance, which can still beat real trials on a hard task.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 TIE_BREAKER = "val_final_partial_roc_auc"
 # what the sweep prints of the chosen trial at its end: test figures, never used to choose
 REPORTED = ("test_recall", "test_majority_recall", "test_recall_at_fpr", "test_precision")
+# a trial's user attribute: why its model is no model (constant validation predictions)
+DEGENERATE = "degenerate"
 
 
 @dataclass(frozen=True)
@@ -40,10 +46,17 @@ def tie_value(trial: FrozenTrial) -> float:
     return float(value)
 
 
+def candidates(study: optuna.Study) -> list[FrozenTrial]:
+    """The complete trials a sweep may choose: none marked :data:`DEGENERATE`."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return [t for t in complete if DEGENERATE not in t.user_attrs]
+
+
 def choose(study: optuna.Study) -> Choice | None:
     """The best complete trial of a one-objective study, ties broken by :data:`TIE_BREAKER`
-    (higher is better), then by the lower trial number; None before a trial completes."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    (higher is better), then by the lower trial number; None before a trial that is not
+    degenerate completes."""
+    complete = candidates(study)
     if not complete or len(study.directions) != 1:
         return None
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE

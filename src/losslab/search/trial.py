@@ -108,14 +108,17 @@ class JobTrial:
             tag_keys.TRIAL_NUMBER: str(self.ref.number),
         }
 
-    def record(self, metrics: dict[str, float]) -> None:
+    def record(self, metrics: dict[str, float], degenerate: str | None = None) -> None:
         """What the sweep ranks ties by (:mod:`losslab.search.ties`) and the test figures it
-        prints once for the trial it chooses, from the job's figures."""
-        from losslab.search.ties import REPORTED, TIE_BREAKER
+        prints once for the trial it chooses, from the job's figures; ``degenerate``: why
+        the trial's model is no model, so the sweep never chooses it."""
+        from losslab.search.ties import DEGENERATE, REPORTED, TIE_BREAKER
 
         for key in (TIE_BREAKER, *REPORTED):
             if key in metrics:
                 self.trial.set_user_attr(key, float(metrics[key]))
+        if degenerate is not None:
+            self.trial.set_user_attr(DEGENERATE, degenerate)
 
     def link_run(self, tracked: Any) -> None:
         """Let the study point at the MLflow run that records this trial."""

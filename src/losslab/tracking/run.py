@@ -31,7 +31,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from losslab.tracking import stale, tag_keys
+from losslab.tracking import disk, stale, tag_keys
 from losslab.tracking.launcher import create_run, launcher_run, records_into
 from losslab.tracking.model import log_keras_model
 from losslab.tracking.names import marked
@@ -166,6 +166,7 @@ class TrackedRun:
         self.model_uri: str | None = None  # set by log_model
         self.spill: Spill | None = None  # set once the store stayed away too long
         self.client = MlflowClient(uri)
+        disk.quiet_mlflow_when_full()
         tags = self._tags(start)
         why = live.start_offline
         if why is None:
@@ -291,9 +292,15 @@ class TrackedRun:
         self._say_where_spilled()
 
     def _say_where_spilled(self) -> None:
-        if self.spill is not None:
+        if self.spill is not None and (self.spill.held or self.spill.lost_files):
             print(
-                f"MLflow store {redact_text(self.uri)} unreachable: run {self.run_id} kept in "
+                f"{disk.describe(self.spill.folder)}: {len(self.spill.held)} records and "
+                f"{self.spill.lost_files} files of run {self.run_id} could not be kept",
+                file=sys.stderr,
+            )
+        if self.spill is not None and self.spill.path.exists():
+            print(
+                f"MLflow store {redact_text(self.uri)} {self._away()}: run {self.run_id} kept in "
                 f"{self.spill.folder}; write it to MLflow later with: "
                 f"losslab-replay {self.spill.folder}",
                 file=sys.stderr,
@@ -324,7 +331,7 @@ class TrackedRun:
         patience = self.patience
         while not self.writer.wait_stored(patience.limit_s, patience.hurry, counted_from):
             if self.writer.failing or not patience.still_there():
-                self._go_offline(patience.why())
+                self._go_offline(self._why_away())
                 return False
             counted_from = time.monotonic()  # slow to answer, but there
         return True
@@ -337,7 +344,16 @@ class TrackedRun:
             if patience.due(writer.stalled_since) and (
                 writer.failing or not patience.still_there()
             ):
-                self._go_offline(patience.why())
+                self._go_offline(self._why_away())
+
+    def _away(self) -> str:
+        return "full" if disk.is_full(self.writer.last_error) else "unreachable"
+
+    def _why_away(self) -> str:
+        """Why the run stops waiting for its store: its disk is full, or it did not answer."""
+        if disk.is_full(self.writer.last_error) and not self.patience.hurry.is_set():
+            return f"{disk.store_full(self.uri)} for {self.patience.limit_s:g}s"
+        return self.patience.why()
 
     def _go_offline(self, why: str) -> Spill:
         with self._offline_lock:  # the watch thread and the training thread may both ask
@@ -349,7 +365,7 @@ class TrackedRun:
                     "MLflow store %s: %s; recording into %s",
                     redact_text(self.uri),
                     why,
-                    self.spill_dir,
+                    spill.folder,
                 )
         return self.spill
 
@@ -361,9 +377,12 @@ class TrackedRun:
             except StoreAway as away:
                 self._go_offline(str(away))
             except Exception as err:
-                if not unreachable(err):
+                if disk.is_full(err):  # the store's file, or its artifacts' folder
+                    self._go_offline(f"{type(err).__name__}: {disk.store_full(self.uri)}")
+                elif unreachable(err):
+                    self._go_offline(f"unreachable ({type(err).__name__})")
+                else:
                     raise
-                self._go_offline(f"unreachable ({type(err).__name__})")
         return offline(self.spill)
 
     # -- what a run records ---------------------------------------------------------------

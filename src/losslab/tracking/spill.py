@@ -14,25 +14,34 @@ metric points the store already holds are skipped; a folder replayed in full is 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mlflow.entities import Metric
 
+from losslab.tracking import disk
 from losslab.tracking.redact import redact_text
 
 SPILL_DIR = "mlflow_spill"
 RECORDS = "spill.jsonl"
 REPLAYED = "spill.replayed.jsonl"
+T = TypeVar("T")
 FORMAT = 1  # the header's "format": a reader refuses a spill of a format it does not know
 
 
 class Spill:
-    """Append-only record of one run's unsent tracking calls."""
+    """Append-only record of one run's unsent tracking calls.
+
+    A full disk costs no record and leaves no partial one: a record that does not fit is cut
+    off the file again, the whole folder moves to :func:`losslab.tracking.disk.elsewhere`
+    (another filesystem) and is written there; with no room anywhere, records wait in memory
+    for the next write that fits, and the file is never left empty or cut mid-line."""
 
     def __init__(
         self, folder: str | Path, uri: str, run_id: str, create: Mapping[str, Any] | None = None
@@ -40,29 +49,94 @@ class Spill:
         """``create``: how to create the run (experiment, tags, start time) when the store
         never saw it; replay creates it and records into the new run."""
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / RECORDS
-        self._lock = threading.Lock()
+        self.run_id = run_id
+        self.moved_from: Path | None = None  # the folder whose disk was full
+        self.held: list[str] = []  # records no disk had room for yet, in order
+        self.lost_files = 0  # files (artifacts, the model) no disk had room for
+        self._lock = threading.RLock()  # training and watch threads both append
         self._files = 0
+        self._told_full = False
         if not self.path.exists():
             header = {"kind": "run", "format": FORMAT, "uri": redact_text(uri), "run_id": run_id}
             self._append({**header, "create": dict(create)} if create else header)
 
+    # -- writing, with room or without ------------------------------------------------------
     def _append(self, record: Mapping[str, Any]) -> None:
-        line = json.dumps(record) + "\n"
-        with self._lock, self.path.open("a") as f:  # training and watch threads both append
-            f.write(line)
+        with self._lock:
+            self.held.append(json.dumps(record) + "\n")
+            self._room_for(self._write_held)
 
-    def _copy(self, source: Path) -> str:
+    def _write_held(self) -> None:
+        """Append the held records whole, or leave the file as it was."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        size = self.path.stat().st_size if self.path.exists() else None
+        try:
+            with self.path.open("a") as f:
+                f.write("".join(self.held))
+                f.flush()
+        except OSError:
+            if size is None:  # never a file without its header
+                self.path.unlink(missing_ok=True)
+            else:
+                os.truncate(self.path, size)
+            raise
+        self.held.clear()
+
+    def _room_for(self, write: Callable[[], T]) -> T | None:
+        """``write()``; on a full disk, again in a folder elsewhere; None if no disk has room
+        (a held record stays held)."""
+        with self._lock:
+            try:
+                return write()
+            except OSError as err:
+                if not disk.is_full(err):
+                    raise
+                full = disk.DiskFull(self.folder)
+            if self.moved_from is None and self._move(disk.elsewhere(self.run_id), full):
+                return self._room_for(write)
+            if not self._told_full:
+                print(f"{full}; no other disk has room: kept in memory", file=sys.stderr)
+                self._told_full = True
+            return None
+
+    def _move(self, target: Path, full: disk.DiskFull) -> bool:
+        """Copy the folder to ``target`` and write there from now on (freeing the full disk)."""
+        try:
+            if self.folder.exists():
+                shutil.copytree(self.folder, target, dirs_exist_ok=True)
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            shutil.rmtree(target, ignore_errors=True)
+            return False
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.moved_from, self.folder, self.path = self.folder, target, target / RECORDS
+        print(f"{full}; spilling into {target} instead", file=sys.stderr)
+        return True
+
+    def _new_file(self, name: str) -> Path:
         self._files += 1
-        target = self.folder / "files" / str(self._files) / source.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target)
-        else:
-            shutil.copy2(source, target)
-        return str(target.relative_to(self.folder))
+        return Path("files") / str(self._files) / name
 
+    def _write_file(self, relative: Path, write: Callable[[Path], Any]) -> str | None:
+        """``write(path)`` for a file of the spill; a partly written one removed."""
+
+        def attempt() -> str:
+            target = self.folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                write(target)
+            except OSError:
+                shutil.rmtree(target, ignore_errors=True)
+                target.unlink(missing_ok=True)
+                raise
+            return str(relative)
+
+        written = self._room_for(attempt)
+        self.lost_files += written is None
+        return written
+
+    # -- what a run records -----------------------------------------------------------------
     def metrics(self, points: Iterable[Metric]) -> None:
         rows = [[m.key, m.value, m.timestamp, m.step] for m in points]
         if rows:
@@ -75,44 +149,51 @@ class Spill:
         self._append({"kind": "tags", "tags": dict(tags)})
 
     def artifact(self, path: str | Path, artifact_path: str | None) -> None:
-        self._append(
-            {"kind": "artifact", "file": self._copy(Path(path)), "artifact_path": artifact_path}
-        )
+        source = Path(path)
+        copy = shutil.copytree if source.is_dir() else shutil.copy2
+        name = self._write_file(self._new_file(source.name), lambda t: copy(source, t))
+        if name is not None:
+            self._append({"kind": "artifact", "file": name, "artifact_path": artifact_path})
 
     def text(self, text: str, artifact_file: str) -> None:
-        self._files += 1
-        target = self.folder / "files" / str(self._files) / Path(artifact_file).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        relative = self._new_file(Path(artifact_file).name)
+        name = self._write_file(relative, lambda target: target.write_text(text))
         parent = str(Path(artifact_file).parent)
-        self._append(
-            {
-                "kind": "artifact",
-                "file": str(target.relative_to(self.folder)),
-                "artifact_path": None if parent == "." else parent,
-            }
-        )
+        if name is not None:
+            self._append(
+                {
+                    "kind": "artifact",
+                    "file": name,
+                    "artifact_path": None if parent == "." else parent,
+                }
+            )
 
     def model(self, model: Any, input_example: Any, encoding: Any = None) -> None:
         """The Keras file and the example; with ``encoding``, it as JSON and the raw example
         rows as Parquet (their column types kept), for a model taking raw rows."""
         import numpy as np
 
-        model.save(self.folder / "model.keras")
-        if encoding is None:
-            np.save(self.folder / "input_example.npy", np.asarray(input_example))
-            self._append({"kind": "model", "file": "model.keras", "example": "input_example.npy"})
+        if self._write_file(Path("model.keras"), model.save) is None:
             return
-        (self.folder / "encoding.json").write_text(json.dumps(encoding))
-        input_example.to_parquet(self.folder / "input_example.parquet")
-        self._append(
-            {
-                "kind": "model",
-                "file": "model.keras",
-                "example": "input_example.parquet",
-                "encoding": "encoding.json",
-            }
-        )
+        if encoding is None:
+            example = self._write_file(
+                Path("input_example.npy"), lambda t: np.save(t, np.asarray(input_example))
+            )
+            if example is not None:
+                self._append({"kind": "model", "file": "model.keras", "example": example})
+            return
+        saved = self._write_file(
+            Path("encoding.json"), lambda t: t.write_text(json.dumps(encoding))
+        ) and self._write_file(Path("input_example.parquet"), input_example.to_parquet)
+        if saved:
+            self._append(
+                {
+                    "kind": "model",
+                    "file": "model.keras",
+                    "example": "input_example.parquet",
+                    "encoding": "encoding.json",
+                }
+            )
 
     def status(self, status: str) -> None:
         self._append({"kind": "status", "status": status})

@@ -34,6 +34,7 @@ PROCESS = "losslab.process"  # host:pid of the process that records the run
 HEARTBEAT = "losslab.heartbeat"  # when that process last said it lives
 SPILL_DIR = "losslab.spill_dir"  # where the run spills if its store goes away
 ENDED_AS_DEAD = "losslab.ended_as_dead"  # the reason, when another process ended the run
+DEGENERATE = "losslab.degenerate"  # why the model is no model (constant validation predictions)
 
 # Optuna's side, on trials' runs and on a sweep's parent
 STUDY_NAME = "optuna.study_name"

@@ -9,6 +9,7 @@ every row added before it is stored.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -16,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from mlflow.entities import Metric, Param
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAMS_TAGS_PER_BATCH
+
+from losslab.tracking import disk
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +198,9 @@ class MetricWriter:
             except Exception as err:  # store unreachable or busy: keep the points, retry
                 self._sending_since = None
                 self.last_error = err
-                if self.unreachable_since is None:
+                if self.unreachable_since is None:  # told once an outage, on one line
                     self.unreachable_since = time.monotonic()
-                log.warning("MLflow log_batch failed (%s); retrying in %.1fs", err, self._retry)
+                    self._tell(err)
                 with self._wake:
                     self._wake.notify_all()  # let wait_stored() check how long it has been
                 return False
@@ -208,6 +211,16 @@ class MetricWriter:
                 del self._pending[: len(chunk)]
             self.points_written += len(chunk)
         return True
+
+    def _tell(self, err: Exception) -> None:
+        """The first failure of an outage, on one line: a full disk on stderr, as the run's
+        other faults are told."""
+        if disk.is_full(err):
+            uri = str(getattr(self._client, "tracking_uri", ""))
+            print(f"MLflow store {disk.store_full(uri)}; points kept in memory", file=sys.stderr)
+            return
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        log.warning("MLflow log_batch failed (%s); points kept in memory, retried", first)
 
     def _beat(self) -> None:
         if self._heartbeat is None:

@@ -319,10 +319,12 @@ def test_a_lost_trial_is_queued_again_with_its_params_only_when_retries_are_on(t
 
 
 def test_the_private_optuna_and_hydra_attributes_the_sweeper_reads_still_exist():
-    """The sweeper reads two private attributes (the grid's size, a job's raw return): a
-    release that renames them fails here, not in a user's sweep (pyproject bounds optuna<6)."""
+    """The sweeper reads two private attributes (the grid's size, a job's raw return) and the
+    report one private function (the Pareto front of chosen trials): a release that renames
+    them fails here, not in a user's sweep (pyproject bounds optuna<6)."""
     import optuna
     from hydra.core.utils import JobReturn, JobStatus
+    from optuna.study._multi_objective import _get_pareto_front_trials_by_trials
 
     from hydra_plugins.losslab_optuna_sweeper.samplers import grid_size
 
@@ -331,3 +333,8 @@ def test_the_private_optuna_and_hydra_attributes_the_sweeper_reads_still_exist()
     ret = JobReturn(status=JobStatus.COMPLETED, _return_value=0.5)
     assert ret._return_value == 0.5
     assert ret.return_value == 0.5
+    study = optuna.create_study(directions=["minimize", "maximize"])
+    for values in ([1, 1], [2, 2], [2, 1], [0, 0]):
+        study.add_trial(optuna.create_trial(values=values))
+    front = _get_pareto_front_trials_by_trials(study.trials, study.directions)
+    assert sorted(t.values for t in front) == [[0, 0], [1, 1], [2, 2]]

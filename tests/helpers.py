@@ -127,14 +127,17 @@ class MlflowServer:
 
     def __init__(self, folder: Path, port: int | None = None, backend: str | None = None) -> None:
         self.folder = folder
-        db = folder / "mlflow.db"
-        self.backend = backend or (f"sqlite:///{db}" if db.exists() else new_store(folder))
+        self.backend = backend
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> str:
         import urllib.request
+
+        if self.backend is None:  # a SQLite store in the folder: made at the first start
+            db = self.folder / "mlflow.db"
+            self.backend = f"sqlite:///{db}" if db.exists() else new_store(self.folder)
 
         log = open(self.folder / "server.log", "a")  # noqa: SIM115 - the server writes it
         self.proc = subprocess.Popen(

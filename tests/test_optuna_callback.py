@@ -143,6 +143,9 @@ def test_two_processes_on_one_storage_share_one_parent(tmp_path):
         optimize({uri!r}, {storage!r}, n_trials=6)
         """
     )
+    # the storage's tables made first: Optuna's two create_study calls on a new SQLite file
+    # race to make them ("table ... already exists"), before any callback runs
+    optuna.storages.RDBStorage(storage)
     procs = [subprocess.Popen([sys.executable, "-c", script]) for _ in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     study = optuna.load_study(study_name=STUDY, storage=storage)

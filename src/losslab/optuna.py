@@ -284,8 +284,11 @@ class MlflowCallback:
             try:
                 self._end(study, status)
             except Exception as err:  # at exit: one line, not a traceback
+                from losslab.tracking.redact import redact_text
+
+                reason = redact_text(str(err).splitlines()[0] if str(err) else type(err).__name__)
                 print(
-                    f"losslab: the parent run of {study.study_name} is left RUNNING: {err}",
+                    f"losslab: the parent run of {study.study_name} is left RUNNING: {reason}",
                     file=sys.stderr,
                 )
 

@@ -46,7 +46,6 @@ def main(cfg: DictConfig) -> Any:
     objectives it returns one value each.
     """
     from losslab.cli import single_run_errors
-    from losslab.evaluate import degenerate
     from losslab.search import trial as search_trial
 
     job = job_info()
@@ -64,7 +63,7 @@ def main(cfg: DictConfig) -> Any:
     try:
         with trial:
             result = train(conf, job, callbacks, on_run_start=trial.link_run)
-            trial.record(result.metrics, degenerate(result.metrics))
+            trial.record(result.metrics, result.degenerate)
             return result.objective
     except optuna.TrialPruned as pruned:  # the sweeper ends the trial PRUNED
         log.info("trial %d pruned: %s", trial.ref.number, pruned)

@@ -38,6 +38,13 @@ class Result:
     dataset: Any
     model_uri: str | None = None  # the MLflow logged model, when one was logged
 
+    @property
+    def degenerate(self) -> str | None:
+        """Why the model is no model (constant validation predictions), else None."""
+        from losslab.evaluate import degenerate
+
+        return degenerate(self.metrics)
+
 
 def _verbose(setting: str) -> int:
     """Keras' own output: none for ``auto`` (losslab's epoch line takes its place)."""
@@ -459,7 +466,10 @@ def train(
         fits = [fit_fold(setup, k, tracked, extra_callbacks) for k in range(len(setup.folds))]
         result = outcome(setup, fits)
         save_model(result.model, out / "model.keras")
-        warn_if_degenerate(result.metrics)
+        if result.degenerate is not None:
+            log.warning(
+                "%s: the model answers every input alike; marked degenerate", result.degenerate
+            )
         if tracked is not None:
             recording.record_end(tracked, conf, _run_end(setup, fits, result))
         report(setup, result, test=tag_keys.TRIAL_NUMBER not in job.tags)
@@ -467,14 +477,6 @@ def train(
             recording.print_ui_hint(conf, tracked)
             result = dataclasses.replace(result, run_id=tracked.run_id, model_uri=tracked.model_uri)
     return result
-
-
-def warn_if_degenerate(metrics: dict[str, float]) -> None:
-    from losslab.evaluate import degenerate
-
-    why = degenerate(metrics)
-    if why is not None:
-        log.warning("%s: the model answers every input alike; marked degenerate", why)
 
 
 def save_model(model: Any, path: Path) -> None:
@@ -491,10 +493,8 @@ def save_model(model: Any, path: Path) -> None:
 
 
 def _run_end(setup: Setup, fits: Sequence[FoldFit], result: Result) -> recording.RunEnd:
-    from losslab.evaluate import degenerate
-
     return recording.RunEnd(
-        degenerate=degenerate(result.metrics),
+        degenerate=result.degenerate,
         evaluation=result.evaluation,
         history=result.history,
         model=result.model,

@@ -27,8 +27,6 @@ commands:
 
 losslab COMMAND --help tells more about one command; losslab --version prints the version.
 """
-# Hydra's own modes: a sweep given one of them runs it instead of the multirun
-HYDRA_MODES = ("-m", "--multirun", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion")
 
 
 def train(args: Sequence[str]) -> int:
@@ -41,6 +39,7 @@ def train(args: Sequence[str]) -> int:
 def sweep(args: Sequence[str]) -> int:
     """``hparams_search=unattended`` and the model and folds the data asks for
     (:mod:`losslab.unattended`) first, so a preset or value given in ``args`` wins."""
+    from losslab.repeats import HYDRA_MODES
     from losslab.unattended import picks
 
     mode = [] if any(a.split("=")[0] in HYDRA_MODES for a in args) else ["-m"]

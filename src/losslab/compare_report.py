@@ -1,0 +1,197 @@
+"""A comparison written for people: Markdown for the terminal, CSV for code, one HTML page.
+
+The page reads at a glance: the findings in words, each group's figures with their
+interval, the paired differences, then one row per run (the best starred), its confusion
+matrix as a small labelled table, and the plots. Self-contained (images inlined), so it can
+be mailed or opened from the parent run's artifacts.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from losslab.compare import Comparison
+    from losslab.compare_groups import Groups
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1400px}"
+    "table{border-collapse:collapse;font-size:13px;margin-bottom:1em}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+    "th{vertical-align:bottom}tr.best td{background:#fff4c2;font-weight:bold}"
+    "table.confusion td,table.confusion th{border:1px solid #ddd;padding:1px 4px;font-size:11px}"
+    "figure{display:inline-block;margin:1em}li{margin:0.3em 0}"
+)
+
+
+def write(comparison: Comparison, title: str, images: list[Path], out: Path) -> list[Path]:
+    """comparison.md, .csv, .html (and groups.csv, differences.csv with repeats) in ``out``."""
+    from losslab.compare import markdown
+
+    files = [out / "comparison.md", out / "comparison.csv", out / "comparison.html"]
+    text = markdown(comparison.table, comparison.chosen_trial)
+    groups = comparison.groups
+    if groups.repeated:
+        text = "\n\n".join([summary_markdown(groups), *_bullets(comparison.findings), text])
+        groups.summary.to_csv(out / "groups.csv", index=False)
+        differences(groups).to_csv(out / "differences.csv", index=False)
+        files += [out / "groups.csv", out / "differences.csv"]
+    files[0].write_text(text + "\n")
+    comparison.table.to_csv(files[1], index=False)
+    files[2].write_text(page(comparison, title, images))
+    return [*files, *images]
+
+
+def terminal(comparison: Comparison) -> str:
+    """What the command prints: with repeats the groups and the findings (each run is in
+    comparison.md), else the runs."""
+    from losslab.compare import markdown
+
+    if not comparison.groups.repeated:
+        return markdown(comparison.table, comparison.chosen_trial)
+    return "\n\n".join([summary_markdown(comparison.groups), *_bullets(comparison.findings)])
+
+
+def _bullets(findings: list[str]) -> list[str]:
+    return ["\n".join(f"- {line}" for line in findings)] if findings else []
+
+
+def summary_markdown(groups: Groups) -> str:
+    """Each group: its runs and each figure's mean with its 95% interval over repeats."""
+    from losslab.compare import frame_markdown
+
+    return frame_markdown(summary_frame(groups))
+
+
+def summary_frame(groups: Groups) -> pd.DataFrame:
+    shown = groups.summary[["group", "runs"]].copy()
+    metrics = [c for c in groups.summary if f"{c}_low" in groups.summary]
+    for metric in metrics:
+        mean, low, high = (groups.summary[f"{metric}{s}"] for s in ("", "_low", "_high"))
+        shown[metric] = [
+            "" if pd.isna(m) else f"{m:.3f}" if pd.isna(lo) else f"{m:.3f} [{lo:.2f}, {hi:.2f}]"
+            for m, lo, hi in zip(mean, low, high, strict=True)
+        ]
+    return shown
+
+
+def differences(groups: Groups) -> pd.DataFrame:
+    """Each pair of groups on the paired figure: the difference, its interval and tests."""
+    return pd.DataFrame(
+        [
+            {
+                "first": d.first,
+                "second": d.second,
+                "metric": groups.metric,
+                "difference": d.mean,
+                "low": d.low,
+                "high": d.high,
+                "paired_repeats": d.n,
+                "p": d.p_value,
+                "p_adjusted": d.adjusted_p,
+                "verdict": "distinguishable" if d.distinguishable() else "not distinguishable",
+            }
+            for d in groups.differences
+        ]
+    )
+
+
+def page(comparison: Comparison, title: str, images: list[Path]) -> str:
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    if comparison.findings:
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in comparison.findings)
+        parts.append(f"<h2>Findings</h2><ul class='findings'>{items}</ul>")
+    if comparison.groups.repeated:
+        parts.append("<h2>Each configuration over its repeats (mean [95% interval])</h2>")
+        parts.append(_table(summary_frame(comparison.groups), "groups"))
+        if comparison.groups.differences:
+            parts.append("<h2>Paired differences (first minus second)</h2>")
+            parts.append(_table(_readable(differences(comparison.groups)), "differences"))
+    parts.append("<h2>Runs</h2>" if comparison.groups.repeated else "")
+    parts.append(_runs_table(comparison))
+    parts.append("".join(_figure(p) for p in images))
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
+    )
+
+
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    shown = frame.copy()
+    for column in ("difference", "low", "high"):
+        shown[column] = shown[column].map(lambda v: f"{v:+.3f}")
+    for column in ("p", "p_adjusted"):
+        shown[column] = shown[column].map(lambda v: "" if pd.isna(v) else f"{v:.3g}")
+    return shown
+
+
+def _runs_table(comparison: Comparison) -> str:
+    """One row per run, the best marked, confusion matrices as small labelled tables."""
+    from losslab.compare import best_row, display
+
+    table = comparison.table
+    shown = display(table, comparison.chosen_trial).drop(columns="run_id")
+    names = table.attrs.get("class_names")
+    best = best_row(table, comparison.chosen_trial)
+    confusions = [c for c in shown.columns if c.startswith("confusion")]
+    head = "".join(f"<th>{_header(c)}</th>" for c in shown.columns)
+    rows = []
+    for i, row in shown.iterrows():
+        cells = "".join(
+            f"<td>{_confusion(row[c], names) if c in confusions else _escaped(row[c])}</td>"
+            for c in shown.columns
+        )
+        rows.append(f"<tr class='best'>{cells}</tr>" if i == best else f"<tr>{cells}</tr>")
+    return f"<table class='runs'><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _table(frame: pd.DataFrame, css: str) -> str:
+    head = "".join(f"<th>{_header(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table class='{css}'><tr>{head}</tr>{body}</table>"
+
+
+def _header(column: str) -> str:
+    """Long metric names break after their underscores, so 20 columns fit a laptop."""
+    return html.escape(str(column)).replace("_", "_<wbr>")
+
+
+def _cell(value) -> str:
+    from losslab.compare import _fmt
+
+    return _fmt(value)
+
+
+def _escaped(value) -> str:
+    return html.escape(_cell(value))
+
+
+def _confusion(cell, names: list[str] | None) -> str:
+    """``[[tn, fp], [fn, tp]]`` as a table: rows the true class, columns the predicted."""
+    if cell is None or (not isinstance(cell, str) and pd.isna(cell)):
+        return ""
+    matrix = json.loads(cell)
+    names = names if names and len(names) == len(matrix) else [str(k) for k in range(len(matrix))]
+    head = "<tr><th>true \\ pred</th>" + "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    rows = "".join(
+        f"<tr><th>{html.escape(n)}</th>" + "".join(f"<td>{v}</td>" for v in counts) + "</tr>"
+        for n, counts in zip(names, matrix, strict=True)
+    )
+    return f"<table class='confusion'>{head}</tr>{rows}</table>"
+
+
+def _figure(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (
+        f'<figure><img alt="{path.stem}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{path.stem}</figcaption></figure>"
+    )

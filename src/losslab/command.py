@@ -22,6 +22,8 @@ commands:
            prints the composed config)
   sweep    an Optuna search: losslab train -m hparams_search=unattended [overrides], with
            the CNN for image data and the folds the minority count allows
+  study    which remedy rescues the minority class: every remedy, repeated, compared with
+           intervals: losslab study data=... [remedies=none,focal,...] [repeats=5]
   compare  the runs of a study side by side: --experiment NAME or --parent-run ID
   replay   write a spilled run into MLflow once its store is back: FOLDER
 
@@ -49,6 +51,12 @@ def sweep(args: Sequence[str]) -> int:
     return train([*mode, "hparams_search=unattended", *chosen, *args])
 
 
+def study(args: Sequence[str]) -> int:
+    from losslab.study_cli import main
+
+    return main(list(args))
+
+
 def compare(args: Sequence[str]) -> int:
     from losslab.compare_cli import main
 
@@ -64,6 +72,7 @@ def replay(args: Sequence[str]) -> int:
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": train,
     "sweep": sweep,
+    "study": study,
     "compare": compare,
     "replay": replay,
 }

@@ -211,7 +211,13 @@ def _rounded(value: str | None) -> str | None:
     return None if value is None or pd.isna(value) else readable_value(value)
 
 
-def display(table: pd.DataFrame, chosen_trial: int | None = None) -> pd.DataFrame:
+def _interval_text(value: float, low: float, high: float) -> str:
+    return f"{value:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def display(
+    table: pd.DataFrame, chosen_trial: int | None = None, interval=_interval_text, star=True
+) -> pd.DataFrame:
     """The table as people read it: each interval beside its figure (``0.433 [0.32, 0.68]``),
     the best run marked with a star (:func:`best_row`)."""
     shown = table.copy()
@@ -219,11 +225,11 @@ def display(table: pd.DataFrame, chosen_trial: int | None = None) -> pd.DataFram
         metric = column.removesuffix("_ci_low")
         low, high = table[column], table[f"{metric}_ci_high"]
         shown[metric] = [
-            _fmt(v) if pd.isna(lo) else f"{v:.3f} [{lo:.2f}, {hi:.2f}]"
+            _fmt(v) if pd.isna(lo) else interval(v, lo, hi)
             for v, lo, hi in zip(table[metric], low, high, strict=True)
         ]
         shown = shown.drop(columns=[column, f"{metric}_ci_high"])
-    best = best_row(table, chosen_trial)
+    best = best_row(table, chosen_trial) if star else None
     if best is not None:
         shown.loc[best, "run"] = f"★ {shown.loc[best, 'run']}"
     return shown
@@ -242,9 +248,9 @@ def best_row(table: pd.DataFrame, chosen_trial: int | None = None) -> int | None
     return None
 
 
-def markdown(table: pd.DataFrame, chosen_trial: int | None = None) -> str:
+def markdown(table: pd.DataFrame, chosen_trial: int | None = None, star: bool = True) -> str:
     """A GitHub-style table; scores to 3 decimals."""
-    return frame_markdown(display(table, chosen_trial).drop(columns="run_id"))
+    return frame_markdown(display(table, chosen_trial, star=star).drop(columns="run_id"))
 
 
 def frame_markdown(frame: pd.DataFrame) -> str:
@@ -360,7 +366,7 @@ def compare(
     images = _plots(client, table, groups, curves, out)
     parent = client.get_run(parent_run_id) if parent_run_id else None
     chosen = parent.data.tags.get("optuna.best_trial") if parent else None
-    said = compare_groups.findings(groups, _max_fpr(runs))
+    said = compare_groups.findings(groups, table, _max_fpr(runs))
     chosen_trial = int(chosen) if chosen is not None else None
     comparison = Comparison(table, parent_run_id, [], groups, said, chosen_trial)
     title = (

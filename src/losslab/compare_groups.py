@@ -7,7 +7,9 @@ from that noise (:mod:`losslab.uncertainty`), and "not distinguishable" is said 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,17 +113,22 @@ def _pairs(table, label, seed, finished, metric: str) -> list[uncertainty.Differ
         if len(shared) >= 2:
             a, b = by_seed[first].loc[shared], by_seed[second].loc[shared]
             found.append(uncertainty.paired(first, a.tolist(), second, b.tolist()))
-    return uncertainty.adjust(found)
+    return [_bounded(d) for d in uncertainty.adjust(found)]
 
 
-def findings(groups: Groups, max_fpr: float | None) -> list[str]:
+def findings(groups: Groups, table: pd.DataFrame, max_fpr: float | None) -> list[str]:
     """One sentence per finding: each group against the first (the reference, e.g. no
-    remedy), and which groups the best one cannot be told from."""
+    remedy), which groups the best one cannot be told from, and what the threshold chosen on
+    validation does for the reference against 0.5."""
     if groups.metric is None or not groups.differences:
         return []
+    threshold = threshold_finding(groups, table)
     what = _what(groups.metric, max_fpr)
     reference = groups.summary["group"].iloc[0]
-    said = [_sentence(d, what, reference) for d in groups.differences if reference in _names(d)]
+    pairs = len(groups.differences)
+    said = [
+        _sentence(d, what, reference, pairs) for d in groups.differences if reference in _names(d)
+    ]
     best = groups.summary.sort_values(groups.metric, ascending=False)["group"].iloc[0]
     close = [
         _other(d, best)
@@ -130,7 +137,33 @@ def findings(groups: Groups, max_fpr: float | None) -> list[str]:
     ]
     if close:
         said.append(f"the best by mean, {best}, is not distinguishable from {', '.join(close)}")
-    return said
+    return said + ([threshold] if threshold else [])
+
+
+def threshold_finding(groups: Groups, table: pd.DataFrame) -> str | None:
+    """The reference's runs at the validation threshold against the same runs at 0.5."""
+    needed = ("test_recall", "test_at_0.5_recall", "test_majority_recall")
+    if not all(c in table for c in needed):
+        return None
+    reference = groups.summary["group"].iloc[0]
+    runs = table[(groups.label == reference) & table["status"].eq("FINISHED")]
+    chosen = "the threshold chosen on validation"
+    found = uncertainty.paired(chosen, runs["test_recall"], "0.5", runs["test_at_0.5_recall"])
+    d = _bounded(uncertainty.adjust([found])[0])
+    if math.isnan(d.mean) or d.n < 2:
+        return None
+    majority = runs["test_majority_recall"].mean()
+    at_half = runs.get("test_at_0.5_majority_recall", pd.Series(dtype=float)).mean()
+    return (
+        f"{_sentence(d, 'more of the minority', '0.5', 1)} on {reference}'s runs, "
+        f"at majority recall {majority:.3f} against {at_half:.3f}"
+    )
+
+
+def _bounded(d: uncertainty.Difference) -> uncertainty.Difference:
+    """A difference of two figures in [0, 1] lies in [-1, 1]; a t interval on two repeats
+    would say [-3.3, +4.1]."""
+    return dataclasses.replace(d, low=max(d.low, -1.0), high=min(d.high, 1.0))
 
 
 def _names(d: uncertainty.Difference) -> tuple[str, str]:
@@ -148,18 +181,23 @@ def _what(metric: str, max_fpr: float | None) -> str:
     return f"higher {metric.removeprefix('test_').replace('_', ' ')}"
 
 
-def _sentence(d: uncertainty.Difference, what: str, reference: str) -> str:
-    """``X finds 0.23 [0.15, 0.31] more of the minority at 1% FPR than none``, or not."""
+def _sentence(d: uncertainty.Difference, what: str, reference: str, pairs: int) -> str:
+    """``X finds 0.23 [+0.15, +0.31] more of the minority at 1% FPR than none (...)``, or
+    ``X and none are not distinguishable (...)``: the difference read as X minus reference."""
     other = _other(d, reference)
-    sign = 1 if d.first == other else -1  # the difference as other minus reference
+    sign = 1 if d.first == other else -1
     mean, low, high = sign * d.mean, *sorted((sign * d.low, sign * d.high))
-    told = f"{mean:+.2f} [{low:+.2f}, {high:+.2f}], {d.n} paired repeats"
+    interval = f"[{low:+.2f}, {high:+.2f}]"
+    p = "" if math.isnan(d.p_value) else f"p {d.p_value:.2g}"
+    if pairs > 1 and not math.isnan(d.adjusted_p):
+        p += f", {d.adjusted_p:.2g} adjusted for {pairs} comparisons"
+    told = ", ".join(x for x in (p, f"{d.n} paired repeats") if x)
     if not d.distinguishable():
-        return f"{other} and {reference} are not distinguishable ({told})"
+        return f"{other} and {reference} are not distinguishable ({mean:+.2f} {interval}; {told})"
     verb = "finds" if what.startswith("more") else "scores"
     if mean < 0:
         what = what.replace("more", "less").replace("higher", "lower")
-    return f"{other} {verb} {abs(mean):.2f} [{low:+.2f}, {high:+.2f}] {what} than {reference}"
+    return f"{other} {verb} {abs(mean):.2f} {interval} {what} than {reference} ({told})"
 
 
 def forest_plot(groups: Groups, table: pd.DataFrame, path: Path) -> Path:

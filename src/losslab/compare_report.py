@@ -27,6 +27,8 @@ STYLE = (
     "th{vertical-align:bottom}tr.best td{background:#fff4c2;font-weight:bold}"
     "table.confusion td,table.confusion th{border:1px solid #ddd;padding:1px 4px;font-size:11px}"
     "figure{display:inline-block;margin:1em}li{margin:0.3em 0}"
+    "table.runs td{white-space:nowrap}table.runs td:first-child{white-space:normal}"
+    ".ci{display:block;color:#777;font-size:10px}"
 )
 
 
@@ -35,8 +37,8 @@ def write(comparison: Comparison, title: str, images: list[Path], out: Path) -> 
     from losslab.compare import markdown
 
     files = [out / "comparison.md", out / "comparison.csv", out / "comparison.html"]
-    text = markdown(comparison.table, comparison.chosen_trial)
     groups = comparison.groups
+    text = markdown(comparison.table, comparison.chosen_trial, star=not groups.repeated)
     if groups.repeated:
         text = "\n\n".join([summary_markdown(groups), *_bullets(comparison.findings), text])
         groups.summary.to_csv(out / "groups.csv", index=False)
@@ -70,7 +72,11 @@ def summary_markdown(groups: Groups) -> str:
 
 
 def summary_frame(groups: Groups) -> pd.DataFrame:
+    """Each group's figures as ``mean [low, high]``, the best group by the headline starred."""
     shown = groups.summary[["group", "runs"]].copy()
+    if groups.metric in groups.summary:
+        best = groups.summary[groups.metric].astype(float).idxmax()
+        shown.loc[best, "group"] = f"★ {shown.loc[best, 'group']}"
     metrics = [c for c in groups.summary if f"{c}_low" in groups.summary]
     for metric in metrics:
         mean, low, high = (groups.summary[f"{metric}{s}"] for s in ("", "_low", "_high"))
@@ -136,15 +142,17 @@ def _runs_table(comparison: Comparison) -> str:
     from losslab.compare import best_row, display
 
     table = comparison.table
-    shown = display(table, comparison.chosen_trial).drop(columns="run_id")
+    repeated = comparison.groups.repeated  # then the best is a group, starred above
+    best = None if repeated else best_row(table, comparison.chosen_trial)
+    shown = display(table, comparison.chosen_trial, html_interval, star=not repeated)
+    shown = shown.drop(columns="run_id")
     names = table.attrs.get("class_names")
-    best = best_row(table, comparison.chosen_trial)
     confusions = [c for c in shown.columns if c.startswith("confusion")]
     head = "".join(f"<th>{_header(c)}</th>" for c in shown.columns)
     rows = []
     for i, row in shown.iterrows():
         cells = "".join(
-            f"<td>{_confusion(row[c], names) if c in confusions else _escaped(row[c])}</td>"
+            f"<td>{_confusion(row[c], names) if c in confusions else _marked(row[c])}</td>"
             for c in shown.columns
         )
         rows.append(f"<tr class='best'>{cells}</tr>" if i == best else f"<tr>{cells}</tr>")
@@ -162,7 +170,7 @@ def _table(frame: pd.DataFrame, css: str) -> str:
 
 def _header(column: str) -> str:
     """Long metric names break after their underscores, so 20 columns fit a laptop."""
-    return html.escape(str(column)).replace("_", "_<wbr>")
+    return html.escape(str(column)).replace("_", "_<wbr>").replace(".", ".<wbr>")
 
 
 def _cell(value) -> str:
@@ -171,8 +179,18 @@ def _cell(value) -> str:
     return _fmt(value)
 
 
-def _escaped(value) -> str:
-    return html.escape(_cell(value))
+def html_interval(value: float, low: float, high: float) -> str:
+    """A figure and, below it in grey, its interval (kept narrow: a run has ten of them)."""
+    return f"{value:.3f}\x00{low:.2f}–{high:.2f}"
+
+
+def _marked(value) -> str:
+    """A cell escaped; an interval set by :func:`html_interval` on its own small line."""
+    text = html.escape(_cell(value))
+    if "\x00" not in text:
+        return text
+    figure, interval = text.split("\x00")
+    return f"{figure}<span class='ci' title='95% interval over the test set'>{interval}</span>"
 
 
 def _confusion(cell, names: list[str] | None) -> str:

@@ -525,10 +525,10 @@ def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
     model, ev = evaluate_fits(setup, fits)
     ev.metrics[SPREAD] = max(prediction_spread(f.p_val) for f in fits)
     if ev.task == "binary" and len(np.unique(ev.y_test)) == 2:
-        from losslab.uncertainty import test_interval_metrics
+        from losslab.uncertainty import interval_metrics
 
         max_fpr = setup.conf.evaluation.max_fpr
-        ev.metrics.update(test_interval_metrics(ev.y_test, ev.p_test, ev.threshold, max_fpr))
+        ev.metrics.update(interval_metrics(ev.y_test, ev.p_test, ev.threshold, max_fpr))
     values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
     value = values[0] if len(values) == 1 else values
     return Result(value, None, ev.metrics, mean_history(fits), ev, model, setup.ds)

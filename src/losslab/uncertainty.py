@@ -43,7 +43,7 @@ def over_repeats(values: Sequence[float], level: float = LEVEL, seed: int = 0) -
     if len(data) == 0:
         return Interval(math.nan, math.nan, math.nan, 0)
     if len(data) == 1 or np.ptp(data) == 0:
-        low = high = float(data[0]) if len(data) > 1 else math.nan
+        low = high = float(data.mean()) if len(data) > 1 else math.nan
         return Interval(float(data.mean()), low, high, len(data))
     found = stats.bootstrap(
         (data,),
@@ -90,9 +90,10 @@ def paired(
     if len(diff) < 2:
         mean = float(diff.mean()) if len(diff) else math.nan
         return Difference(first, second, mean, math.nan, math.nan, math.nan, len(diff))
-    if np.ptp(diff) == 0:  # SciPy's interval is NaN here; the test's verdict is not
-        p = math.nan if diff[0] == 0 else 0.0
-        return Difference(first, second, float(diff[0]), diff[0], diff[0], p, len(diff))
+    if np.ptp(diff) <= 1e-12:  # one shift in every repeat (up to rounding): no spread to test
+        shift = float(diff.mean())
+        p = math.nan if abs(shift) <= 1e-12 else 0.0
+        return Difference(first, second, shift, shift, shift, p, len(diff))
     test = stats.ttest_rel(x, y)
     ci = test.confidence_interval(level)
     return Difference(
@@ -192,7 +193,7 @@ def _figures(
     return np.c_[tpr[:, at], 1 - fpr[:, at], kept, reached, pr_auc]
 
 
-def test_interval_metrics(
+def interval_metrics(
     y: np.ndarray, p: np.ndarray, threshold: float, max_fpr: float
 ) -> dict[str, float]:
     """:func:`over_test_set` as metrics beside the figures they bound:

@@ -97,7 +97,7 @@ def test_findings_name_a_real_difference_and_not_seed_noise():
         "+variant=none"
     )
     assert said[2].startswith("+variant=noise and +variant=none are not distinguishable")
-    assert said[3] == (
+    assert said[3].startswith(
         "the best by mean, +variant=oversample, is not distinguishable from +variant=balanced"
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 import matplotlib
 
 from losslab import compare_groups, compare_report
+from losslab.compare_report import Comparison
 from losslab.tracking import tag_keys
 
 matplotlib.use("Agg")
@@ -55,16 +56,6 @@ IGNORED_PARAMS = ("paths.", "tracking.", "tags.")
 
 class CompareError(ValueError):
     """Nothing to compare: the experiment or run named does not exist or has no runs."""
-
-
-@dataclass
-class Comparison:
-    table: pd.DataFrame
-    parent_run_id: str | None
-    files: list[Path]
-    groups: compare_groups.Groups
-    findings: list[str]
-    chosen_trial: int | None = None
 
 
 @contextmanager
@@ -211,57 +202,6 @@ def _rounded(value: str | None) -> str | None:
     return None if value is None or pd.isna(value) else readable_value(value)
 
 
-def _interval_text(value: float, low: float, high: float) -> str:
-    return f"{value:.3f} [{low:.2f}, {high:.2f}]"
-
-
-def display(
-    table: pd.DataFrame, chosen_trial: int | None = None, interval=_interval_text, star=True
-) -> pd.DataFrame:
-    """The table as people read it: each interval beside its figure (``0.433 [0.32, 0.68]``),
-    the best run marked with a star (:func:`best_row`)."""
-    shown = table.copy()
-    for column in [c for c in table.columns if c.endswith("_ci_low")]:
-        metric = column.removesuffix("_ci_low")
-        low, high = table[column], table[f"{metric}_ci_high"]
-        shown[metric] = [
-            _fmt(v) if pd.isna(lo) else interval(v, lo, hi)
-            for v, lo, hi in zip(table[metric], low, high, strict=True)
-        ]
-        shown = shown.drop(columns=[column, f"{metric}_ci_high"])
-    best = best_row(table, chosen_trial) if star else None
-    if best is not None:
-        shown.loc[best, "run"] = f"★ {shown.loc[best, 'run']}"
-    return shown
-
-
-def best_row(table: pd.DataFrame, chosen_trial: int | None = None) -> int | None:
-    """The trial a sweep chose; else the finished run with the highest recall at the fixed
-    FPR (the objective's direction is not in the table, the headline figure's is)."""
-    if chosen_trial is not None and "trial" in table:
-        found = table.index[table["trial"].eq(chosen_trial).fillna(False)]
-        if len(found):
-            return int(found[0])
-    finished = table[table["status"].eq("FINISHED")]
-    if "test_recall_at_fpr" in finished and finished["test_recall_at_fpr"].notna().any():
-        return int(finished["test_recall_at_fpr"].astype(float).idxmax())
-    return None
-
-
-def markdown(table: pd.DataFrame, chosen_trial: int | None = None, star: bool = True) -> str:
-    """A GitHub-style table; scores to 3 decimals."""
-    return frame_markdown(display(table, chosen_trial, star=star).drop(columns="run_id"))
-
-
-def frame_markdown(frame: pd.DataFrame) -> str:
-    columns = list(frame.columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in frame.iterrows():
-        cells = (_fmt(row[c]).replace("|", "\\|") for c in columns)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 @dataclass(frozen=True)
 class Palette:
     """One colour per run, the same in every plot, and the name its legend gives it; with
@@ -334,13 +274,6 @@ def _learning_plot(client: MlflowClient, table: pd.DataFrame, palette: Palette, 
         title="learning curves: train (--) and validation (-)",
     )
     return _save(fig, ax, path)
-
-
-def _fmt(value: Any) -> str:
-    """A cell as people read it: empty for a missing value, scores to 3 decimals."""
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-        return ""
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def compare(

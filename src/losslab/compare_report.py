@@ -11,14 +11,27 @@ from __future__ import annotations
 import base64
 import html
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 if TYPE_CHECKING:
-    from losslab.compare import Comparison
     from losslab.compare_groups import Groups
+
+
+@dataclass
+class Comparison:
+    """What one comparison found: the runs, their groups, the findings, the files written."""
+
+    table: pd.DataFrame
+    parent_run_id: str | None
+    files: list[Path]
+    groups: Groups
+    findings: list[str]
+    chosen_trial: int | None = None
+
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1400px}"
@@ -34,8 +47,6 @@ STYLE = (
 
 def write(comparison: Comparison, title: str, images: list[Path], out: Path) -> list[Path]:
     """comparison.md, .csv, .html (and groups.csv, differences.csv with repeats) in ``out``."""
-    from losslab.compare import markdown
-
     files = [out / "comparison.md", out / "comparison.csv", out / "comparison.html"]
     groups = comparison.groups
     text = markdown(comparison.table, comparison.chosen_trial, star=not groups.repeated)
@@ -53,8 +64,6 @@ def write(comparison: Comparison, title: str, images: list[Path], out: Path) -> 
 def terminal(comparison: Comparison) -> str:
     """What the command prints: with repeats the groups and the findings (each run is in
     comparison.md), else the runs."""
-    from losslab.compare import markdown
-
     if not comparison.groups.repeated:
         return markdown(comparison.table, comparison.chosen_trial)
     return "\n\n".join([summary_markdown(comparison.groups), *_bullets(comparison.findings)])
@@ -66,8 +75,6 @@ def _bullets(findings: list[str]) -> list[str]:
 
 def summary_markdown(groups: Groups) -> str:
     """Each group: its runs and each figure's mean with its 95% interval over repeats."""
-    from losslab.compare import frame_markdown
-
     return frame_markdown(summary_frame(groups))
 
 
@@ -139,8 +146,6 @@ def _readable(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _runs_table(comparison: Comparison) -> str:
     """One row per run, the best marked, confusion matrices as small labelled tables."""
-    from losslab.compare import best_row, display
-
     table = comparison.table
     repeated = comparison.groups.repeated  # then the best is a group, starred above
     best = None if repeated else best_row(table, comparison.chosen_trial)
@@ -174,8 +179,6 @@ def _header(column: str) -> str:
 
 
 def _cell(value) -> str:
-    from losslab.compare import _fmt
-
     return _fmt(value)
 
 
@@ -213,3 +216,62 @@ def _figure(path: Path) -> str:
         f'<figure><img alt="{path.stem}" src="data:image/png;base64,{data}">'
         f"<figcaption>{path.stem}</figcaption></figure>"
     )
+
+
+# -- tables as text --------------------------------------------------------------------
+def _interval_text(value: float, low: float, high: float) -> str:
+    return f"{value:.3f} [{low:.2f}, {high:.2f}]"
+
+
+def display(
+    table: pd.DataFrame, chosen_trial: int | None = None, interval=_interval_text, star=True
+) -> pd.DataFrame:
+    """The table as people read it: each interval beside its figure (``0.433 [0.32, 0.68]``),
+    the best run marked with a star (:func:`best_row`)."""
+    shown = table.copy()
+    for column in [c for c in table.columns if c.endswith("_ci_low")]:
+        metric = column.removesuffix("_ci_low")
+        low, high = table[column], table[f"{metric}_ci_high"]
+        shown[metric] = [
+            _fmt(v) if pd.isna(lo) else interval(v, lo, hi)
+            for v, lo, hi in zip(table[metric], low, high, strict=True)
+        ]
+        shown = shown.drop(columns=[column, f"{metric}_ci_high"])
+    best = best_row(table, chosen_trial) if star else None
+    if best is not None:
+        shown.loc[best, "run"] = f"★ {shown.loc[best, 'run']}"
+    return shown
+
+
+def best_row(table: pd.DataFrame, chosen_trial: int | None = None) -> int | None:
+    """The trial a sweep chose; else the finished run with the highest recall at the fixed
+    FPR (the objective's direction is not in the table, the headline figure's is)."""
+    if chosen_trial is not None and "trial" in table:
+        found = table.index[table["trial"].eq(chosen_trial).fillna(False)]
+        if len(found):
+            return int(found[0])
+    finished = table[table["status"].eq("FINISHED")]
+    if "test_recall_at_fpr" in finished and finished["test_recall_at_fpr"].notna().any():
+        return int(finished["test_recall_at_fpr"].astype(float).idxmax())
+    return None
+
+
+def markdown(table: pd.DataFrame, chosen_trial: int | None = None, star: bool = True) -> str:
+    """A GitHub-style table; scores to 3 decimals."""
+    return frame_markdown(display(table, chosen_trial, star=star).drop(columns="run_id"))
+
+
+def frame_markdown(frame: pd.DataFrame) -> str:
+    columns = list(frame.columns)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for _, row in frame.iterrows():
+        cells = (_fmt(row[c]).replace("|", "\\|") for c in columns)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    """A cell as people read it: empty for a missing value, scores to 3 decimals."""
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

@@ -12,6 +12,7 @@ test set (:func:`over_test_set`).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -151,7 +152,9 @@ def over_test_set(
 
     figures = _level_figures(y, p, threshold, max_fpr, draw)
     tail = (1 - level) / 2
-    low, high = np.nanquantile(figures, [tail, 1 - tail], axis=0)
+    with warnings.catch_warnings():  # precision with no sample at the threshold: NaN, kept
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanquantile(figures, [tail, 1 - tail], axis=0)
     return {n: (float(lo), float(hi)) for n, lo, hi in zip(TEST_FIGURES, low, high, strict=True)}
 
 

@@ -438,16 +438,13 @@ def study_repeats(folder: Path, args) -> list[str]:
         shown_command = shown_command.replace(str(FASHION), "/usr/share/datasets/fashion-mnist")
         lines += [f"### {note[0]}", "", "```bash", shown_command, "```", "", note[1], ""]
         lines += interval_rows(comparison) + [""]
-    return (
-        header(
-            "The reference studies over five seeds, with intervals",
-            [],
-            "Each variant on seeds 42-46 (each seed its own splits and initial weights); test "
-            "figures as mean and 95% bootstrap interval over the five repeats, and the median "
-            "test-set bootstrap interval of one run's PR-AUC.",
-        )[:4]
-        + lines
+    title = "## The reference studies over five seeds, with intervals"
+    note = (
+        "Each variant on seeds 42-46 (each seed its own splits and initial weights); test "
+        "figures as mean and 95% bootstrap interval over the five repeats, and the median "
+        "test-set bootstrap interval of one run's PR-AUC."
     )
+    return [title, "", f"Machine: {machine('cpu')}.", "", note, "", *lines]
 
 
 REPEATED = [

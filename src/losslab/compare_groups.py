@@ -102,11 +102,12 @@ def group(runs: pd.DataFrame, table: pd.DataFrame) -> Groups:
 
 
 def _pairs(table, label, seed, finished, metric: str) -> list[uncertainty.Difference]:
-    """Every pair of groups on ``metric``, paired by seed, adjusted for the number of pairs."""
-    by_seed = {
-        name: table[(label == name) & finished].assign(seed=seed).set_index("seed")[metric]
-        for name in dict.fromkeys(label)
-    }
+    """Every pair of groups on ``metric``, paired by seed, adjusted for the number of pairs.
+    A seed a group ran twice (the same command run again) pairs by its first run."""
+    by_seed = {}
+    for name in dict.fromkeys(label):
+        values = table[(label == name) & finished].assign(seed=seed).set_index("seed")[metric]
+        by_seed[name] = values[~values.index.duplicated()]
     found = []
     for first, second in itertools.combinations(by_seed, 2):
         shared = by_seed[first].index.intersection(by_seed[second].index)

@@ -94,11 +94,24 @@ def group(runs: pd.DataFrame, table: pd.DataFrame) -> Groups:
             row.update(
                 {metric: found.mean, f"{metric}_low": found.low, f"{metric}_high": found.high}
             )
+        row["confusion"] = _mean_confusion(members.get("confusion", pd.Series(dtype=object)))
         rows.append(row)
     summary = pd.DataFrame(rows)
     metric = next((m for m in PAIRED if m in table), None)
     differences = _pairs(table, label, seed, finished, metric) if metric else []
     return Groups(label, seed, summary, differences, metric)
+
+
+def _mean_confusion(cells: pd.Series) -> str | None:
+    """The group's test confusion matrix at the threshold, each count averaged over repeats."""
+    import json
+
+    import numpy as np
+
+    matrices = [np.array(json.loads(c)) for c in cells.dropna()]
+    if not matrices or len({m.shape for m in matrices}) > 1:
+        return None
+    return json.dumps(np.round(np.mean(matrices, axis=0), 1).tolist())
 
 
 def _pairs(table, label, seed, finished, metric: str) -> list[uncertainty.Difference]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,8 @@ def summary_frame(groups: Groups) -> pd.DataFrame:
             "" if pd.isna(m) else f"{m:.3f}" if pd.isna(lo) else f"{m:.3f} [{lo:.2f}, {hi:.2f}]"
             for m, lo, hi in zip(mean, low, high, strict=True)
         ]
+    if "confusion" in groups.summary:
+        shown["confusion (mean)"] = groups.summary["confusion"]
     return shown
 
 
@@ -122,7 +125,8 @@ def page(comparison: Comparison, title: str, images: list[Path]) -> str:
         parts.append(f"<h2>Findings</h2><ul class='findings'>{items}</ul>")
     if comparison.groups.repeated:
         parts.append("<h2>Each configuration over its repeats (mean [95% interval])</h2>")
-        parts.append(_table(summary_frame(comparison.groups), "groups"))
+        names = comparison.table.attrs.get("class_names")
+        parts.append(_table(summary_frame(comparison.groups), "groups", names))
         if comparison.groups.differences:
             parts.append("<h2>Paired differences (first minus second)</h2>")
             parts.append(_table(_readable(differences(comparison.groups)), "differences"))
@@ -164,10 +168,15 @@ def _runs_table(comparison: Comparison) -> str:
     return f"<table class='runs'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def _table(frame: pd.DataFrame, css: str) -> str:
+def _table(frame: pd.DataFrame, css: str, names: list[str] | None = None) -> str:
     head = "".join(f"<th>{_header(c)}</th>" for c in frame.columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{_confusion(v, names) if c.startswith('confusion') else _marked(v)}</td>"
+            for c, v in zip(frame.columns, row, strict=True)
+        )
+        + "</tr>"
         for row in frame.itertuples(index=False)
     )
     return f"<table class='{css}'><tr>{head}</tr>{body}</table>"
@@ -175,7 +184,8 @@ def _table(frame: pd.DataFrame, css: str) -> str:
 
 def _header(column: str) -> str:
     """Long metric names break after their underscores, so 20 columns fit a laptop."""
-    return html.escape(str(column)).replace("_", "_<wbr>").replace(".", ".<wbr>")
+    escaped = html.escape(str(column)).replace("_", "_<wbr>")
+    return re.sub(r"\.(?=[a-z])", ".<wbr>", escaped)  # loss.kwargs.gamma, not at_0.5
 
 
 def _cell(value) -> str:

@@ -184,7 +184,7 @@ def _epoch_keys(ds, one_hot: bool) -> list[str]:
 
 
 def _check(setup: Setup) -> None:
-    from losslab.evaluate import check_judgeable
+    from losslab.evaluate import check_certifiable, check_judgeable
 
     conf = setup.conf
     _check_images(conf, setup.ds)
@@ -204,6 +204,8 @@ def _check(setup: Setup) -> None:
             check_judgeable(fold.y_val, f"evaluation.threshold={conf.evaluation.threshold}", floor)
         for name in filter(objectives.needs_both_classes, conf.objectives):
             check_judgeable(fold.y_val, f"objective={name}", floor)
+    # the threshold is chosen on every fold's validation samples together
+    check_certifiable(sum(int(np.sum(f.y_val == 0)) for f in setup.folds), conf.evaluation)
 
 
 def _check_images(conf: TrainConfig, ds) -> None:
@@ -370,14 +372,20 @@ DELIVERED = {
     "val_roc_auc": "val_final_roc_auc",
     "val_pr_auc": "val_final_pr_auc",
 }
+# a threshold rule that delivers another operating point than the exact rate's: its own
+DELIVERED_BY_RULE = {"fpr_bound": {"val_recall_at_fpr": "val_at_threshold_recall"}}
 
 
-def objective_value(name: str, metrics: dict[str, float], fits: Sequence[FoldFit]) -> float:
+def objective_value(
+    name: str, metrics: dict[str, float], fits: Sequence[FoldFit], rule: str = "recall_at_fpr"
+) -> float:
     """An evaluation metric; a ranking or operating-point figure of the delivered rule on its
-    out-of-fold validation scores (:data:`DELIVERED`); else the mean over folds of an epoch
+    out-of-fold validation scores (:data:`DELIVERED`; under ``evaluation.threshold=fpr_bound``
+    the minority recall at its bounded threshold); else the mean over folds of an epoch
     metric at each best epoch (a loss, which the delivered scores do not have)."""
-    if DELIVERED.get(name) in metrics:
-        name = DELIVERED[name]
+    delivered = {**DELIVERED, **DELIVERED_BY_RULE.get(str(rule), {})}
+    if delivered.get(name) in metrics:
+        name = delivered[name]
     if name in metrics:
         return float(metrics[name])
     if all(name in f.history for f in fits):
@@ -524,7 +532,8 @@ def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
 
     model, ev = evaluate_fits(setup, fits)
     ev.metrics[SPREAD] = max(prediction_spread(f.p_val) for f in fits)
-    values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
+    rule = setup.conf.evaluation.threshold
+    values = tuple(objective_value(n, ev.metrics, fits, rule) for n in setup.conf.objectives)
     value = values[0] if len(values) == 1 else values
     return Result(value, None, ev.metrics, mean_history(fits), ev, model, setup.ds)
 
@@ -544,6 +553,28 @@ SHOWN = (
 VALIDATION_SHOWN = ("val_at_threshold_recall", "val_at_threshold_majority_recall")
 
 
+def _binary_lines(metrics: dict[str, float], confidence: float) -> list[str]:
+    """The test split's class counts, the prevalence-dependent scores at the training
+    split's prevalence, and the bound on the threshold's validation false-positive rate."""
+    if "test_minority_count" not in metrics:
+        return []
+    from losslab.prevalence import SUFFIX
+
+    minority, majority = int(metrics["test_minority_count"]), int(metrics["test_majority_count"])
+    share = metrics["train_minority_share"]
+    weighted = [k for k in metrics if k.startswith("test_") and k.endswith(SUFFIX)]
+    shown = [f"{k[5 : -len(SUFFIX)]} {metrics[k]:.4f}" for k in weighted]
+    fp, tn = int(metrics["val_at_threshold_fp"]), int(metrics["val_at_threshold_tn"])
+    return [
+        f"test holds {minority} minority and {majority} majority samples "
+        f"({minority / max(minority + majority, 1):.1%}); weighted to the training split's "
+        f"{share:.2%} minority: " + " | ".join(shown),
+        f"validation at the threshold: {fp} false positives of {fp + tn} majority samples, "
+        f"false-positive rate <= {metrics['val_at_threshold_fpr_bound']:.4f} "
+        f"at {confidence:.0%} confidence",
+    ]
+
+
 def report(setup: Setup, result: Result, test: bool = True) -> None:
     """The terminal summary: test confusion matrix, the scores that judge the minority class.
     A sweep's trial (``test=False``) shows its validation figures only: the sweep prints the
@@ -551,7 +582,7 @@ def report(setup: Setup, result: Result, test: bool = True) -> None:
     from losslab.evaluate import format_confusion
 
     ev, value = result.evaluation, result.objective
-    at = "argmax" if ev.threshold is None else f"{ev.threshold:.3f}"
+    at = "argmax" if ev.threshold is None else f"{ev.threshold:.4g}"
     if not test:
         shown = [f"{k[17:]} {ev.metrics[k]:.4f}" for k in VALIDATION_SHOWN if k in ev.metrics]
         print(f"\nvalidation at threshold {at}: " + " | ".join(shown))
@@ -562,6 +593,8 @@ def report(setup: Setup, result: Result, test: bool = True) -> None:
     print(format_confusion(ev))
     shown = [f"{k[5:]} {ev.metrics[k]:.4f}" for k in SHOWN if k in ev.metrics]
     print("test: " + " | ".join(shown))
+    for line in _binary_lines(ev.metrics, setup.conf.evaluation.confidence):
+        print(line)
     for name, number in zip(setup.conf.objectives, _as_tuple(value), strict=True):
         print(f"objective {name} = {number:.4f}")
     print(f"Output: {setup.conf.paths.output_dir} (model.keras, and the job's log)")

@@ -253,6 +253,11 @@ CLI_BAD_INPUT = {
         r"false-positive rate at evaluation.max_fpr=0.01 with evaluation.confidence=0.95 needs "
         r"at least 299",
     ),
+    "sweep on validation too small to certify": (
+        "-m hparams_search=optuna evaluation.threshold=fpr_bound",
+        r"evaluation.threshold=fpr_bound: validation holds 30 majority samples; .* needs at "
+        r"least 299",
+    ),
     # 20 4s: 3 folds leave 6 or 7 in a validation part, under the floor of 10
     "folds under the validation floor": (
         "-m hparams_search=optuna data=digits_9v4 data.folds=3",

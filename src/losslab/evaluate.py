@@ -6,6 +6,7 @@ recall, F1, ROC-AUC, PR-AUC and the confusion matrix, at the chosen threshold an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,11 +77,15 @@ def check_judgeable(y: np.ndarray, what: str, min_positives: int) -> None:
         )
 
 
-def check_certifiable(majority: int, cfg: EvaluationConfig) -> None:
-    """Refuse ``evaluation.threshold=fpr_bound`` on validation whose ``majority`` samples
-    cannot bound the false-positive rate at ``max_fpr`` even with no false positive."""
+def check_certifiable(y_val: Sequence[np.ndarray], cfg: EvaluationConfig) -> None:
+    """Refuse ``evaluation.threshold=fpr_bound`` on validation (every fold's labels
+    ``y_val`` together: the threshold is chosen on them all) whose majority samples cannot
+    bound the false-positive rate at ``max_fpr`` even with no false positive."""
+    if cfg.threshold != "fpr_bound":
+        return
+    majority = sum(int(np.sum(np.asarray(y).ravel() == 0)) for y in y_val)
     needed = operating_point.majority_needed(cfg.max_fpr, cfg.confidence)
-    if cfg.threshold == "fpr_bound" and majority < needed:
+    if majority < needed:
         raise EvaluationError(
             f"evaluation.threshold=fpr_bound: validation holds {majority} majority samples; "
             f"bounding the false-positive rate at evaluation.max_fpr={cfg.max_fpr:g} with "
@@ -113,7 +118,7 @@ def choose_threshold(
     if cfg.threshold == "recall_at_fpr":
         return recall_at_fpr(y, p, cfg.max_fpr)[1]
     if cfg.threshold == "fpr_bound":
-        check_certifiable(int(np.sum(y == 0)), cfg)
+        check_certifiable([y], cfg)
         t = operating_point.bounded_threshold(y, p, cfg.max_fpr, cfg.confidence)
         return NEVER if t is None else t
     precision, recall, thresholds = skm.precision_recall_curve(y, p)

@@ -89,7 +89,9 @@ def test_validation_too_small_to_certify_is_refused_before_training(
 
 
 @pytest.mark.parametrize("overrides", [[], ["data.folds=2"]], ids=["split", "folds"])
-def test_a_run_under_fpr_bound_logs_its_bound_and_selects_on_its_recall(tmp_path, overrides):
+def test_a_run_under_fpr_bound_logs_its_bound_and_selects_on_its_recall(
+    tmp_path, overrides, capsys
+):
     """At max_fpr 0.1 the default data's 30 validation 9s certify (29 needed). The objective
     a sweep selects on is the recall the bounded threshold delivers on validation."""
     cfg = compose(
@@ -113,6 +115,9 @@ def test_a_run_under_fpr_bound_logs_its_bound_and_selects_on_its_recall(tmp_path
     assert result.objective == m["val_at_threshold_recall"]
     assert m["test_minority_count"] == m["test_tp"] + m["test_fn"] == 60
     assert m["test_majority_count"] == m["test_tn"] + m["test_fp"] == 60
+    shown = capsys.readouterr().out  # the summary says what the test split holds
+    assert "test holds 60 minority and 60 majority samples (50.0%); weighted to the " in shown
+    assert f"{int(m['val_at_threshold_fp'])} false positives of {int(val_majority)} " in shown
 
 
 @st.composite

@@ -562,12 +562,12 @@ def _binary_lines(metrics: dict[str, float], confidence: float) -> list[str]:
     minority, majority = int(metrics["test_minority_count"]), int(metrics["test_majority_count"])
     share = metrics["train_minority_share"]
     weighted = [k for k in metrics if k.startswith("test_") and k.endswith(SUFFIX)]
-    shown = [f"{k[5 : -len(SUFFIX)]} {metrics[k]:.4f}" for k in weighted]
+    shown = " | ".join(f"{k[5 : -len(SUFFIX)]} {metrics[k]:.4f}" for k in weighted)
     fp, tn = int(metrics["val_at_threshold_fp"]), int(metrics["val_at_threshold_tn"])
     return [
         f"test holds {minority} minority and {majority} majority samples "
-        f"({minority / max(minority + majority, 1):.1%}); weighted to the training split's "
-        f"{share:.2%} minority: " + " | ".join(shown),
+        f"({minority / max(minority + majority, 1):.1%})"
+        + (f"; weighted to the training split's {share:.2%} minority: {shown}" if shown else ""),
         f"validation at the threshold: {fp} false positives of {fp + tn} majority samples, "
         f"false-positive rate <= {metrics['val_at_threshold_fpr_bound']:.4f} "
         f"at {confidence:.0%} confidence",

@@ -15,6 +15,7 @@ from sklearn import metrics as skm
 
 from losslab.config import ConfigError, EvaluationConfig
 from losslab.evaluate import NEVER, EvaluationError, choose_threshold
+from losslab.operating_point import majority_needed
 from losslab.prevalence import scores_at
 from losslab.train import train
 from tests.helpers import assert_nothing_recorded, compose
@@ -62,6 +63,14 @@ def test_fpr_bound_is_the_lowest_threshold_whose_exact_bound_keeps_the_budget(
     if len(lower):  # the next lower distinct threshold breaks the bound
         assert exact_bound(int(np.sum(majority >= lower.max())), n, confidence) > max_fpr
     assert t <= NEVER
+
+
+@SETTINGS
+@given(max_fpr=st.floats(0.001, 0.5), confidence=st.floats(0.5, 0.999))
+def test_the_majority_needed_is_the_fewest_whose_zero_false_positives_certify(max_fpr, confidence):
+    n = majority_needed(max_fpr, confidence)
+    assert exact_bound(0, n, confidence) <= max_fpr + 1e-9
+    assert n == 1 or exact_bound(0, n - 1, confidence) > max_fpr - 1e-9
 
 
 @pytest.mark.parametrize("confidence", [0.0, 1.0, 1.5, -0.1, math.nan])

@@ -103,21 +103,31 @@ def table(rows: dict[str, list[dict]], max_fpr: float) -> list[str]:
 
 
 def notes(rows: dict[str, list[dict]], max_fpr: float) -> list[str]:
-    """Per data set: how often ``fpr_bound`` kept the budget, and how often the test split
-    alone would read above it at that rule's mean rate (the test rate is an estimate too)."""
-    from scipy import stats
+    """Per data set: the false positives ``fpr_bound`` allows on validation, how often it kept
+    the budget on test, and how far its misses lie from the budget in the test split's own
+    standard error (the test rate is an estimate of the true rate too)."""
+    from losslab.operating_point import allowed_false_positives
 
     lines = []
     for name, runs in rows.items():
+        n, m = runs[0]["val_majority"], runs[0]["test_majority"]
+        allowed = allowed_false_positives(n, max_fpr, 0.95)
         fpr = np.array([r["fpr_bound_fpr"] for r in runs])
-        m = int(np.mean([r["test_majority"] for r in runs]))
-        noise = stats.binom.sf(np.floor(max_fpr * m), m, fpr.mean())
-        lines.append(
-            f"- `{name}`: `fpr_bound` kept the budget on test in {np.sum(fpr <= max_fpr)} of "
-            f"{len(runs)} runs (goal: 95%); at its mean test rate {fpr.mean():.4f}, a test "
-            f"split of {m} majority samples reads above {max_fpr:.0%} by chance with "
-            f"probability {noise:.0%} (binomial)."
+        se = np.sqrt(max_fpr * (1 - max_fpr) / m)
+        line = (
+            f"- `{name}`: `fpr_bound` allows {allowed} false positives among {n} validation "
+            f"majority samples ({allowed / n:.2%}) and kept the budget on test in "
+            f"{np.sum(fpr <= max_fpr)} of {len(runs)} runs (goal: 95%)."
         )
+        misses = fpr[fpr > max_fpr]
+        if len(misses):
+            listed = ", ".join(f"{v:.4f}" for v in misses)
+            line += (
+                f" A test split of {m} majority samples measures a rate of {max_fpr:.0%} with "
+                f"a standard error of {se:.4f}; its misses ({listed}) lie within "
+                f"{(misses.max() - max_fpr) / se:.1f} standard errors of the budget."
+            )
+        lines.append(line)
     return lines
 
 
@@ -143,6 +153,18 @@ def section(rows: dict[str, list[dict]], seeds: int, device: str) -> str:
         *table(rows, 0.01),
         "",
         *notes(rows, 0.01),
+        "",
+        "`recall_at_fpr` takes the highest threshold that reaches its best validation recall "
+        "within the budget: where validation holds few of the minority (the credit-card "
+        "data, MNIST's 20 4s) that recall saturates before the budget is spent and the test "
+        "rate stays well below it; where it holds many (the synthetic data's 400) the "
+        "threshold spends the whole budget on validation and lands above it on test in a "
+        "share of the runs. `fpr_bound` takes the lowest threshold its bound allows, spending "
+        "the certified part of the budget: it costs minority recall where validation holds "
+        "few of the majority (MNIST: one false positive allowed among 595) and finds more "
+        "where `recall_at_fpr` stops early. The guarantee is on the rate in the population "
+        "the validation split was drawn from; a test split estimates that rate with an "
+        "error of its own.",
     ]
     return "\n".join(body)
 

@@ -115,7 +115,8 @@ def notes(rows: dict[str, list[dict]], max_fpr: float) -> list[str]:
         fpr = np.array([r["fpr_bound_fpr"] for r in runs])
         se = np.sqrt(max_fpr * (1 - max_fpr) / m)
         line = (
-            f"- `{name}`: `fpr_bound` allows {allowed} false positives among {n} validation "
+            f"- `{name}`: `fpr_bound` allows {allowed} false positive{'' if allowed == 1 else 's'}"
+            f" among {n} validation "
             f"majority samples ({allowed / n:.2%}) and kept the budget on test in "
             f"{np.sum(fpr <= max_fpr)} of {len(runs)} runs (goal: 95%)."
         )

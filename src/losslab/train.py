@@ -568,7 +568,8 @@ def _binary_lines(metrics: dict[str, float], confidence: float) -> list[str]:
         f"test holds {minority} minority and {majority} majority samples "
         f"({minority / max(minority + majority, 1):.1%})"
         + (f"; weighted to the training split's {share:.2%} minority: {shown}" if shown else ""),
-        f"validation at the threshold: {fp} false positives of {fp + tn} majority samples, "
+        f"validation at the threshold: {fp} false positive{'' if fp == 1 else 's'} of "
+        f"{fp + tn} majority samples, "
         f"false-positive rate <= {metrics['val_at_threshold_fpr_bound']:.4f} "
         f"at {confidence:.0%} confidence",
     ]

@@ -14,6 +14,11 @@ threshold calls no more validation samples positive than the chosen one: its bou
 which happens with probability at most ``1 - confidence`` (one test, at one fixed threshold).
 The bound depends on the false-positive count only, so the rule is: allow the most false
 positives whose bound passes, and take the lowest threshold that stays within them.
+
+What it assumes: the validation majority is a fresh draw for the model judged. An epoch
+restored by early stopping on the same validation data, or a sweep's choice among trials on
+it, makes the count a little optimistic; with folds, the bound is the out-of-fold rule's
+(:mod:`losslab.ensemble`).
 """
 
 from __future__ import annotations

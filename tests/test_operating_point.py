@@ -124,7 +124,8 @@ def test_a_run_under_fpr_bound_logs_its_bound_and_selects_on_its_recall(
     assert m["test_minority_count"] == m["test_tp"] + m["test_fn"] == 60
     assert m["test_majority_count"] == m["test_tn"] + m["test_fp"] == 60
     shown = capsys.readouterr().out  # the summary says what the test split holds
-    assert "test holds 60 minority and 60 majority samples (50.0%); weighted to the " in shown
+    assert "test holds 60 minority and 60 majority samples (50.0%)\n" in shown
+    assert "test weighted to the training split's 10.00% minority: precision " in shown
     assert f"{int(m['val_at_threshold_fp'])} false positives of {int(val_majority)} " in shown
 
 

@@ -564,10 +564,11 @@ def _binary_lines(metrics: dict[str, float], confidence: float) -> list[str]:
     weighted = [k for k in metrics if k.startswith("test_") and k.endswith(SUFFIX)]
     shown = " | ".join(f"{k[5 : -len(SUFFIX)]} {metrics[k]:.4f}" for k in weighted)
     fp, tn = int(metrics["val_at_threshold_fp"]), int(metrics["val_at_threshold_tn"])
+    at_share = [f"test weighted to the training split's {share:.2%} minority: {shown}"]
     return [
         f"test holds {minority} minority and {majority} majority samples "
-        f"({minority / max(minority + majority, 1):.1%})"
-        + (f"; weighted to the training split's {share:.2%} minority: {shown}" if shown else ""),
+        f"({minority / max(minority + majority, 1):.1%})",
+        *(at_share if shown else []),
         f"validation at the threshold: {fp} false positive{'' if fp == 1 else 's'} of "
         f"{fp + tn} majority samples, "
         f"false-positive rate <= {metrics['val_at_threshold_fpr_bound']:.4f} "

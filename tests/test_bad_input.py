@@ -132,6 +132,7 @@ def test_more_minority_samples_than_exist(tmp_path):
         ("data.folds=0", r"data.folds=0 is not allowed; it must be >= 1"),
         ("data.majority=3", r"data.majority=3 equals data.minority; they must differ"),
         ("evaluation.max_fpr=1", r"evaluation.max_fpr=1.0 is not allowed; it must lie in \(0, 1\)"),
+        ("evaluation.confidence=1", r"evaluation.confidence=1.0 is not allowed; .* \(0, 1\)"),
         # Hydra's hint for a misspelt key is to add it with +: refused, not trained around
         ("+trainer.epoch=2", r"trainer.epoch=2: no such key; the keys of trainer are \[.*'epochs'"),
         ("+trainer.early_stopping.patiense=3", r"trainer.early_stopping.patiense=3: no such key"),
@@ -244,6 +245,18 @@ CLI_BAD_INPUT = {
     "grid of a continuous range": (
         "-m hparams_search=optuna hydra/sweeper/sampler=grid",
         r"hydra.sweeper.sampler: .*optimizer.lr",
+    ),
+    # known once the data is loaded: the default data validates on 30 9s, 1% at 95% needs 299
+    "validation too small to certify": (
+        "evaluation.threshold=fpr_bound",
+        r"evaluation.threshold=fpr_bound: validation holds 30 majority samples; bounding the "
+        r"false-positive rate at evaluation.max_fpr=0.01 with evaluation.confidence=0.95 needs "
+        r"at least 299",
+    ),
+    "sweep on validation too small to certify": (
+        "-m hparams_search=optuna evaluation.threshold=fpr_bound",
+        r"evaluation.threshold=fpr_bound: validation holds 30 majority samples; .* needs at "
+        r"least 299",
     ),
     # 20 4s: 3 folds leave 6 or 7 in a validation part, under the floor of 10
     "folds under the validation floor": (

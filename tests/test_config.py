@@ -26,7 +26,7 @@ def test_default_composes_to_typed_objects(tmp_path):
     ("override", "allowed"),
     [
         ("optimizer.name=adagrad", "[adam, adamw, rmsprop, sgd]"),
-        ("evaluation.threshold=best", "[f1, recall_at_fpr, recall_at_precision, fixed]"),
+        ("evaluation.threshold=best", "[f1, recall_at_fpr, fpr_bound, recall_at_precision, fixed]"),
         ("model.kind=rnn", "[mlp, cnn]"),
         ("imbalance.strategy=smote", "[none, class_weight, balanced, oversample]"),
         ("trainer.early_stopping.mode=up", "[auto, min, max]"),

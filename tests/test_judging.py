@@ -88,7 +88,7 @@ def test_a_dead_model_scores_zero_on_recall_at_precision():
     assert t == NEVER and not np.any(np.full(100, 0.3) >= t)
 
 
-@pytest.mark.parametrize("rule", ["f1", "recall_at_fpr", "recall_at_precision"])
+@pytest.mark.parametrize("rule", ["f1", "recall_at_fpr", "fpr_bound", "recall_at_precision"])
 @pytest.mark.parametrize(
     "positives, negatives", [(0, 50), (50, 0), (3, 50)], ids=["no minority", "no majority", "3"]
 )

@@ -6,11 +6,13 @@ recall, F1, ROC-AUC, PR-AUC and the confusion matrix, at the chosen threshold an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn import metrics as skm
 
+from losslab import operating_point, prevalence
 from losslab.config import EvaluationConfig
 from losslab.data import Dataset
 
@@ -75,6 +77,24 @@ def check_judgeable(y: np.ndarray, what: str, min_positives: int) -> None:
         )
 
 
+def check_certifiable(y_val: Sequence[np.ndarray], cfg: EvaluationConfig) -> None:
+    """Refuse ``evaluation.threshold=fpr_bound`` on validation (every fold's labels
+    ``y_val`` together: the threshold is chosen on them all) whose majority samples cannot
+    bound the false-positive rate at ``max_fpr`` even with no false positive."""
+    if cfg.threshold != "fpr_bound":
+        return
+    majority = sum(int(np.sum(np.asarray(y).ravel() == 0)) for y in y_val)
+    needed = operating_point.majority_needed(cfg.max_fpr, cfg.confidence)
+    if majority < needed:
+        raise EvaluationError(
+            f"evaluation.threshold=fpr_bound: validation holds {majority} majority samples; "
+            f"bounding the false-positive rate at evaluation.max_fpr={cfg.max_fpr:g} with "
+            f"evaluation.confidence={cfg.confidence:g} needs at least {needed}: raise "
+            "data.val_fraction (or data.folds), raise evaluation.max_fpr, lower "
+            "evaluation.confidence, or use evaluation.threshold=recall_at_fpr"
+        )
+
+
 def recall_at_fpr(y: np.ndarray, p: np.ndarray, max_fpr: float) -> tuple[float, float]:
     """The highest minority recall whose false-positive rate on the majority is at most
     ``max_fpr``, and the threshold that gives it (exact, from every distinct score).
@@ -97,6 +117,10 @@ def choose_threshold(
     check_judgeable(y, f"evaluation.threshold={cfg.threshold}", min_positives)
     if cfg.threshold == "recall_at_fpr":
         return recall_at_fpr(y, p, cfg.max_fpr)[1]
+    if cfg.threshold == "fpr_bound":
+        check_certifiable([y], cfg)
+        t = operating_point.bounded_threshold(y, p, cfg.max_fpr, cfg.confidence)
+        return NEVER if t is None else t
     precision, recall, thresholds = skm.precision_recall_curve(y, p)
     precision, recall = precision[:-1], recall[:-1]  # the last point has no threshold
     if cfg.threshold == "f1":
@@ -139,6 +163,21 @@ def _ranking_scores(y: np.ndarray, p: np.ndarray, prefix: str, average: str = "m
     }
 
 
+def _bound_and_counts(ds: Dataset, scores: dict[str, float], cfg: EvaluationConfig):
+    """The validation false-positive rate's upper bound at the threshold (at
+    ``cfg.confidence``, whatever the rule), each test class's count, the training share."""
+    fp, tn = scores["val_at_threshold_fp"], scores["val_at_threshold_tn"]
+    y_test = ds.y_test.ravel()
+    return {
+        "val_at_threshold_fpr_bound": float(
+            operating_point.fpr_upper_bound(int(fp), int(fp + tn), cfg.confidence)
+        ),
+        "test_minority_count": float(np.sum(y_test == 1)),
+        "test_majority_count": float(np.sum(y_test == 0)),
+        "train_minority_share": float(np.mean(ds.y_train.ravel() == 1)),
+    }
+
+
 def partial_roc_auc(y: np.ndarray, p: np.ndarray, max_fpr: float) -> float:
     """The standardised partial ROC AUC up to ``max_fpr`` (McClish; 0.5 = chance, 1 = every
     minority sample above the majority's top ``max_fpr``): how well the scores rank where the
@@ -160,6 +199,8 @@ def evaluate_binary(
     scores.update(_ranking_scores(y_test, p_test, "test_"))
     scores.update(_binary_scores(y_val, p_val, t, "val_at_threshold_"))
     scores.update(_ranking_scores(y_val, p_val, "val_final_"))
+    scores.update(_bound_and_counts(ds, scores, cfg))
+    scores.update(prevalence.scores_at(y_test, p_test, t, scores["train_minority_share"], "test_"))
     for split, y, p in (("test_", y_test, p_test), ("val_final_", y_val, p_val)):
         if len(np.unique(y)) == 2:
             scores[f"{split}recall_at_fpr"] = recall_at_fpr(y, p, cfg.max_fpr)[0]

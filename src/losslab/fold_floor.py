@@ -2,9 +2,10 @@
 
 Every trial of a sweep splits the same data into the same folds (the split depends on the
 data and the seed, not on the trial), so a fold that cannot hold ``data.min_val_minority``
-minority samples fails every trial alike, one after another. Loading the data once before
-the parent run exists refuses the sweep at once instead, naming the largest ``data.folds``
-that works.
+minority samples, or validation too small for ``evaluation.threshold=fpr_bound`` to certify
+its rate, fails every trial alike, one after another. Loading the data once before the parent
+run exists refuses the sweep at once instead, naming the largest ``data.folds`` that works or
+the majority count the bound needs.
 """
 
 from __future__ import annotations
@@ -22,19 +23,23 @@ def varies_the_data(swept: Iterable[str]) -> bool:
 
 
 def check(conf: TrainConfig) -> None:
-    """The folds ``conf`` asks for hold the validation floor; a ConfigError naming the
-    largest number of folds that does, otherwise."""
+    """The folds ``conf`` asks for hold the validation floor (a ConfigError naming the
+    largest number of folds that does, otherwise) and enough majority samples for the
+    threshold rule to certify its rate (an EvaluationError with the counts)."""
     from losslab import data
+    from losslab.evaluate import check_certifiable
 
     ds = data.load(conf.data, conf.seed, Path(conf.paths.root_dir))
     try:
-        data.folds(ds, conf.data, conf.seed)
+        folds = data.folds(ds, conf.data, conf.seed)
     except DataError as err:
         works = _largest_folds(ds, conf)
         raise ConfigError(
             f"data.folds={conf.data.folds}: every trial splits alike and would fail: {err}; "
             f"data.folds={works} is the largest that works"
         ) from None
+    if ds.task == "binary":
+        check_certifiable([fold.y_val for fold in folds], conf.evaluation)
 
 
 def _largest_folds(ds, conf: TrainConfig) -> int:

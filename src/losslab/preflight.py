@@ -62,13 +62,16 @@ def check_sweep_overrides(config: DictConfig) -> None:
 
 
 def check_folds(config: DictConfig, swept: list[str]) -> None:
-    """Every trial's folds hold the validation floor, when no trial changes the data."""
+    """Every trial's folds hold the validation floor, and under ``fpr_bound`` enough of the
+    majority to certify the rate, when no trial changes the data or the rule."""
     from losslab import config as config_lib
     from losslab import fold_floor
 
     if config.get("data") is None or fold_floor.varies_the_data(swept):
         return
-    if int(config.data.get("folds") or 1) <= 1:
+    bounded = str(config.get("evaluation", {}).get("threshold")) == "fpr_bound"
+    bounded = bounded and not any(key.startswith("evaluation") for key in swept)
+    if int(config.data.get("folds") or 1) <= 1 and not bounded:
         return
     job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
     job.paths.output_dir = str(config.hydra.sweep.dir)  # no job folder exists yet

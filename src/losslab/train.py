@@ -184,7 +184,7 @@ def _epoch_keys(ds, one_hot: bool) -> list[str]:
 
 
 def _check(setup: Setup) -> None:
-    from losslab.evaluate import check_judgeable
+    from losslab.evaluate import check_certifiable, check_judgeable
 
     conf = setup.conf
     _check_images(conf, setup.ds)
@@ -204,6 +204,7 @@ def _check(setup: Setup) -> None:
             check_judgeable(fold.y_val, f"evaluation.threshold={conf.evaluation.threshold}", floor)
         for name in filter(objectives.needs_both_classes, conf.objectives):
             check_judgeable(fold.y_val, f"objective={name}", floor)
+    check_certifiable([fold.y_val for fold in setup.folds], conf.evaluation)
 
 
 def _check_images(conf: TrainConfig, ds) -> None:
@@ -370,14 +371,20 @@ DELIVERED = {
     "val_roc_auc": "val_final_roc_auc",
     "val_pr_auc": "val_final_pr_auc",
 }
+# a threshold rule that delivers another operating point than the exact rate's: its own
+DELIVERED_BY_RULE = {"fpr_bound": {"val_recall_at_fpr": "val_at_threshold_recall"}}
 
 
-def objective_value(name: str, metrics: dict[str, float], fits: Sequence[FoldFit]) -> float:
+def objective_value(
+    name: str, metrics: dict[str, float], fits: Sequence[FoldFit], rule: str = "recall_at_fpr"
+) -> float:
     """An evaluation metric; a ranking or operating-point figure of the delivered rule on its
-    out-of-fold validation scores (:data:`DELIVERED`); else the mean over folds of an epoch
+    out-of-fold validation scores (:data:`DELIVERED`; under ``evaluation.threshold=fpr_bound``
+    the minority recall at its bounded threshold); else the mean over folds of an epoch
     metric at each best epoch (a loss, which the delivered scores do not have)."""
-    if DELIVERED.get(name) in metrics:
-        name = DELIVERED[name]
+    delivered = {**DELIVERED, **DELIVERED_BY_RULE.get(str(rule), {})}
+    if delivered.get(name) in metrics:
+        name = delivered[name]
     if name in metrics:
         return float(metrics[name])
     if all(name in f.history for f in fits):
@@ -529,7 +536,8 @@ def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
 
         max_fpr = setup.conf.evaluation.max_fpr
         ev.metrics.update(interval_metrics(ev.y_test, ev.p_test, ev.threshold, max_fpr))
-    values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
+    rule = setup.conf.evaluation.threshold
+    values = tuple(objective_value(n, ev.metrics, fits, rule) for n in setup.conf.objectives)
     value = values[0] if len(values) == 1 else values
     return Result(value, None, ev.metrics, mean_history(fits), ev, model, setup.ds)
 
@@ -556,6 +564,41 @@ def _with_interval(name: str, key: str, metrics: dict[str, float]) -> str:
     return f"{name} {metrics[key]:.4f} [{low:.2f}, {high:.2f}]"
 
 
+def _wrapped(items: list[str], first: str, width: int = 120) -> list[str]:
+    """The items joined by `` | `` after ``first``, a new indented line before ``width``."""
+    lines = [""]
+    for item in items:
+        if lines[-1] and len(first) + len(lines[-1]) + 3 + len(item) > width:
+            lines.append(item)
+        else:
+            lines[-1] = f"{lines[-1]} | {item}" if lines[-1] else item
+    return [first + lines[0]] + [" " * len(first) + line for line in lines[1:]]
+
+
+def _binary_lines(metrics: dict[str, float], confidence: float) -> list[str]:
+    """The test split's class counts, the prevalence-dependent scores at the training
+    split's prevalence, and the bound on the threshold's validation false-positive rate."""
+    if "test_minority_count" not in metrics:
+        return []
+    from losslab.prevalence import SUFFIX
+
+    minority, majority = int(metrics["test_minority_count"]), int(metrics["test_majority_count"])
+    share = metrics["train_minority_share"]
+    weighted = [k for k in metrics if k.startswith("test_") and k.endswith(SUFFIX)]
+    shown = " | ".join(f"{k[5 : -len(SUFFIX)]} {metrics[k]:.4f}" for k in weighted)
+    fp, tn = int(metrics["val_at_threshold_fp"]), int(metrics["val_at_threshold_tn"])
+    at_share = [f"test weighted to the training split's {share:.2%} minority: {shown}"]
+    return [
+        f"test holds {minority} minority and {majority} majority samples "
+        f"({minority / max(minority + majority, 1):.1%})",
+        *(at_share if shown else []),
+        f"validation at the threshold: {fp} false positive{'' if fp == 1 else 's'} of "
+        f"{fp + tn} majority samples, "
+        f"false-positive rate <= {metrics['val_at_threshold_fpr_bound']:.4f} "
+        f"at {confidence:.0%} confidence",
+    ]
+
+
 def report(setup: Setup, result: Result, test: bool = True) -> None:
     """The terminal summary: test confusion matrix, the scores that judge the minority class.
     A sweep's trial (``test=False``) shows its validation figures only: the sweep prints the
@@ -563,7 +606,7 @@ def report(setup: Setup, result: Result, test: bool = True) -> None:
     from losslab.evaluate import format_confusion
 
     ev, value = result.evaluation, result.objective
-    at = "argmax" if ev.threshold is None else f"{ev.threshold:.3f}"
+    at = "argmax" if ev.threshold is None else f"{ev.threshold:.4g}"
     if not test:
         shown = [f"{k[17:]} {ev.metrics[k]:.4f}" for k in VALIDATION_SHOWN if k in ev.metrics]
         print(f"\nvalidation at threshold {at}: " + " | ".join(shown))
@@ -573,9 +616,11 @@ def report(setup: Setup, result: Result, test: bool = True) -> None:
     print(f"\nTest confusion matrix ({setup.ds.name}, threshold {at}):")
     print(format_confusion(ev))
     shown = [_with_interval(k[5:], k, ev.metrics) for k in SHOWN if k in ev.metrics]
-    print("test: " + " | ".join(shown))
+    print("\n".join(_wrapped(shown, "test: ")))
     if f"{SHOWN[0]}_ci_low" in ev.metrics:
-        print("  [95% interval: stratified bootstrap over the test set]")
+        print("      [in brackets: 95% interval, stratified bootstrap over the test set]")
+    for line in _binary_lines(ev.metrics, setup.conf.evaluation.confidence):
+        print(line)
     for name, number in zip(setup.conf.objectives, _as_tuple(value), strict=True):
         print(f"objective {name} = {number:.4f}")
     print(f"Output: {setup.conf.paths.output_dir} (model.keras, and the job's log)")

@@ -196,6 +196,7 @@ class TrainerConfig:
 class ThresholdRule(Choice):
     f1 = "f1"
     recall_at_fpr = "recall_at_fpr"
+    fpr_bound = "fpr_bound"
     recall_at_precision = "recall_at_precision"
     fixed = "fixed"
 
@@ -206,18 +207,22 @@ class EvaluationConfig:
 
     ``f1``: the threshold with the best F1; ``recall_at_fpr``: the highest minority recall
     whose false-positive rate on the majority is at most ``max_fpr`` (also the bound of every
-    ``*_recall_at_fpr`` metric); ``recall_at_precision``: the highest recall whose precision
-    is at least ``min_precision`` (none: nothing is called positive); ``fixed``:
-    ``fixed_threshold``.
+    ``*_recall_at_fpr`` metric); ``fpr_bound``: the lowest threshold whose validation
+    false-positive rate has an exact upper bound at ``confidence`` of at most ``max_fpr``
+    (:mod:`losslab.operating_point`); ``recall_at_precision``: the highest recall whose
+    precision is at least ``min_precision`` (none: nothing is called positive); ``fixed``:
+    ``fixed_threshold``. Every binary run logs the bound at its threshold at ``confidence``.
     """
 
     threshold: ThresholdRule = ThresholdRule.recall_at_fpr
     max_fpr: float = 0.01
+    confidence: float = 0.95
     min_precision: float = 0.5
     fixed_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         fraction("evaluation.max_fpr", self.max_fpr)
+        fraction("evaluation.confidence", self.confidence)
         fraction("evaluation.min_precision", self.min_precision, high_open=False)
         fraction("evaluation.fixed_threshold", self.fixed_threshold)
 

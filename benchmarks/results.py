@@ -50,6 +50,7 @@ TUTORIAL = {
 }
 # what `losslab sweep` runs on the reference data, nothing else given (losslab.unattended
 # picks the CNN and 3 folds; hparams_search=unattended holds epochs, batch size and trials)
+FROM_STORE = False  # --from-store: sections from the runs already stored
 HEADLINE = ["data=mnist_9v4", f"data.source_dir={MNIST}", "tracking.log_model=false"]
 
 
@@ -362,10 +363,11 @@ def study_headline(folder: Path, args) -> list[str]:
 
 def repeated(folder: Path, experiment: str, command: list[str]):
     """Run ``command`` (a ``losslab`` command line) in ``folder`` and compare its newest
-    multirun as ``losslab compare`` does: groups of repeats, intervals, findings."""
+    multirun as ``losslab compare`` does: groups of repeats, intervals, findings. With
+    ``--from-store`` the runs already in ``folder`` are compared again, nothing is run."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "log.txt", "a") as log:
-        subprocess.run(
+        FROM_STORE or subprocess.run(
             [sys.executable, "-m", "losslab", *command],
             cwd=folder,
             stdout=log,
@@ -619,13 +621,20 @@ def main() -> None:
     p = parser("The studies behind RESULTS.md", repeats=1)
     p.add_argument("studies", nargs="+", choices=[*STUDIES, "all"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="headline sweeps")
+    p.add_argument(
+        "--from-store",
+        action="store_true",
+        help="default, repeats: write the section from the runs already stored, run nothing",
+    )
     args = p.parse_args()
+    global FROM_STORE
+    FROM_STORE = args.from_store
     use_device(args.device)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     names = list(STUDIES) if "all" in args.studies else args.studies
     for name in names:
         folder = REPO / "outputs" / "results" / name
-        if folder.exists():
+        if folder.exists() and not args.from_store:
             import shutil
 
             shutil.rmtree(folder)

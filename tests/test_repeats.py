@@ -93,7 +93,7 @@ def test_findings_name_a_real_difference_and_not_seed_noise():
     assert list(groups.summary["runs"]) == [5, 5, 5, 5]
     said = compare_groups.findings(groups, table, 0.01)
     assert said[0].startswith(
-        "+variant=oversample finds 0.30 [+0.28, +0.31] more of the minority at 1% FPR than "
+        "+variant=oversample finds 0.30 [0.28, 0.31] more of the minority at 1% FPR than "
         "+variant=none"
     )
     assert said[2].startswith("+variant=noise and +variant=none are not distinguishable")
@@ -173,3 +173,15 @@ def test_the_study_command_compares_every_remedy_over_its_repeats(tmp_path):
         metrics = job.data.metrics
         assert metrics["test_pr_auc_ci_low"] <= metrics["test_pr_auc"] + 1e-9
         assert json.loads(job.data.tags.get("losslab.shared_overrides", "[]")) == []
+
+
+def test_a_remedy_that_hurts_is_said_to_find_less_with_how_much_less():
+    runs, table = _study(
+        {"none": [0.80, 0.85, 0.90, 0.75, 0.82], "augment": [0.50, 0.56, 0.59, 0.44, 0.52]},
+        [1, 2, 3, 4, 5],
+    )
+    (said,) = compare_groups.findings(compare_groups.group(runs, table), table, 0.05)
+    low, high = (float(x) for x in said.split("[")[1].split("]")[0].split(", "))
+    assert said.startswith("+variant=augment finds 0.30 [")
+    assert "] less of the minority at 5% FPR than +variant=none" in said
+    assert 0 < low < 0.30 < high  # how much less, not a negative interval

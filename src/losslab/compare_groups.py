@@ -196,8 +196,9 @@ def _what(metric: str, max_fpr: float | None) -> str:
 
 
 def _sentence(d: uncertainty.Difference, what: str, reference: str, pairs: int) -> str:
-    """``X finds 0.23 [+0.15, +0.31] more of the minority at 1% FPR than none (...)``, or
-    ``X and none are not distinguishable (...)``: the difference read as X minus reference."""
+    """``X finds 0.23 [0.15, 0.31] more of the minority at 1% FPR than none (...)`` (or
+    less, the interval then of how much less), or ``X and none are not distinguishable
+    (+0.05 [-0.04, +0.14]; ...)``: the difference read as X minus reference."""
     other = _other(d, reference)
     sign = 1 if d.first == other else -1
     mean, low, high = sign * d.mean, *sorted((sign * d.low, sign * d.high))
@@ -211,7 +212,10 @@ def _sentence(d: uncertainty.Difference, what: str, reference: str, pairs: int) 
     verb = "finds" if what.startswith("more") else "scores"
     if mean < 0:
         what = what.replace("more", "less").replace("higher", "lower")
-    return f"{other} {verb} {abs(mean):.2f} {interval} {what} than {reference} ({told})"
+        low, high = -high, -low
+    return (
+        f"{other} {verb} {abs(mean):.2f} [{low:.2f}, {high:.2f}] {what} than {reference} ({told})"
+    )
 
 
 def forest_plot(groups: Groups, table: pd.DataFrame, path: Path) -> Path:

@@ -366,14 +366,10 @@ def repeated(folder: Path, experiment: str, command: list[str]):
     multirun as ``losslab compare`` does: groups of repeats, intervals, findings. With
     ``--from-store`` the runs already in ``folder`` are compared again, nothing is run."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "log.txt", "a") as log:
-        FROM_STORE or subprocess.run(
-            [sys.executable, "-m", "losslab", *command],
-            cwd=folder,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            check=True,
-        )
+    if not FROM_STORE:
+        with open(folder / "log.txt", "a") as log:
+            cmd = [sys.executable, "-m", "losslab", *command]
+            subprocess.run(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, check=True)
     from losslab.compare import compare
 
     uri = f"sqlite:///{folder}/mlflow.db"

@@ -44,7 +44,6 @@ METRICS = (
     "test_pr_auc_at_train_prevalence",
     "test_roc_auc",
     "threshold",
-    "val_at_threshold_fpr_bound",
     "test_at_0.5_recall",
     "test_at_0.5_majority_recall",
     "test_macro_f1",

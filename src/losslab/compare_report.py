@@ -154,7 +154,7 @@ def _runs_table(comparison: Comparison) -> str:
     repeated = comparison.groups.repeated  # then the best is a group, starred above
     best = None if repeated else best_row(table, comparison.chosen_trial)
     shown = display(table, comparison.chosen_trial, html_interval, star=not repeated)
-    shown = shown.drop(columns="run_id")
+    shown = shown.drop(columns=["run_id", *_said_elsewhere(shown)])
     names = table.attrs.get("class_names")
     confusions = [c for c in shown.columns if c.startswith("confusion")]
     head = "".join(f"<th>{_header(c)}</th>" for c in shown.columns)
@@ -166,6 +166,20 @@ def _runs_table(comparison: Comparison) -> str:
         )
         rows.append(f"<tr class='best'>{cells}</tr>" if i == best else f"<tr>{cells}</tr>")
     return f"<table class='runs'><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _said_elsewhere(shown: pd.DataFrame) -> list[str]:
+    """Columns the page need not repeat (comparison.csv keeps them): params the run's name
+    already says (``#3 optimizer.lr=0.01``), the trial number it starts with, and the figures
+    at 0.5 beside their confusion matrix at 0.5. So a sweep's table fits a laptop's width."""
+    names = shown["run"].astype(str)
+    keys = [{w.split("=")[0].lstrip("+") for w in name.split() if "=" in w} for name in names]
+    dropped = [c for c in shown.columns if all(c in k for k in keys)]
+    if "trial" in shown and names.str.contains("#", regex=False).all():
+        dropped.append("trial")
+    if "confusion_at_0.5" in shown:
+        dropped += [c for c in shown.columns if c.startswith("test_at_0.5_")]
+    return dropped
 
 
 def _table(frame: pd.DataFrame, css: str, names: list[str] | None = None) -> str:

@@ -268,15 +268,17 @@ def display(
 
 
 def best_row(table: pd.DataFrame, chosen_trial: int | None = None) -> int | None:
-    """The trial a sweep chose; else the finished run with the highest recall at the fixed
-    FPR (the objective's direction is not in the table, the headline figure's is)."""
+    """The trial a sweep chose; else the finished run with the best headline figure: recall
+    at the fixed FPR, or for several classes the worst class's recall, or macro F1 (the
+    objective's direction is not in the table, these figures' are: higher is better)."""
     if chosen_trial is not None and "trial" in table:
         found = table.index[table["trial"].eq(chosen_trial).fillna(False)]
         if len(found):
             return int(found[0])
     finished = table[table["status"].eq("FINISHED")]
-    if "test_recall_at_fpr" in finished and finished["test_recall_at_fpr"].notna().any():
-        return int(finished["test_recall_at_fpr"].astype(float).idxmax())
+    for metric in ("test_recall_at_fpr", "test_min_recall", "test_macro_f1"):
+        if metric in finished and finished[metric].notna().any():
+            return int(finished[metric].astype(float).idxmax())
     return None
 
 

@@ -176,16 +176,19 @@ def study_sound(folder: Path, args) -> list[str]:
     return lines + remedy_rows(table)
 
 
+# shirts (6) against T-shirts (0) on the sound 9-vs-4 protocol
+FASHION_PAIR = [
+    "+experiment=mnist_9v4",
+    "data.dataset=fashion_mnist",
+    f"data.source_dir={FASHION}",
+    "data.majority=0",
+    "data.minority=6",
+    "task_name=fashion_0v6",
+]
+
+
 def study_fashion(folder: Path, args) -> list[str]:
-    overrides = [
-        "+experiment=mnist_9v4",
-        "data.dataset=fashion_mnist",
-        f"data.source_dir={FASHION}",
-        "data.majority=0",
-        "data.minority=6",
-        "task_name=fashion_0v6",
-        *QUIET,
-    ]
+    overrides = [*FASHION_PAIR, *QUIET]
     table = multirun(folder, "fashion_0v6", overrides)
     lines = header(
         "Fashion-MNIST: shirts (6) as the minority against T-shirts (0)",
@@ -455,14 +458,7 @@ REPEATED = [
     (
         "fashion",
         "fashion_0v6",
-        [
-            "+experiment=mnist_9v4",
-            "data.dataset=fashion_mnist",
-            f"data.source_dir={FASHION}",
-            "data.majority=0",
-            "data.minority=6",
-            "task_name=fashion_0v6",
-        ],
+        FASHION_PAIR,
         ("Fashion-MNIST: shirts (6) against T-shirts (0)", "6000 T-shirts and 100 shirts."),
     ),
     (

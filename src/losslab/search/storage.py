@@ -42,6 +42,27 @@ def check_url(url: str) -> None:
         )
 
 
+def check_shared(url: str | None) -> None:
+    """Refuse a file storage for a study that processes on several nodes share.
+
+    SQLite and a journal file rely on file locks, which Optuna's documentation warns are
+    unsafe on NFS, the file system Slurm nodes share: trials could be lost or counted twice.
+    ``None``: the default SQLite file in the sweep folder. Raises ``ValueError`` naming the
+    storage.
+    """
+    if url is None:
+        shown = "null (a SQLite file in the sweep folder)"
+    elif url.startswith(("sqlite:", JOURNAL_PREFIX)):
+        shown = url
+    else:
+        return
+    raise ValueError(
+        f"storage={shown}: workers on several nodes cannot share a SQLite or journal file "
+        "(file locks are unsafe across NFS, Optuna's docs say); give a database server, "
+        "e.g. postgresql+psycopg://user@host/optuna"
+    )
+
+
 def _connect_timeout(url: str) -> dict:
     """A server that does not answer fails a connection in seconds, not the OS's minutes."""
     if url.startswith(("postgresql", "mysql")):

@@ -1,0 +1,225 @@
+"""Worker mode's logic in-process: workers (threads here, submitit jobs in a sweep) pulling
+trials of one SQLite study with the sweeper's own ask and tell, each trial's job a formula.
+They stop at exactly ``n_trials`` finished trials, run a trial queued again by another, and
+a worker stopped mid-trial (SIGTERM) leaves its params queued and nothing RUNNING. The whole
+command through Hydra and submitit is the slow test at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import cloudpickle
+import optuna
+import pytest
+from hydra.core.utils import JobReturn, JobStatus
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+
+from hydra_plugins.losslab_optuna_sweeper import checks, workers
+from hydra_plugins.losslab_optuna_sweeper._impl import SweepFailed
+from losslab.process import Terminated
+from losslab.search.settings import SettingsError
+from losslab.search.worker import INFRASTRUCTURE_ATTR
+from tests.test_sweeper_logic import study_of, sweeper
+
+POLL_S = 0.05
+
+
+def x_of(overrides: list[str]) -> float:
+    return next(float(o.split("=", 1)[1]) for o in overrides if o.startswith("x="))
+
+
+def answer(outcome) -> JobReturn:
+    if isinstance(outcome, BaseException):
+        return JobReturn(status=JobStatus.FAILED, _return_value=outcome)
+    return JobReturn(status=JobStatus.COMPLETED, _return_value=outcome)
+
+
+def setup_study(tmp_path, **options):
+    """The sweeper as the command sets it up (study made, search space read); its workers
+    are built from it and pickled as submitit sends them (cloudpickle)."""
+    impl = sweeper(tmp_path, None, workers=2, **options)
+    space = checks.sweep_settings(impl.config.hydra.sweeper, [])
+    impl._study(tmp_path / "sweep", space)
+    return impl, space
+
+
+def worker(impl, space, index: int) -> workers.Worker:
+    return cloudpickle.loads(cloudpickle.dumps(workers.Worker(impl, space, index)))
+
+
+def run_workers(impl, space, jobs: list) -> list:
+    """Each job function in a worker of its own, at once; what each worker raised."""
+    errors: list = [None] * len(jobs)
+
+    def run(i: int) -> None:
+        try:
+            worker(impl, space, i).work(jobs[i], poll_s=POLL_S)
+        except BaseException as err:
+            errors[i] = err
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return errors
+
+
+def states(study: optuna.Study) -> dict[TrialState, int]:
+    counts: dict[TrialState, int] = {}
+    for t in study.trials:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    return counts
+
+
+def value_job(overrides, number):
+    """A trial whose value is its x; pruned when x is small."""
+    x = x_of(overrides)
+    time.sleep(0.02)
+    return answer(optuna.TrialPruned() if x < 0.3 else x)
+
+
+def test_workers_stop_at_exactly_n_trials_each_told_its_own_value(tmp_path):
+    impl, space = setup_study(tmp_path, n_trials=9)
+    assert run_workers(impl, space, [value_job] * 3) == [None] * 3
+    study = study_of(impl)
+    assert len(study.trials) == 9  # no worker took a place past n_trials
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    for t in study.trials:
+        assert (t.state == TrialState.PRUNED) == (t.params["x"] < 0.3)
+        if t.state == TrialState.COMPLETE:
+            assert t.value == t.params["x"]
+    # each worker draws with a seed of its own: no two trials share their point
+    assert len({t.params["x"] for t in study.trials}) == 9
+
+
+def test_a_trial_failed_by_its_store_is_run_again_by_a_worker_and_not_counted(tmp_path):
+    impl, space = setup_study(tmp_path, n_trials=4)
+    store_away = RuntimeError("the tracking store did not answer")
+    store_away.infrastructure = True
+    failed_once = threading.Event()
+
+    def flaky(overrides, number):
+        if not failed_once.is_set():
+            failed_once.set()
+            time.sleep(0.2)  # the other worker meanwhile finishes the rest and waits
+            return answer(store_away)
+        return value_job(overrides, number)
+
+    assert run_workers(impl, space, [flaky, value_job]) == [None, None]
+    study = study_of(impl)
+    infra = [t for t in study.trials if t.user_attrs.get(INFRASTRUCTURE_ATTR)]
+    assert len(infra) == 1 and infra[0].state == TrialState.FAIL
+    finished = [t for t in study.trials if t not in infra]
+    assert len(finished) == 4
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in finished)
+    assert infra[0].params["x"] in [t.params["x"] for t in finished]  # its params ran again
+
+
+def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(tmp_path):
+    impl, space = setup_study(tmp_path, n_trials=3)
+
+    def terminated(overrides, number):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the signal ends this at once
+        raise AssertionError("SIGTERM did not stop the job")
+
+    first = worker(impl, space, 0)
+    with pytest.raises(Terminated):
+        first.work(terminated, poll_s=POLL_S)  # in the main thread, where signals land
+    study = study_of(impl)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
+    stopped, queued = study.trials
+    assert stopped.user_attrs[INFRASTRUCTURE_ATTR] is True
+    assert "SIGTERM" in stopped.user_attrs["fail_reason"]
+    assert queued.system_attrs["fixed_params"] == stopped.params
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler given back
+
+    worker(impl, space, 1).work(value_job, poll_s=POLL_S)
+    study = study_of(impl)
+    assert TrialState.RUNNING not in states(study)
+    rerun = study.trials[1]
+    assert rerun.state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert rerun.params == stopped.params
+    assert sum(t.state != TrialState.FAIL for t in study.trials) == 3
+
+
+def test_failures_past_the_rate_end_the_workers_with_nothing_running(tmp_path):
+    impl, space = setup_study(tmp_path, n_trials=6, max_failure_rate=0.3)
+
+    def broken(overrides, number):
+        return answer(RuntimeError("the model diverged"))
+
+    errors = run_workers(impl, space, [broken, broken])
+    assert all(isinstance(e, SweepFailed) for e in errors)
+    assert "the model diverged" in str(errors[0])
+    study = study_of(impl)
+    assert set(states(study)) == {TrialState.FAIL}
+    assert len(study.trials) <= 4  # each stops once more than 0.3 of 6 failed
+
+
+def test_a_job_function_that_breaks_fails_its_trial_and_the_worker(tmp_path):
+    impl, space = setup_study(tmp_path, n_trials=2)
+
+    def bug(overrides, number):
+        raise KeyError("no such key")
+
+    with pytest.raises(KeyError):
+        worker(impl, space, 0).work(bug, poll_s=POLL_S)
+    (trial,) = study_of(impl).trials
+    assert trial.state == TrialState.FAIL
+    assert "KeyError" in trial.user_attrs["fail_reason"]
+
+
+def test_each_finished_trial_prints_one_line():
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.81234))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED))
+    failed = optuna.trial.create_trial(
+        state=TrialState.FAIL,
+        user_attrs={"fail_reason": "OSError: store away", INFRASTRUCTURE_ATTR: True},
+    )
+    study.add_trial(failed)
+    lines = [workers.progress(t, 2, 5) for t in study.trials]
+    assert lines == [
+        "trial 0 COMPLETE 0.8123 (2/5 finished)",
+        "trial 1 PRUNED (2/5 finished)",
+        "trial 2 FAIL (OSError: store away, queued again) (2/5 finished)",
+    ]
+
+
+SLURM = {"_target_": "hydra_plugins.losslab_slurm_launcher.slurm_launcher.SlurmLauncher"}
+LOCAL = {"_target_": "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"}
+BASIC = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
+
+
+@pytest.mark.parametrize(
+    ("storage", "shown"),
+    [
+        (None, "storage=null (a SQLite file in the sweep folder)"),
+        ("sqlite:////nfs/study.db", "storage=sqlite:////nfs/study.db"),
+        ("journal:/nfs/study.log", "storage=journal:/nfs/study.log"),
+    ],
+)
+def test_workers_on_slurm_refuse_a_file_storage_naming_it(storage, shown):
+    sweeper_node = OmegaConf.create({"workers": 4, "storage": storage})
+    with pytest.raises(SettingsError) as refused:
+        checks.worker_launcher(sweeper_node, SLURM)
+    message = str(refused.value)
+    assert message.startswith(f"hydra.sweeper.{shown}: ")
+    assert "NFS" in message and "postgresql" in message and "\n" not in message
+
+
+def test_worker_storage_rules_allow_what_is_safe():
+    server = OmegaConf.create({"workers": 4, "storage": "postgresql+psycopg://u@db/optuna"})
+    checks.worker_launcher(server, SLURM)
+    checks.worker_launcher(OmegaConf.create({"workers": 2, "storage": None}), LOCAL)  # one node
+    checks.worker_launcher(OmegaConf.create({"workers": 0, "storage": None}), SLURM)  # batch
+    with pytest.raises(SettingsError, match="workers=2: workers are submitit jobs"):
+        checks.worker_launcher(OmegaConf.create({"workers": 2}), BASIC)
+    with pytest.raises(SettingsError, match="workers=-1"):
+        checks.workers(-1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -23,6 +25,7 @@ from hydra_plugins.losslab_optuna_sweeper._impl import SweepFailed
 from losslab.process import Terminated
 from losslab.search.settings import SettingsError
 from losslab.search.worker import INFRASTRUCTURE_ATTR
+from tests.helpers import STUDY, SWEEP, load_study, run_cli, runs_by_type
 from tests.test_sweeper_logic import study_of, sweeper
 
 POLL_S = 0.05
@@ -223,3 +226,80 @@ def test_worker_storage_rules_allow_what_is_safe():
         checks.worker_launcher(OmegaConf.create({"workers": 2}), BASIC)
     with pytest.raises(SettingsError, match="workers=-1"):
         checks.workers(-1)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--workers", "3", "data=x"],
+            ["hydra/launcher=submitit_local", "hydra.sweeper.workers=3", "data=x"],
+        ),
+        (
+            ["data=x", "--workers=2"],
+            ["hydra/launcher=submitit_local", "hydra.sweeper.workers=2", "data=x"],
+        ),
+        (
+            ["--workers", "4", "hydra/launcher=slurm_gpu"],
+            ["hydra.sweeper.workers=4", "hydra/launcher=slurm_gpu"],
+        ),
+        (["data=x"], ["data=x"]),
+    ],
+)
+def test_the_sweep_commands_workers_option(args, expected):
+    from losslab.command import worker_options
+
+    assert worker_options(args) == expected
+
+
+@pytest.mark.parametrize("args", [["--workers"], ["--workers", "two"], ["--workers=0"]])
+def test_a_workers_option_that_is_no_count_is_refused_in_one_line(args, capsys):
+    from losslab.command import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["sweep", *args])
+    assert exited.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: --workers=") and line.endswith("give a number of workers >= 1")
+
+
+# -- the whole command -------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
+def test_two_submitit_workers_finish_the_study_under_one_parent(tmp_path):
+    proc = run_cli(
+        tmp_path,
+        *SWEEP,
+        "hydra/launcher=submitit_local",
+        "hydra.sweeper.workers=2",
+        "hydra.sweeper.n_trials=4",
+    )
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    assert len(study.trials) == 4
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    progress = [ln for ln in proc.stdout.splitlines() if ln.startswith("trial ")]
+    assert len(progress) == 4 and progress[-1].endswith("(4/4 finished)")
+    assert f"study {STUDY}: 2 workers (jobs " in proc.stdout
+    submitted = tmp_path / "outputs" / "sweeps" / STUDY / ".submitit"
+    assert len(list(submitted.glob("*/*_result.pkl"))) == 2  # two jobs ran the four trials
+    sweeps, jobs = runs_by_type(tmp_path)
+    assert [s.info.status for s in sweeps] == ["FINISHED"]
+    assert sorted(r.data.tags["optuna.trial_number"] for r in jobs) == ["0", "1", "2", "3"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {sweeps[0].info.run_id}
+    assert {r.info.status for r in jobs} == {"FINISHED"}
+
+
+@pytest.mark.slow
+def test_workers_on_slurm_with_the_default_sqlite_file_are_refused_before_any_run(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "losslab", "sweep", "--workers", "2", "hydra/launcher=slurm_gpu"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: hydra.sweeper.storage=null (a SQLite file in the sweep folder)")
+    assert "NFS" in line
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()

@@ -58,6 +58,10 @@ class Worker:
 
     def __call__(self) -> int:
         """Pull trials until the study has its ``n_trials``; how many this worker ran."""
+        from hydra.core.utils import setup_globals
+
+        Singleton.set_state(self.singleton_state)  # the sweep's config resolves as it did
+        setup_globals()
         return self.work(self.run_job)
 
     def work(self, job: Any, poll_s: float = POLL_S) -> int:
@@ -174,12 +178,14 @@ def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> N
 def watch(study: optuna.Study, jobs: list, n_trials: int, poll_s: float = POLL_S) -> None:
     """Until every job ended: a line for each trial that finished meanwhile."""
     told: set[int] = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
+    finished = counted(study, FINISHED)
     while True:
         ended = all(job.done() for job in jobs)
         for trial in study.get_trials(deepcopy=False, states=FINISHED):
             if trial.number not in told:
                 told.add(trial.number)
-                print(progress(trial, counted(study, FINISHED), n_trials), flush=True)
+                finished += not trial.user_attrs.get(INFRASTRUCTURE_ATTR)
+                print(progress(trial, finished, n_trials), flush=True)
         if ended:
             return
         time.sleep(poll_s)
@@ -192,7 +198,8 @@ def progress(trial: optuna.trial.FrozenTrial, finished: int, n_trials: int) -> s
         state += " " + ", ".join(f"{v:.4g}" for v in trial.values)
     elif trial.state == TrialState.FAIL:
         again = ", queued again" if trial.user_attrs.get(INFRASTRUCTURE_ATTR) else ""
-        state += f" ({trial.user_attrs.get('fail_reason', '?')[:200]}{again})"
+        reason = trial.user_attrs.get("fail_reason", "?").strip().splitlines() or ["?"]
+        state += f" ({reason[0][:200]}{again})"
     return f"trial {trial.number} {state} ({finished}/{n_trials} finished)"
 
 
@@ -214,6 +221,14 @@ def worker_errors(jobs: list) -> str:
     for job in jobs:
         error = job.exception()
         if error is not None:
-            last = str(error).strip().splitlines() or [type(error).__name__]
-            lines.append(f"worker {job.job_id}: {last[-1][:200]}")
+            lines.append(f"worker {job.job_id}: {last_error_line(str(error))[:200]}")
     return "; ".join(lines)
+
+
+def last_error_line(message: str) -> str:
+    """The exception's own line in submitit's report of a failed job (its traceback between
+    two rules of dashes, then where its logs are)."""
+    parts = [p.strip() for p in message.split("-" * 22)]
+    body = parts[1] if len(parts) >= 3 else message
+    lines = [ln for ln in body.splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else message.strip()

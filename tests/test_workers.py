@@ -17,6 +17,7 @@ import cloudpickle
 import optuna
 import pytest
 from hydra.core.utils import JobReturn, JobStatus
+from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
@@ -25,7 +26,8 @@ from hydra_plugins.losslab_optuna_sweeper._impl import SweepFailed
 from losslab.process import Terminated
 from losslab.search.settings import SettingsError
 from losslab.search.worker import INFRASTRUCTURE_ATTR
-from tests.helpers import STUDY, SWEEP, load_study, run_cli, runs_by_type
+from losslab.tracking import tag_keys
+from tests.helpers import STUDY, SWEEP, load_study, run_cli, runs_by_type, start_cli
 from tests.test_sweeper_logic import study_of, sweeper
 
 POLL_S = 0.05
@@ -303,3 +305,34 @@ def test_workers_on_slurm_with_the_default_sqlite_file_are_refused_before_any_ru
     assert line.startswith("error: hydra.sweeper.storage=null (a SQLite file in the sweep folder)")
     assert "NFS" in line
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
+def test_a_worker_sent_sigterm_mid_trial_leaves_its_trial_to_the_other_worker(tmp_path):
+    from tests.test_faults import STUDY_DB, _wait_for_running_trial
+
+    overrides = ["hydra/launcher=submitit_local", "hydra.sweeper.workers=2"]
+    proc = start_cli(tmp_path, *SWEEP, *overrides, "hydra.sweeper.n_trials=3", "trainer.epochs=25")
+    _wait_for_running_trial(tmp_path, proc)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    running = next(t for t in study.trials if "mlflow_run_id" in t.user_attrs)
+    run_id = running.user_attrs["mlflow_run_id"]
+    token = client.get_run(run_id).data.tags[tag_keys.PROCESS]  # host:pid:start of its worker
+    os.kill(int(token.split(":")[-2]), signal.SIGTERM)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+
+    study = load_study(f"sqlite:///{tmp_path}/{STUDY_DB}")
+    stopped = study.trials[running.number]
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs[INFRASTRUCTURE_ATTR]
+    assert "SIGTERM" in stopped.user_attrs["fail_reason"]
+    others = [t for t in study.trials if t.number != running.number]
+    assert len(others) == 3
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in others)
+    assert stopped.params in [t.params for t in others]  # its params ran again
+    assert client.get_run(run_id).info.status == "KILLED"
+    sweeps, jobs = runs_by_type(tmp_path)
+    assert [s.info.status for s in sweeps] == ["FINISHED"]
+    assert sorted(r.info.status for r in jobs) == ["FINISHED"] * 3 + ["KILLED"]

@@ -164,6 +164,7 @@ def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> N
     except KeyboardInterrupt:
         cancel(jobs)
         raise
+    ended = worker_errors(jobs)
     impl._check_failures(study, counted(study, (TrialState.FAIL,)))
     finished = counted(study, FINISHED)
     if finished < impl.n_trials and not samplers.exhausted(impl.sampler):
@@ -171,8 +172,10 @@ def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> N
 
         raise SweepFailed(
             f"the workers ended with {finished} of n_trials={impl.n_trials} trials finished "
-            f"({worker_errors(jobs) or 'no error'}); run the same command to go on"
+            f"({ended or 'no error'}); run the same command to go on"
         )
+    if ended:  # the others finished the study
+        log.warning("workers that ended early: %s", ended)
 
 
 def watch(study: optuna.Study, jobs: list, n_trials: int, poll_s: float = POLL_S) -> None:

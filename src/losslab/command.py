@@ -22,7 +22,8 @@ commands:
            prints the composed config)
   sweep    an Optuna search: losslab train -m hparams_search=unattended [overrides], with
            the CNN for image data and the folds the minority count allows; --workers N:
-           N jobs that each pull the next trial (hydra/launcher=submitit_local by default)
+           N jobs that each pull the next trial (hydra/launcher=submitit_local by default);
+           --detach: return once they are submitted; sweep status STUDY: its progress
   compare  the runs of a study side by side: --experiment NAME or --parent-run ID
   replay   write a spilled run into MLflow once its store is back: FOLDER
 
@@ -44,6 +45,10 @@ def sweep(args: Sequence[str]) -> int:
     (:mod:`losslab.unattended`) first, so a preset or value given in ``args`` wins."""
     from losslab.unattended import picks
 
+    if args[:1] == ["status"]:
+        from losslab.search.status import main
+
+        return main(list(args[1:]))
     args = worker_options(list(args))
     mode = [] if any(a.split("=")[0] in HYDRA_MODES for a in args) else ["-m"]
     chosen = picks(args)
@@ -53,9 +58,13 @@ def sweep(args: Sequence[str]) -> int:
 
 
 def worker_options(args: list[str]) -> list[str]:
-    """``--workers N`` as ``hydra.sweeper.workers=N``, on submitit's local processes unless a
-    ``hydra/launcher`` is given; a value that is not a count ends the command (exit 2)."""
+    """``--workers N [--detach]`` as ``hydra.sweeper.workers=N`` (``detach=true``), on
+    submitit's local processes unless a ``hydra/launcher`` is given; a value that is not a
+    count ends the command (exit 2)."""
     flag = next((a for a in args if a == "--workers" or a.startswith("--workers=")), None)
+    if flag is None and "--detach" in args:
+        print("error: --detach: a sweep returns at once only with --workers N", file=sys.stderr)
+        raise SystemExit(2)
     if flag is None:
         return args
     at = args.index(flag)
@@ -67,10 +76,12 @@ def worker_options(args: list[str]) -> list[str]:
         print(f"error: --workers={value}: give a number of workers >= 1", file=sys.stderr)
         raise SystemExit(2)
     launcher = any(a.startswith(("hydra/launcher=", "+hydra/launcher=")) for a in rest)
+    detach = ["hydra.sweeper.detach=true"] if "--detach" in rest else []
     return [
         *([] if launcher else ["hydra/launcher=submitit_local"]),
         f"hydra.sweeper.workers={value}",
-        *rest,
+        *detach,
+        *[a for a in rest if a != "--detach"],
     ]
 
 

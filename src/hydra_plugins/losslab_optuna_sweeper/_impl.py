@@ -69,11 +69,13 @@ class OptunaSweeperImpl:
         search_space: Any = None,  # hydra-optuna-sweeper's deprecated form of params
         trials_per_run: int | None = None,
         workers: int = 0,
+        detach: bool = False,
     ) -> None:
         checks.counts(n_trials, n_jobs, max_failure_rate, heartbeat_interval)
         checks.trials_per_run(trials_per_run)
-        checks.workers(workers)
+        checks.workers(workers, detach)
         self.workers = workers
+        self.detach = detach
         self.trials_per_run = trials_per_run
         self.asked = 0  # trials this command asked for
         self.sampler_config = sampler
@@ -294,8 +296,8 @@ class OptunaSweeperImpl:
         if self.workers:
             from hydra_plugins.losslab_optuna_sweeper import workers
 
-            workers.sweep(self, study, space)
-            return self._finish(study, sweep_dir, [])
+            finished = workers.sweep(self, study, space)
+            return self._finish(study, sweep_dir, []) if finished else []
         self.job_idx = len(study.trials)
         returns: list[JobReturn] = []
         failed = 0

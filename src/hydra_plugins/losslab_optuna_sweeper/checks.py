@@ -39,10 +39,15 @@ def trials_per_run(value: int | None) -> None:
         )
 
 
-def workers(value: int) -> None:
+def workers(value: int, detach: bool = False) -> None:
     if value < 0:
         raise SettingsError(
             f"hydra.sweeper.workers={value}: must be >= 1, or 0 for batch mode (n_jobs at once)"
+        )
+    if detach and not value:
+        raise SettingsError(
+            "hydra.sweeper.detach=true: a sweep returns at once only with workers; "
+            "set hydra.sweeper.workers=N (losslab sweep --workers N --detach)"
         )
 
 
@@ -126,7 +131,7 @@ def sweep_settings(
         sweeper.get("heartbeat_interval"),
     )
     trials_per_run(sweeper.get("trials_per_run"))
-    workers(sweeper.get("workers") or 0)
+    workers(sweeper.get("workers") or 0, bool(sweeper.get("detach")))
     storage(sweeper.get("storage"))
     worker_launcher(sweeper, launcher)
     space = search_space.parse(params(sweeper), arguments)

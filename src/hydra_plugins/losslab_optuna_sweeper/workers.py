@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from hydra_plugins.losslab_optuna_sweeper import samplers
+from losslab.search.status import N_TRIALS_ATTR, follow_line
 from losslab.search.storage import open_storage
 from losslab.search.worker import FINISHED, INFRASTRUCTURE_ATTR, POLL_S, Trials, counted, pull
 
@@ -151,14 +152,19 @@ def executor(launcher: Any) -> Any:
     return built
 
 
-def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> None:
+def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> bool:
     """Submit ``impl.workers`` workers and wait for them, a line per finished trial; raises
-    ``SweepFailed`` when they ended short of ``n_trials`` or past ``max_failure_rate``."""
+    ``SweepFailed`` when they ended short of ``n_trials`` or past ``max_failure_rate``.
+    Detached, returns False at once (the study goes on without this command)."""
+    study.set_user_attr(N_TRIALS_ATTR, impl.n_trials)  # for `losslab sweep status`
     submit = executor(impl.launcher)
     with submit.batch():
         jobs = [submit.submit(Worker(impl, space, i)) for i in range(impl.workers)]
     ids = " ".join(str(job.job_id) for job in jobs)
     print(f"study {impl.study_name}: {impl.workers} workers (jobs {ids})", flush=True)
+    if impl.detach:
+        print(follow_line(impl.study_name, impl.storage_url), flush=True)
+        return False
     try:
         watch(study, jobs, impl.n_trials)
     except KeyboardInterrupt:
@@ -176,6 +182,7 @@ def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> N
         )
     if ended:  # the others finished the study
         log.warning("workers that ended early: %s", ended)
+    return True
 
 
 def watch(study: optuna.Study, jobs: list, n_trials: int, poll_s: float = POLL_S) -> None:

@@ -336,3 +336,81 @@ def test_a_worker_sent_sigterm_mid_trial_leaves_its_trial_to_the_other_worker(tm
     sweeps, jobs = runs_by_type(tmp_path)
     assert [s.info.status for s in sweeps] == ["FINISHED"]
     assert sorted(r.info.status for r in jobs) == ["FINISHED"] * 3 + ["KILLED"]
+
+
+def test_status_counts_each_kind_of_trial_and_names_the_best():
+    from losslab.search import status
+
+    study = optuna.create_study(direction="maximize", study_name="s")
+    study.set_user_attr(status.N_TRIALS_ATTR, 5)
+    add = study.add_trial
+    add(
+        optuna.trial.create_trial(
+            state=TrialState.COMPLETE,
+            value=0.5,
+            params={"x": 0.5},
+            distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+        )
+    )
+    add(
+        optuna.trial.create_trial(
+            state=TrialState.COMPLETE,
+            value=0.9,
+            params={"x": 0.9},
+            distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+        )
+    )
+    add(optuna.trial.create_trial(state=TrialState.PRUNED))
+    add(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={INFRASTRUCTURE_ATTR: True}))
+    study.enqueue_trial({"x": 0.1})
+    study.ask()  # the queued one, now running
+    assert status.summary(study) == [
+        "study s: 3 of 5 finished; 2 complete, 1 pruned, 0 failed, 1 running, 0 queued, 1 requeued",
+        "best so far: trial 1: 0.9; x=0.9",
+    ]
+    assert not status.done(study)
+
+
+def test_a_detached_parent_is_remembered_without_a_secret_in_its_uri():
+    from losslab.search import status
+
+    study = optuna.create_study()
+    status.remember_parent(study, "abc", "http://user:s3cret@mlflow:5000")
+    assert study.user_attrs[status.PARENT_ATTR] == {"run_id": "abc", "tracking_uri": None}
+    status.remember_parent(study, "abc", "sqlite:////data/mlflow.db")
+    assert study.user_attrs[status.PARENT_ATTR]["tracking_uri"] == "sqlite:////data/mlflow.db"
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("mlflow_db")
+def test_a_detached_sweep_returns_at_once_and_status_ends_its_parent_when_done(tmp_path):
+    proc = run_cli(
+        tmp_path,
+        *SWEEP,
+        "hydra/launcher=submitit_local",
+        "hydra.sweeper.workers=2",
+        "hydra.sweeper.detach=true",
+        "hydra.sweeper.n_trials=3",
+    )
+    assert f"follow it with: losslab sweep status {STUDY} --storage sqlite:///" in proc.stdout
+    sweeps, _ = runs_by_type(tmp_path)
+    assert [s.info.status for s in sweeps] == ["RUNNING"]  # the workers record under it
+
+    def status() -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "losslab", "sweep", "status", STUDY]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    deadline = time.monotonic() + 600
+    while f"study {STUDY}: 3 of 3 finished" not in (told := status()).stdout:
+        assert told.returncode == 0, told.stderr
+        assert time.monotonic() < deadline, told.stdout
+        time.sleep(3)
+    assert "ended FINISHED" in told.stdout
+    study = load_study(f"sqlite:///{tmp_path}/outputs/sweeps/{STUDY}/optuna.db")
+    assert len(study.trials) == 3
+    sweeps, jobs = runs_by_type(tmp_path)
+    assert [s.info.status for s in sweeps] == ["FINISHED"]
+    assert "best_value" in sweeps[0].data.metrics  # the study's report, written by status
+    assert len(jobs) == 3 and {r.info.status for r in jobs} == {"FINISHED"}
+    assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {sweeps[0].info.run_id}
+    assert "ended FINISHED" not in status().stdout  # once

@@ -89,6 +89,7 @@ class Worker:
             impl.n_trials,
             self.index,
         )
+        impl._fail_stale(study)  # trials of workers killed before this one started
         return study
 
     def trials(self, study: optuna.Study, job: Any) -> Trials:

@@ -228,6 +228,10 @@ def test_worker_storage_rules_allow_what_is_safe():
         checks.worker_launcher(OmegaConf.create({"workers": 2}), BASIC)
     with pytest.raises(SettingsError, match="workers=-1"):
         checks.workers(-1)
+    with pytest.raises(SettingsError, match="detach=true: a sweep returns at once only with"):
+        checks.workers(0, detach=True)
+    with pytest.raises(SettingsError, match="trials_per_run=2: a cap of batch mode"):
+        checks.workers(3, per_run=2)
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,7 @@ class OptunaSweeperImpl:
     ) -> None:
         checks.counts(n_trials, n_jobs, max_failure_rate, heartbeat_interval)
         checks.trials_per_run(trials_per_run)
-        checks.workers(workers, detach)
+        checks.workers(workers, detach, trials_per_run)
         self.workers = workers
         self.detach = detach
         self.trials_per_run = trials_per_run

@@ -39,10 +39,15 @@ def trials_per_run(value: int | None) -> None:
         )
 
 
-def workers(value: int, detach: bool = False) -> None:
+def workers(value: int, detach: bool = False, per_run: int | None = None) -> None:
     if value < 0:
         raise SettingsError(
             f"hydra.sweeper.workers={value}: must be >= 1, or 0 for batch mode (n_jobs at once)"
+        )
+    if value and per_run is not None:
+        raise SettingsError(
+            f"hydra.sweeper.trials_per_run={per_run}: a cap of batch mode; workers run until "
+            "the study has n_trials (set one of them)"
         )
     if detach and not value:
         raise SettingsError(
@@ -131,7 +136,7 @@ def sweep_settings(
         sweeper.get("heartbeat_interval"),
     )
     trials_per_run(sweeper.get("trials_per_run"))
-    workers(sweeper.get("workers") or 0, bool(sweeper.get("detach")))
+    workers(sweeper.get("workers") or 0, bool(sweeper.get("detach")), sweeper.get("trials_per_run"))
     storage(sweeper.get("storage"))
     worker_launcher(sweeper, launcher)
     space = search_space.parse(params(sweeper), arguments)

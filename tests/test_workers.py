@@ -418,3 +418,37 @@ def test_a_detached_sweep_returns_at_once_and_status_ends_its_parent_when_done(t
     assert len(jobs) == 3 and {r.info.status for r in jobs} == {"FINISHED"}
     assert {r.data.tags["mlflow.parentRunId"] for r in jobs} == {sweeps[0].info.run_id}
     assert "ended FINISHED" not in status().stdout  # once
+
+
+def test_status_ends_a_done_studys_parent_once_with_its_report(tmp_path, monkeypatch, capsys):
+    from losslab.search import status
+    from losslab.search.storage import open_storage
+    from tests.helpers import new_store
+
+    uri = new_store(tmp_path)
+    client = MlflowClient(uri)
+    parent = client.create_run(client.create_experiment("e")).info.run_id
+    storage = f"sqlite:///{tmp_path}/outputs/sweeps/s/optuna.db"
+    study = optuna.create_study(study_name="s", storage=open_storage(storage), direction="maximize")
+    study.set_user_attr(status.N_TRIALS_ATTR, 2)
+    status.remember_parent(study, parent, uri)
+    study.enqueue_trial({"x": 0.25})
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    study.tell(trial, 0.25)
+    monkeypatch.chdir(tmp_path)
+
+    assert status.main(["s"]) == 0  # one of two: the parent goes on
+    assert "study s: 1 of 2 finished" in capsys.readouterr().out
+    assert client.get_run(parent).info.status == "RUNNING"
+    study.tell(study.ask(), 0.5)
+    assert status.main(["s"]) == 0
+    out = capsys.readouterr().out
+    assert f"MLflow parent run {parent} ended FINISHED" in out
+    assert "best so far: trial 1: 0.5" in out
+    run = client.get_run(parent)
+    assert run.info.status == "FINISHED" and run.data.metrics["best_value"] == 0.5
+    assert status.main(["s"]) == 0
+    assert "ended FINISHED" not in capsys.readouterr().out  # once
+
+    assert status.main(["nope"]) == 2
+    assert capsys.readouterr().err.startswith("error: nope: no such study in sqlite:///")

@@ -452,3 +452,21 @@ def test_status_ends_a_done_studys_parent_once_with_its_report(tmp_path, monkeyp
 
     assert status.main(["nope"]) == 2
     assert capsys.readouterr().err.startswith("error: nope: no such study in sqlite:///")
+
+
+def test_status_counts_the_local_workers_still_running(tmp_path):
+    from losslab.search import status
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        study = optuna.create_study(study_name="s")
+        status.remember_workers(study, "local", [running.pid, ended.pid])
+        assert status.summary(study)[0].endswith("; 1 workers alive")
+        elsewhere = {**study.user_attrs[status.WORKERS_ATTR], "host": "another-host"}
+        assert status.workers_alive(elsewhere) is None  # not this machine's to tell
+    finally:
+        running.kill()
+        running.wait()
+    assert status.summary(study)[0].endswith("; 0 workers alive")

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from hydra_plugins.losslab_optuna_sweeper import samplers
-from losslab.search.status import N_TRIALS_ATTR, follow_line
+from losslab.search.status import N_TRIALS_ATTR, follow_line, remember_workers
 from losslab.search.storage import open_storage
 from losslab.search.worker import FINISHED, INFRASTRUCTURE_ATTR, POLL_S, Trials, counted, pull
 
@@ -161,6 +161,7 @@ def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> b
     submit = executor(impl.launcher)
     with submit.batch():
         jobs = [submit.submit(Worker(impl, space, i)) for i in range(impl.workers)]
+    remember_workers(study, impl.launcher._EXECUTOR, [job.job_id for job in jobs])
     ids = " ".join(str(job.job_id) for job in jobs)
     print(f"study {impl.study_name}: {impl.workers} workers (jobs {ids})", flush=True)
     if impl.detach:

@@ -10,6 +10,8 @@ writes the study's report on the parent and ends it FINISHED, as a waiting comma
 from __future__ import annotations
 
 import argparse
+import socket
+import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
@@ -23,6 +25,7 @@ from losslab.search.worker import FINISHED, INFRASTRUCTURE_ATTR, counted
 
 N_TRIALS_ATTR = "losslab.n_trials"
 PARENT_ATTR = "losslab.parent_run"
+WORKERS_ATTR = "losslab.workers"  # {"kind": "local" | "slurm", "host": ..., "jobs": [ids]}
 DEFAULT_STORAGE = "sqlite:///{cwd}/outputs/sweeps/{study}/optuna.db"  # hparams_search=optuna's
 
 
@@ -35,6 +38,42 @@ def remember_parent(study: optuna.Study, run_id: str, tracking_uri: str) -> None
     study.set_user_attr(
         PARENT_ATTR, {"run_id": run_id, "tracking_uri": tracking_uri if safe else None}
     )
+
+
+def remember_workers(study: optuna.Study, kind: str, job_ids: list[str]) -> None:
+    """The workers' job ids, so status can tell how many still run."""
+    record = {"kind": kind, "host": socket.gethostname(), "jobs": [str(j) for j in job_ids]}
+    study.set_user_attr(WORKERS_ATTR, record)
+
+
+def workers_alive(record: dict[str, Any] | None) -> int | None:
+    """How many of the workers still run: local ones are processes of their host (a job id
+    is the pid), Slurm ones what ``squeue`` lists; None when this machine cannot tell."""
+    if not record:
+        return None
+    if record["kind"] == "local":
+        if record["host"] != socket.gethostname():
+            return None
+        return sum(_process_runs(int(job)) for job in record["jobs"])
+    try:
+        listed = subprocess.run(
+            ["squeue", "--noheader", "--format=%i", "--jobs", ",".join(record["jobs"])],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return len(listed.stdout.split()) if listed.returncode == 0 else None
+
+
+def _process_runs(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not one that ended and waits to be reaped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 def follow_line(study_name: str, storage_url: str) -> str:
@@ -63,9 +102,12 @@ def summary(study: optuna.Study) -> list[str]:
     finished = counted(study, FINISHED)
     of = f" of {n_trials}" if n_trials else ""
     keys = ("complete", "pruned", "failed", "running", "queued", "requeued")
+    alive = workers_alive(study.user_attrs.get(WORKERS_ATTR))
+    workers = "" if alive is None else f"; {alive} workers alive"
     lines = [
         f"study {study.study_name}: {finished}{of} finished; "
         + ", ".join(f"{count[k]} {k}" for k in keys)
+        + workers
     ]
     for trial in best_trials(study):
         values = ", ".join(f"{v:.4g}" for v in trial.values)

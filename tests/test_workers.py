@@ -125,11 +125,14 @@ def test_a_trial_failed_by_its_store_is_run_again_by_a_worker_and_not_counted(tm
     assert infra[0].params["x"] in [t.params["x"] for t in finished]  # its params ran again
 
 
-def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR2], ids=["TERM", "USR2"])
+def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(tmp_path, signum):
+    """SIGTERM: Slurm's preemption and scancel; USR2: what submitit has Slurm send before a
+    time limit or a preemption."""
     impl, space = setup_study(tmp_path, n_trials=3)
 
     def terminated(overrides, number):
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signum)
         time.sleep(10)  # the signal ends this at once
         raise AssertionError("SIGTERM did not stop the job")
 
@@ -140,9 +143,9 @@ def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(tmp_pa
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
     stopped, queued = study.trials
     assert stopped.user_attrs[INFRASTRUCTURE_ATTR] is True
-    assert "SIGTERM" in stopped.user_attrs["fail_reason"]
+    assert signal.Signals(signum).name in stopped.user_attrs["fail_reason"]
     assert queued.system_attrs["fixed_params"] == stopped.params
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler given back
+    assert signal.getsignal(signum) is signal.SIG_DFL  # the handler given back
 
     worker(impl, space, 1).work(value_job, poll_s=POLL_S)
     study = study_of(impl)
@@ -470,3 +473,14 @@ def test_status_counts_the_local_workers_still_running(tmp_path):
         running.kill()
         running.wait()
     assert status.summary(study)[0].endswith("; 0 workers alive")
+
+
+def test_a_job_that_exits_the_worker_leaves_its_params_queued(tmp_path):
+    impl, space = setup_study(tmp_path, n_trials=2)
+
+    def exits(overrides, number):
+        raise SystemExit(-1)  # as submitit's handler does once it requeued the job
+
+    with pytest.raises(SystemExit):
+        worker(impl, space, 0).work(exits, poll_s=POLL_S)
+    assert [t.state for t in study_of(impl).trials] == [TrialState.FAIL, TrialState.WAITING]

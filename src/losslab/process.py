@@ -43,9 +43,10 @@ class Terminated(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def terminations_as_interrupts() -> Iterator[None]:
+def terminations_as_interrupts(*also: int) -> Iterator[None]:
     """Python ends a process on SIGTERM and SIGHUP at once, leaving its runs RUNNING and the
-    last epoch's points unsent; here they raise :class:`Terminated` instead."""
+    last epoch's points unsent; here they (and the signals ``also`` names) raise
+    :class:`Terminated` instead."""
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
         yield  # not on Windows; handlers can only be set in the main thread
         return
@@ -53,7 +54,8 @@ def terminations_as_interrupts() -> Iterator[None]:
     def terminated(signum: int, frame: object) -> None:
         raise Terminated(signum)
 
-    previous = {s: signal.signal(s, terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    signals = (signal.SIGTERM, signal.SIGHUP, *also)
+    previous = {s: signal.signal(s, terminated) for s in signals}
     try:
         yield
     finally:

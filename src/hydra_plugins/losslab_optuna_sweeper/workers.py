@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +72,7 @@ class Worker:
         from losslab.process import terminations_as_interrupts
 
         study = self.open_study()
-        with terminations_as_interrupts():
+        with terminations_as_interrupts(preemption_signal()):
             return len(pull(study, self.impl.n_trials, self.trials(study, job), poll_s))
 
     def open_study(self) -> optuna.Study:
@@ -136,6 +138,14 @@ class Worker:
         return BaseSubmititLauncher.__call__(
             launcher, overrides, key, number, f"job_id_for_{number}", state
         )
+
+
+def preemption_signal() -> int:
+    """The signal submitit has Slurm send before a time limit or a preemption (USR2 unless
+    ``SUBMITIT_PREEMPT_SIGNAL`` says otherwise). submitit's own handler would raise inside
+    the trial's job (an error its trial would be counted for) or exit; a worker takes it as
+    SIGTERM: the trial's params are queued again and the worker ends."""
+    return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
 
 
 def executor(launcher: Any) -> Any:

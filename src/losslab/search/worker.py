@@ -89,19 +89,19 @@ def ask_if_room(study: optuna.Study, n_trials: int, ask: Callable[[], Any]) -> A
 
 
 def run_one(study: optuna.Study, trial: Any, trials: Trials) -> TrialState:
-    """One trial, never left RUNNING: stopped (Ctrl-C, SIGTERM raised as an interrupt) its
-    params are queued again for another worker and the stop goes on; broken by anything
-    else, it ends FAIL with the error."""
+    """One trial, never left RUNNING: stopped (Ctrl-C, SIGTERM raised as an interrupt, an
+    exit) its params are queued again for another worker and the stop goes on; broken by an
+    error, it ends FAIL with it."""
     try:
         return trials.run(trial)
-    except KeyboardInterrupt as stop:
-        if _running(study, trial):
-            reason = f"the worker was stopped ({type(stop).__name__}: {stop})"
-            trials.requeue(trial, reason)
-        raise
     except Exception as err:
         if _running(study, trial):
             trials.fail(trial, f"the worker failed: {type(err).__name__}: {err}")
+        raise
+    except BaseException as stop:  # KeyboardInterrupt, SystemExit: the process is ending
+        if _running(study, trial):
+            reason = f"the worker was stopped ({type(stop).__name__}: {stop})"
+            trials.requeue(trial, reason)
         raise
 
 

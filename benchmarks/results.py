@@ -360,33 +360,123 @@ def study_headline(folder: Path, args) -> list[str]:
     return lines
 
 
+def repeated(folder: Path, experiment: str, command: list[str]):
+    """Run ``command`` (a ``losslab`` command line) in ``folder`` and compare its newest
+    multirun as ``losslab compare`` does: groups of repeats, intervals, findings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "log.txt", "a") as log:
+        subprocess.run(
+            [sys.executable, "-m", "losslab", *command],
+            cwd=folder,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+        )
+    from losslab.compare import compare
+
+    uri = f"sqlite:///{folder}/mlflow.db"
+    return compare(uri, folder / "compare", experiment=experiment, log_to_parent=False)
+
+
+INTERVAL_COLUMNS = {
+    "test_recall_at_fpr": "recall at 1% FPR",
+    "test_pr_auc": "PR-AUC",
+    "test_precision": "precision",
+    "test_recall": "recall at threshold",
+    "test_majority_recall": "majority recall at threshold",
+}
+
+
+def interval_rows(comparison) -> list[str]:
+    """Each group's mean and 95% interval over its repeats, the median over its runs of the
+    test-set interval of PR-AUC (the noise of one test split), then the findings."""
+    summary, groups = comparison.groups.summary, comparison.groups
+    columns = [c for c in INTERVAL_COLUMNS if c in summary]
+    lines = [
+        "| remedy | repeats | "
+        + " | ".join(INTERVAL_COLUMNS[c] for c in columns)
+        + " | one run's PR-AUC test-set interval (median) |",
+        "|---|---|" + "---|" * (len(columns) + 1),
+    ]
+    table = comparison.table
+    for _, row in summary.iterrows():
+        cells = [f"{row[c]:.3f} [{row[c + '_low']:.2f}, {row[c + '_high']:.2f}]" for c in columns]
+        runs = table[groups.label == row["group"]]
+        if "test_pr_auc_ci_low" in runs:
+            low, high = runs["test_pr_auc_ci_low"].median(), runs["test_pr_auc_ci_high"].median()
+            cells.append(f"[{low:.2f}, {high:.2f}]")
+        name = row["group"].replace("+variant=", "")
+        lines.append(f"| {name} | {row['runs']} | " + " | ".join(cells) + " |")
+    lines += ["", "Findings (`losslab compare`, paired over the same seeds):", ""]
+    return lines + [f"- {line}" for line in comparison.findings]
+
+
 def study_default(folder: Path, args) -> list[str]:
-    """The embedded default data: untreated against three remedies, over four seeds."""
-    seeds = "42,1,2,3"
-    overrides = ["imbalance=none,balanced,oversample,class_weight", f"seed={seeds}", *QUIET]
-    run(folder, *overrides)
-    table = newest_table(folder, "losslab")
-    table["imbalance"] = [_override(v, "imbalance") for v in table["run"]]
+    """The embedded default data: every remedy, ten repeats each, compared with intervals."""
+    command = ["study", "repeats=10", *QUIET]
+    comparison = repeated(folder, "losslab", command)
     lines = header(
         "The default data: which remedy rescues the 3s",
-        [shown(overrides)],
+        ["losslab " + " ".join(command)],
         "`python train.py` as it ships: scikit-learn's 8x8 digits, 90 9s and 10 3s to train on, "
         "30 and 10 to validate on, 60 of each to test on; 20 epochs, the threshold chosen on "
-        "validation at a 1% false-positive rate. Test scores, mean over the seeds "
-        f"({seeds}) and each seed's recall at 1% FPR.",
+        "validation at a 1% false-positive rate. Each remedy on seeds 42-51 (each seed its own "
+        "splits and initial weights); test figures as mean and 95% bootstrap interval over the "
+        "ten repeats.",
     )
-    lines += [
-        "| imbalance | recall at 1% FPR | PR-AUC | ROC-AUC | recall at threshold | per seed |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, group in table.groupby("imbalance", sort=False):
-        per_seed = " ".join(_f(v, 2) for v in group["test_recall_at_fpr"])
-        lines.append(
-            f"| {name} | {_f(group['test_recall_at_fpr'].mean())} "
-            f"| {_f(group['test_pr_auc'].mean())} | {_f(group['test_roc_auc'].mean())} "
-            f"| {_f(group['test_recall'].mean())} | {per_seed} |"
-        )
-    return lines
+    return lines + interval_rows(comparison)
+
+
+def study_repeats(folder: Path, args) -> list[str]:
+    """The reference studies again, each variant on five seeds, compared with intervals:
+    the sound 9-vs-4 protocol, Fashion-MNIST shirts against T-shirts, and credit-card fraud."""
+    lines: list[str] = []
+    for name, experiment, overrides, note in REPEATED:
+        command = ["train", *overrides, "repeats=5", "tracking.log_model=false", *QUIET]
+        comparison = repeated(folder / name, experiment, command)
+        shown_command = "losslab " + " ".join(command).replace(str(DATA), "../shared/data")
+        shown_command = shown_command.replace(str(FASHION), "/usr/share/datasets/fashion-mnist")
+        lines += [f"### {note[0]}", "", "```bash", shown_command, "```", "", note[1], ""]
+        lines += interval_rows(comparison) + [""]
+    title = "## The reference studies over five seeds, with intervals"
+    note = (
+        "Each variant on seeds 42-46 (each seed its own splits and initial weights); test "
+        "figures as mean and 95% bootstrap interval over the five repeats, and the median "
+        "test-set bootstrap interval of one run's PR-AUC."
+    )
+    return [title, "", f"Machine: {machine('cpu')}.", "", note, "", *lines]
+
+
+REPEATED = [
+    (
+        "sound",
+        "mnist_9v4",
+        ["+experiment=mnist_9v4", f"data.source_dir={MNIST}"],
+        ("MNIST 9 vs 4, the sound protocol", "All 9s and 100 4s; test 1009 9s and 982 4s."),
+    ),
+    (
+        "fashion",
+        "fashion_0v6",
+        [
+            "+experiment=mnist_9v4",
+            "data.dataset=fashion_mnist",
+            f"data.source_dir={FASHION}",
+            "data.majority=0",
+            "data.minority=6",
+            "task_name=fashion_0v6",
+        ],
+        ("Fashion-MNIST: shirts (6) against T-shirts (0)", "6000 T-shirts and 100 shirts."),
+    ),
+    (
+        "fraud",
+        "fraud_tutorial",
+        ["+experiment=fraud_tutorial", f"data.path={CREDITCARD}", f"data.max_rows={FRAUD_ROWS}"],
+        (
+            "Credit-card fraud",
+            f"A stratified subsample of {FRAUD_ROWS:,} rows per seed (about 35 test frauds).",
+        ),
+    ),
+]
 
 
 def _runs(folder: Path, experiment: str) -> pd.DataFrame:
@@ -521,6 +611,7 @@ STUDIES = {
     "fashion": study_fashion,
     "flattery": study_flattery,
     "unattended": study_unattended,
+    "repeats": study_repeats,
 }
 
 

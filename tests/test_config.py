@@ -130,3 +130,16 @@ def test_every_remedy_option_has_its_strategy_and_the_sweeps_draw_only_options()
     }
     assert strategies == {str(s) for s in ImbalanceStrategy}
     assert set(REMEDIES) <= set(options("imbalance"))
+
+
+def test_every_remedy_the_study_runs_is_a_variant_and_every_strategy_is_studied():
+    from losslab.config import ImbalanceStrategy
+    from losslab.study_cli import REMEDIES
+
+    assert set(REMEDIES) <= set(options("variant"))
+    studied = {
+        str(compose(Path("."), f"+variant={r}").imbalance.strategy)
+        for r in REMEDIES
+        if r != "oversample_augment"  # image data only
+    }
+    assert studied == {str(s) for s in ImbalanceStrategy}

@@ -122,7 +122,9 @@ def test_experiment_runs_and_its_comparison_reads_back_every_run(tmp_path, name)
         "comparison/learning_curves.png",
     } <= logged
     page = (out / "comparison.html").read_text()
-    assert page.count("<tr>") == len(variants) + 1 and page.count("data:image/png") == 3
+    runs_table = page.split("<table class='runs'>")[1].split("</table><figure")[0]
+    assert runs_table.count("<tr><th>true") == 2 * len(variants)  # each run's two confusions
+    assert page.count("<tr class='best'>") == 1 and page.count("data:image/png") == 3
 
 
 def test_fraud_tutorial_without_a_csv_falls_back_to_synthetic_data(tmp_path):

@@ -199,7 +199,7 @@ def _check_the_comparison_page(browser, tmp_path, server: str, parent_id: str, s
         timeout=300,
     )
     browser.get((out / "comparison.html").as_uri())
-    boxes = wait_for(browser, lambda: _boxes(browser, "table, img"), "the comparison page")
+    boxes = wait_for(browser, lambda: _boxes(browser, "table.runs, img"), "the comparison page")
     assert len(boxes) == 4  # the table and three plots
     width = browser.execute_script("return window.innerWidth")
     for i, a in enumerate(boxes):

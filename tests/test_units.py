@@ -200,8 +200,9 @@ def test_comparison_legends_stay_clear_of_the_plots_with_30_runs(tmp_path, monke
     curve = {"roc": {"fpr": [0, 0.01, 1], "tpr": [0, 0.5, 1]}}
     curve["pr"] = {"recall": [0, 0.5, 1], "precision": [1, 0.9, 0.5]}
     runs = {f"#{i} lr=0.00{i % 10 + 1} dropout=0.{i % 9}": curve for i in range(30)}
+    palette = compare.Palette({n: f"C{i % 10}" for i, n in enumerate(runs)}, {n: n for n in runs})
     for kind in ("roc", "pr"):
-        path = compare._curves_plot(runs, kind, tmp_path / f"{kind}.png")
+        path = compare._curves_plot(runs, palette, kind, tmp_path / f"{kind}.png")
         fig = drawn[-1]
         (ax,) = fig.axes
         renderer = fig.canvas.get_renderer()

@@ -27,10 +27,16 @@ def main(cfg: DictConfig) -> float | tuple[float, ...]:
 
 
 def run(args: list[str] | None = None) -> None:
-    """Hydra's command line over ``args`` (default: this process's own); a user's error ends
-    the process with one line and exit code 2 (:func:`losslab.cli.run_app`)."""
+    """Hydra's command line over ``args`` (default: this process's own), ``repeats=k``
+    expanded (:mod:`losslab.repeats`); a user's error ends the process with one line and exit
+    code 2 (:func:`losslab.cli.run_app`)."""
     from losslab.cli import run_app
+    from losslab.repeats import expand
 
-    if args is not None:  # Hydra reads its arguments from sys.argv
-        sys.argv = [sys.argv[0], *args]
-    run_app(main)
+    given = sys.argv[1:] if args is None else list(args)
+
+    def start() -> None:
+        sys.argv = [sys.argv[0], *expand(given)]  # Hydra reads its arguments from sys.argv
+        main()
+
+    run_app(start)

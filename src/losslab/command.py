@@ -24,13 +24,13 @@ commands:
            the CNN for image data and the folds the minority count allows; --workers N:
            N jobs that each pull the next trial (hydra/launcher=submitit_local by default);
            --detach: return once they are submitted; sweep status STUDY: its progress
+  study    which remedy rescues the minority class: every remedy, repeated, compared with
+           intervals: losslab study data=... [remedies=none,focal,...] [repeats=5]
   compare  the runs of a study side by side: --experiment NAME or --parent-run ID
   replay   write a spilled run into MLflow once its store is back: FOLDER
 
 losslab COMMAND --help tells more about one command; losslab --version prints the version.
 """
-# Hydra's own modes: a sweep given one of them runs it instead of the multirun
-HYDRA_MODES = ("-m", "--multirun", "-c", "--cfg", "-i", "--info", "-sc", "--shell-completion")
 
 
 def train(args: Sequence[str]) -> int:
@@ -43,6 +43,7 @@ def train(args: Sequence[str]) -> int:
 def sweep(args: Sequence[str]) -> int:
     """``hparams_search=unattended`` and the model and folds the data asks for
     (:mod:`losslab.unattended`) first, so a preset or value given in ``args`` wins."""
+    from losslab.repeats import HYDRA_MODES
     from losslab.unattended import picks
 
     if args[:1] == ["status"]:
@@ -85,6 +86,12 @@ def worker_options(args: list[str]) -> list[str]:
     ]
 
 
+def study(args: Sequence[str]) -> int:
+    from losslab.study_cli import main
+
+    return main(list(args))
+
+
 def compare(args: Sequence[str]) -> int:
     from losslab.compare_cli import main
 
@@ -100,6 +107,7 @@ def replay(args: Sequence[str]) -> int:
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "train": train,
     "sweep": sweep,
+    "study": study,
     "compare": compare,
     "replay": replay,
 }

@@ -9,8 +9,6 @@ and one self-contained HTML page; ``losslab compare`` also logs them to the pare
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import os
 import tempfile
@@ -22,6 +20,8 @@ from typing import Any
 
 import matplotlib
 
+from losslab import compare_groups, compare_report
+from losslab.compare_report import Comparison
 from losslab.tracking import tag_keys
 
 matplotlib.use("Agg")
@@ -56,13 +56,6 @@ IGNORED_PARAMS = ("paths.", "tracking.", "tags.")
 
 class CompareError(ValueError):
     """Nothing to compare: the experiment or run named does not exist or has no runs."""
-
-
-@dataclass
-class Comparison:
-    table: pd.DataFrame
-    parent_run_id: str | None
-    files: list[Path]
 
 
 @contextmanager
@@ -143,10 +136,17 @@ def _varying(frame: pd.DataFrame) -> list[str]:
 
 def labels(runs: pd.DataFrame) -> list[str]:
     """Each run named by the overrides that tell it from the others (or its run name)."""
+    from losslab.tracking.names import readable_value
+
     words = _column(runs, "tags.losslab.overrides").fillna("").str.split()
     overrides = pd.DataFrame([dict(w.split("=", 1) for w in ws if "=" in w) for ws in words])
     keys = sorted(_varying(overrides))
-    names = [" ".join(f"{k}={row.get(k, '-')}" for k in keys) for _, row in overrides.iterrows()]
+    names = [
+        " ".join(f"{k}={readable_value(str(row.get(k, '-')))}" for k in keys)
+        for _, row in overrides.iterrows()
+    ]
+    trials = _column(runs, f"tags.{tag_keys.TRIAL_NUMBER}")
+    names = [n if pd.isna(t) else f"#{t} {n}".strip() for n, t in zip(names, trials, strict=True)]
     if len(set(names)) < len(runs) or not all(names):
         names = list(_column(runs, "tags.mlflow.runName").fillna(runs["run_id"].str[:8]))
     return names
@@ -180,11 +180,15 @@ def build_table(client: MlflowClient, runs: pd.DataFrame, folder: Path) -> pd.Da
         if f"metrics.{metric}" in runs and runs[f"metrics.{metric}"].notna().any():
             values = runs[f"metrics.{metric}"]
             table[metric] = values.round().astype("Int64") if metric in COUNTS else values
+            for side in ("low", "high"):
+                if f"metrics.{metric}_ci_{side}" in runs:
+                    table[f"{metric}_ci_{side}"] = runs[f"metrics.{metric}_ci_{side}"]
     confusions = [
         _artifact_json(client, run_id, "evaluation/confusion_matrix.json", folder / run_id)
         for run_id in runs["run_id"]
     ]
     table["confusion"] = [json.dumps(c["at_threshold"]) if c else None for c in confusions]
+    table.attrs["class_names"] = next((c["labels"] for c in confusions if c), None)
     table["confusion_at_0.5"] = [
         json.dumps(c["at_0.5"]) if c and c.get("at_0.5") else None for c in confusions
     ]
@@ -198,23 +202,33 @@ def _rounded(value: str | None) -> str | None:
     return None if value is None or pd.isna(value) else readable_value(value)
 
 
-def markdown(table: pd.DataFrame) -> str:
-    """A GitHub-style table; scores to 3 decimals."""
-    columns = [c for c in table.columns if c != "run_id"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, row in table.iterrows():
-        cells = (_fmt(row[c]).replace("|", "\\|") for c in columns)
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Palette:
+    """One colour per run, the same in every plot, and the name its legend gives it; with
+    repeats a colour and a name stand for a group (so 40 runs make 8 legend lines)."""
+
+    colour: dict[str, str]  # run label -> colour
+    legend: dict[str, str]  # run label -> legend name
+
+    @classmethod
+    def of(cls, table: pd.DataFrame, groups: compare_groups.Groups) -> Palette:
+        if not groups.repeated:
+            colour = {name: f"C{i % 10}" for i, name in enumerate(table["run"])}
+            return cls(colour, {name: name for name in table["run"]})
+        by_group = groups.colours()
+        pairs = list(zip(table["run"], groups.label, strict=True))
+        return cls({n: by_group[g] for n, g in pairs}, dict(pairs))
 
 
-def _curves_plot(curves: dict[str, Any], kind: str, path: Path) -> Path:
+def _curves_plot(curves: dict[str, Any], palette: Palette, kind: str, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 5))
+    named: set[str] = set()
     for label, points in curves.items():
         if kind == "roc":
-            ax.plot(points["roc"]["fpr"], points["roc"]["tpr"], label=label)
+            x, y = points["roc"]["fpr"], points["roc"]["tpr"]
         else:
-            ax.plot(points["pr"]["recall"], points["pr"]["precision"], label=label)
+            x, y = points["pr"]["recall"], points["pr"]["precision"]
+        ax.plot(x, y, color=palette.colour[label], label=_once(palette.legend[label], named))
     if kind == "roc":
         ax.plot([0, 1], [0, 1], "k:", lw=1)
         ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
@@ -222,6 +236,14 @@ def _curves_plot(curves: dict[str, Any], kind: str, path: Path) -> Path:
         ax.set(xlabel="recall", ylabel="precision", title="precision-recall (test)")
         ax.set(xlim=(0, 1), ylim=(0, 1.02))
     return _save(fig, ax, path)
+
+
+def _once(name: str, named: set[str]) -> str:
+    """A legend line per name: the repeats after the first go unnamed."""
+    if name in named:
+        return "_nolegend_"
+    named.add(name)
+    return name
 
 
 def _save(fig, ax, path: Path) -> Path:
@@ -232,14 +254,19 @@ def _save(fig, ax, path: Path) -> Path:
     return path
 
 
-def _learning_plot(client: MlflowClient, run_ids: list[str], names: list[str], path: Path) -> Path:
+def _learning_plot(client: MlflowClient, table: pd.DataFrame, palette: Palette, path: Path):
     fig, ax = plt.subplots(figsize=(7, 5))
-    for i, (run_id, label) in enumerate(zip(run_ids, names, strict=True)):
-        color = f"C{i % 10}"
+    named: set[str] = set()
+    for run_id, label in zip(table["run_id"], table["run"], strict=True):
         for key, style in (("loss", "--"), ("val_loss", "-")):
             history = client.get_metric_history(run_id, key)
-            steps = [m.step for m in history]
-            ax.plot(steps, [m.value for m in history], style, color=color, label=f"{label} ({key})")
+            ax.plot(
+                [m.step for m in history],
+                [m.value for m in history],
+                style,
+                color=palette.colour[label],
+                label=_once(f"{palette.legend[label]} ({key})", named),
+            )
     ax.set_yscale("log")  # one run's loss of 20 would flatten the others' 0.1 on a linear axis
     ax.set(
         xlabel="epoch (MLflow step)",
@@ -247,37 +274,6 @@ def _learning_plot(client: MlflowClient, run_ids: list[str], names: list[str], p
         title="learning curves: train (--) and validation (-)",
     )
     return _save(fig, ax, path)
-
-
-def _html(title: str, table: pd.DataFrame, images: list[Path]) -> str:
-    table = table.drop(columns="run_id")  # in comparison.csv; too wide to read here
-    # long metric names break after their underscores, so 20 columns fit a laptop's screen
-    head = "".join(f"<th>{html.escape(str(c)).replace('_', '_<wbr>')}</th>" for c in table.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-        for row in table.itertuples(index=False)
-    )
-    figures = "".join(
-        f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{p.stem}</figcaption></figure>'
-        for p in images
-    )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "table{font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
-        "th{vertical-align:bottom}"
-        "figure{display:inline-block;margin:1em}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><table><tr>{head}</tr>{body}</table>{figures}"
-        "</body></html>"
-    )
-
-
-def _fmt(value: Any) -> str:
-    """A cell as people read it: empty for a missing value, scores to 3 decimals."""
-    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-        return ""
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def compare(
@@ -294,28 +290,44 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         table = build_table(client, runs, Path(tmp))
-        names = list(table["run"])
-        run_ids = list(table["run_id"])
         curves = {
             name: c
-            for name, run_id in zip(names, run_ids, strict=True)
+            for name, run_id in zip(table["run"], table["run_id"], strict=True)
             if (c := _artifact_json(client, run_id, "evaluation/curves.json", Path(tmp) / run_id))
         }
-    images = [_learning_plot(client, run_ids, names, out / "learning_curves.png")]
+    groups = compare_groups.group(runs, table)
+    images = _plots(client, table, groups, curves, out)
+    parent = client.get_run(parent_run_id) if parent_run_id else None
+    chosen = parent.data.tags.get("optuna.best_trial") if parent else None
+    said = compare_groups.findings(groups, table, _max_fpr(runs))
+    chosen_trial = int(chosen) if chosen is not None else None
+    comparison = Comparison(table, parent_run_id, [], groups, said, chosen_trial)
+    title = (
+        f"losslab comparison: {(parent and parent.info.run_name) or experiment or parent_run_id}"
+    )
+    comparison.files = compare_report.write(comparison, title, images, out)
+    if log_to_parent and parent_run_id:
+        for path in comparison.files:
+            client.log_artifact(parent_run_id, str(path), "comparison")
+    return comparison
+
+
+def _plots(client, table, groups, curves, out: Path) -> list[Path]:
+    """The forest plot (with repeats), PR and ROC curves, learning curves."""
+    palette = Palette.of(table, groups)
+    images = [_learning_plot(client, table, palette, out / "learning_curves.png")]
     if curves:
         images = [
-            _curves_plot(curves, "pr", out / "pr_curves.png"),
-            _curves_plot(curves, "roc", out / "roc_curves.png"),
+            _curves_plot(curves, palette, "pr", out / "pr_curves.png"),
+            _curves_plot(curves, palette, "roc", out / "roc_curves.png"),
             *images,
         ]
-    text = markdown(table)
-    (out / "comparison.md").write_text(text + "\n")
-    table.to_csv(out / "comparison.csv", index=False)
-    parent_name = client.get_run(parent_run_id).info.run_name if parent_run_id else None
-    title = f"losslab comparison: {parent_name or experiment or parent_run_id}"
-    (out / "comparison.html").write_text(_html(title, table, images))
-    files = [out / "comparison.md", out / "comparison.csv", out / "comparison.html", *images]
-    if log_to_parent and parent_run_id:
-        for path in files:
-            client.log_artifact(parent_run_id, str(path), "comparison")
-    return Comparison(table, parent_run_id, files)
+    if groups.repeated:
+        images.insert(0, compare_groups.forest_plot(groups, table, out / "forest.png"))
+    return images
+
+
+def _max_fpr(runs: pd.DataFrame) -> float | None:
+    column = "params.evaluation.max_fpr"
+    values = runs[column].dropna().unique() if column in runs else []
+    return float(values[0]) if len(values) == 1 else None

@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     # MLflow draws one download bar per artifact read back: a dozen per run
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-    from losslab.compare import CompareError, compare, markdown
+    from losslab.compare import CompareError, compare
+    from losslab.compare_report import terminal
     from losslab.tracking.store import default_uri
 
     uri = args.tracking_uri or default_uri(Path.cwd())
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except CompareError as err:
         print(f"compare: {err}", file=sys.stderr)
         return 2
-    print(markdown(result.table))
+    print(terminal(result))
     where = f"\nwritten to {out.resolve()}"
     if result.parent_run_id and not args.no_log:
         where += f"; logged to run {result.parent_run_id}"

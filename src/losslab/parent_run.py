@@ -96,6 +96,7 @@ class MlflowParentRun(Callback):
                 parent.record_study(self.client, self.run_id)
             self.client.set_terminated(self.run_id, "FINISHED")
             OPEN_PARENTS.pop(self.run_id, None)
+            ENDED.append((config.tracking.uri, self.run_id))
 
     def _leave_open(self, config: DictConfig) -> None:
         """A detached sweep's parent stays RUNNING for its workers; its study remembers it,
@@ -188,6 +189,7 @@ class OpenParent:
 
 
 OPEN_PARENTS: dict[str, OpenParent] = {}  # run id -> parents not ended yet
+ENDED: list[tuple[str, str]] = []  # (tracking URI, run id) of the parents this process ended
 
 
 def end_open_parents(error: BaseException) -> None:

@@ -76,7 +76,10 @@ def start_run(conf: TrainConfig, job: JobInfo, ds: Dataset, offline_because: str
         **conf.tags,
     }
     if job.num is not None:
+        from losslab.repeats import group_of
+
         tags[tag_keys.JOB_NUM] = str(job.num)
+        tags[tag_keys.GROUP] = group_of(job.overrides)
     commit = git_commit(Path(__file__).parent)
     if commit:
         tags["mlflow.source.git.commit"] = commit

@@ -524,6 +524,11 @@ def outcome(setup: Setup, fits: list[FoldFit]) -> Result:
 
     model, ev = evaluate_fits(setup, fits)
     ev.metrics[SPREAD] = max(prediction_spread(f.p_val) for f in fits)
+    if ev.task == "binary" and len(np.unique(ev.y_test)) == 2:
+        from losslab.uncertainty import interval_metrics
+
+        max_fpr = setup.conf.evaluation.max_fpr
+        ev.metrics.update(interval_metrics(ev.y_test, ev.p_test, ev.threshold, max_fpr))
     values = tuple(objective_value(name, ev.metrics, fits) for name in setup.conf.objectives)
     value = values[0] if len(values) == 1 else values
     return Result(value, None, ev.metrics, mean_history(fits), ev, model, setup.ds)
@@ -544,6 +549,13 @@ SHOWN = (
 VALIDATION_SHOWN = ("val_at_threshold_recall", "val_at_threshold_majority_recall")
 
 
+def _with_interval(name: str, key: str, metrics: dict[str, float]) -> str:
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    if low is None or high is None:
+        return f"{name} {metrics[key]:.4f}"
+    return f"{name} {metrics[key]:.4f} [{low:.2f}, {high:.2f}]"
+
+
 def report(setup: Setup, result: Result, test: bool = True) -> None:
     """The terminal summary: test confusion matrix, the scores that judge the minority class.
     A sweep's trial (``test=False``) shows its validation figures only: the sweep prints the
@@ -560,8 +572,10 @@ def report(setup: Setup, result: Result, test: bool = True) -> None:
         return
     print(f"\nTest confusion matrix ({setup.ds.name}, threshold {at}):")
     print(format_confusion(ev))
-    shown = [f"{k[5:]} {ev.metrics[k]:.4f}" for k in SHOWN if k in ev.metrics]
+    shown = [_with_interval(k[5:], k, ev.metrics) for k in SHOWN if k in ev.metrics]
     print("test: " + " | ".join(shown))
+    if f"{SHOWN[0]}_ci_low" in ev.metrics:
+        print("  [95% interval: stratified bootstrap over the test set]")
     for name, number in zip(setup.conf.objectives, _as_tuple(value), strict=True):
         print(f"objective {name} = {number:.4f}")
     print(f"Output: {setup.conf.paths.output_dir} (model.keras, and the job's log)")

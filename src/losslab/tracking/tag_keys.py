@@ -11,6 +11,7 @@ RUN_TYPE = "losslab.run_type"  # single | job | sweep
 JOB_NAME = "losslab.job_name"
 JOB_NUM = "losslab.job_num"  # the job's number in its multirun
 OVERRIDES = "losslab.overrides"  # the command line's overrides, space-separated
+GROUP = "losslab.group"  # a multirun job's overrides but its seed: repeats share it
 DATA = "losslab.data"
 TASK = "losslab.task"  # binary | multiclass | multilabel
 DATA_FINGERPRINT = "losslab.data_fingerprint"  # a hash of every array: same data, same hash

@@ -6,7 +6,9 @@ and adds what a shared, crash-safe study needs: jobs get their trial through
 ``hydra.job.env_set`` (so any launcher carries it, see :mod:`losslab.search.trial`), a job
 that raises ``optuna.TrialPruned`` ends its trial PRUNED, a failing one FAIL with the reason,
 and re-running the same command continues the study up to ``n_trials`` in total. It talks to
-Optuna and the launcher only: the MLflow parent run is losslab's Hydra callback's.
+Optuna and the launcher only: the MLflow parent run is losslab's Hydra callback's. With
+``workers=N`` the batches give way to N jobs that pull trials (:mod:`.workers`), with the
+same ask and tell.
 """
 
 from __future__ import annotations

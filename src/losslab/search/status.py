@@ -167,4 +167,6 @@ def main(argv: list[str], prog: str = "losslab sweep status") -> int:
         ended = end_parent(study, url, args.tracking_uri)
         if ended:
             print(ended)
+    elif workers_alive(study.user_attrs.get(WORKERS_ATTR)) == 0:
+        print("no worker runs and the study is not done: run the same sweep command to go on")
     return 0

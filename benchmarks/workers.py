@@ -1,8 +1,9 @@
 """Figure 12: job-slot idle time of a sweep, batch mode against workers that pull trials.
 
-The same study (``--trials`` trials whose lengths vary as pruned and unpruned trials do: a
-real ``train.py`` job on digits 9 vs 4, lr drawn from {0.01, 1e-9}, the median pruner
-stopping the hopeless lr after its first epoch, the others running ``--epochs``) through
+The same study (the eight points of a grid, whose lengths vary as pruned and unpruned trials
+do: a real ``train.py`` job on digits 9 vs 4, lr in {0.01, 1e-9} by dropout in {0, 0.1, 0.2,
+0.3}, the median pruner stopping the hopeless lr after its first epoch once a trial
+completed, the others running ``--epochs``) through
 ``hydra/launcher=submitit_local`` with ``--slots`` job slots: batch mode
 (``hydra.sweeper.n_jobs=SLOTS``, each batch waits for its slowest trial and each trial is a
 new process) and worker mode (``hydra.sweeper.workers=SLOTS``). A job slot is in a trial
@@ -11,7 +12,7 @@ fraction = 1 - (seconds in trials) / (slots x the command's wall seconds). A thi
 worker mode has one worker sent SIGTERM once a trial of it has stored an epoch. SQLite study
 and MLflow store; one run each.
 
-    python benchmarks/workers.py [--slots 2] [--trials 8] [--epochs 30] [--no-write]
+    python benchmarks/workers.py [--slots 2] [--epochs 30] [--no-write]
 """
 
 from __future__ import annotations
@@ -33,15 +34,15 @@ SEARCH = [
     "-m",
     "hparams_search=optuna",
     "data=digits_9v4",
+    "hydra/sweeper/sampler=grid",  # the same eight trials in each sweep, four of each lr
     "optimizer.lr=choice(0.01,1e-9)",
-    "model.dropout=0.0",
+    "model.dropout=choice(0.0,0.1,0.2,0.3)",
     "imbalance.ratio=1.0",
     "objective=val_roc_auc",
     "trainer.threads=1",
     "trainer.verbose=0",
     "hydra.sweeper.pruner.n_startup_trials=1",
     "hydra.sweeper.pruner.n_warmup_steps=0",
-    "hydra.sweeper.sampler.n_startup_trials=100",  # every trial a random draw
     f"hydra.sweeper.study_name={STUDY}",
     "hydra/launcher=submitit_local",
     "hydra.launcher.timeout_min=120",
@@ -127,7 +128,7 @@ def row(name: str, slots: int, r: dict) -> str:
 def main() -> None:
     p = parser(__doc__.splitlines()[0], repeats=1)
     p.add_argument("--slots", type=int, default=2)
-    p.add_argument("--trials", type=int, default=8)
+    p.set_defaults(trials=8)  # the grid's points
     p.add_argument("--epochs", type=int, default=30)
     args = p.parse_args()
     use_device(args.device)
@@ -140,9 +141,11 @@ def main() -> None:
         "## 12. Workers that pull trials against batches (job-slot idle time)",
         "",
         f"Machine: {machine(args.device)}, shared with other work. Command: `{command()}`. "
-        f"{args.trials} trials on digits 9 vs 4 through `hydra/launcher=submitit_local` with "
-        f"{n} job slots, lr drawn from {{0.01, 1e-9}}: the median pruner stops the hopeless lr "
-        f"after its first epoch, the others train {args.epochs} epochs. Batch mode: "
+        f"The {args.trials} points of a grid on digits 9 vs 4 (lr in {{0.01, 1e-9}} by dropout "
+        f"in {{0, 0.1, 0.2, 0.3}}; the same trials in each sweep) through "
+        f"`hydra/launcher=submitit_local` with {n} job slots: the median pruner stops the "
+        "hopeless lr after its first epoch once a trial completed, the others train "
+        f"{args.epochs} epochs. Batch mode: "
         f"`hydra.sweeper.n_jobs={n}` (each batch waits for its slowest trial; each trial a new "
         f"process); worker mode: `hydra.sweeper.workers={n}` (each worker one process, pulling "
         "trial after trial). In a trial: while its MLflow run is open; idle = 1 - seconds in "

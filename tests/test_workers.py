@@ -125,6 +125,31 @@ def test_a_trial_failed_by_its_store_is_run_again_by_a_worker_and_not_counted(tm
     assert infra[0].params["x"] in [t.params["x"] for t in finished]  # its params ran again
 
 
+def test_a_grid_point_queued_again_runs_after_every_point_was_drawn(tmp_path):
+    """The grid sampler says it is done once every point has been tried, a failed one too:
+    the worker that tells the last point's store failure must still run it again."""
+    grid = {"_target_": "optuna.samplers.GridSampler", "_partial_": True, "seed": 42}
+    impl = sweeper(tmp_path, None, workers=1, sampler=grid, n_trials=10)
+    impl.config.hydra.sweeper.params = {"x": "choice(0.2,0.4,0.6)"}
+    space = checks.sweep_settings(impl.config.hydra.sweeper, [])
+    impl._study(tmp_path / "sweep", space)
+    impl._cap_to_grid()  # as the sweep does before it submits the workers
+    store_away = RuntimeError("the tracking store did not answer")
+    store_away.infrastructure = True
+    calls = []
+
+    def last_point_fails_once(overrides, number):
+        calls.append(number)
+        return answer(store_away) if len(calls) == 3 else value_job(overrides, number)
+
+    worker(impl, space, 0).work(last_point_fails_once, poll_s=POLL_S)
+    study = study_of(impl)
+    ran = [t for t in study.trials if not t.user_attrs.get(INFRASTRUCTURE_ATTR)]
+    assert sorted(t.params["x"] for t in ran) == [0.2, 0.4, 0.6]  # each point once
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in ran)
+    assert TrialState.WAITING not in states(study)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR2], ids=["TERM", "USR2"])
 def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(tmp_path, signum):
     """SIGTERM: Slurm's preemption and scancel; USR2: what submitit has Slurm send before a

@@ -123,9 +123,14 @@ class Worker:
 
     def stop(self, study: optuna.Study) -> bool:
         """Raises ``SweepFailed`` past ``max_failure_rate`` (the study's failed trials) or
-        after several trials in a row its store could not record; stops once a grid is done."""
+        after several trials in a row its store could not record; stops once a brute-force
+        space is done and nothing waits. Not for a grid: ``n_trials`` is capped to its points,
+        and a point queued again must still run after every point has been drawn."""
+        sampler = self.impl.sampler
         self.impl._check_failures(study, counted(study, (TrialState.FAIL,)))
-        return samplers.exhausted(self.impl.sampler)
+        if samplers.grid_size(sampler) is not None or not samplers.exhausted(sampler):
+            return False
+        return not study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
 
     def run_job(self, overrides: list[str], number: int) -> JobReturn:
         """The trial's job in this process, as the submitit launcher runs a batch's job (not
@@ -185,7 +190,8 @@ def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> b
     ended = worker_errors(jobs)
     impl._check_failures(study, counted(study, (TrialState.FAIL,)))
     finished = counted(study, FINISHED)
-    if finished < impl.n_trials and not samplers.exhausted(impl.sampler):
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    if finished < impl.n_trials and (ended or waiting):  # else: a brute-force space is done
         from hydra_plugins.losslab_optuna_sweeper._impl import SweepFailed
 
         raise SweepFailed(

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Callable, Iterator
+
+from losslab.process import Terminated, terminations_as_interrupts
 
 USAGE_EXIT = 2
 FULL_ERROR = "HYDRA_FULL_ERROR"
@@ -96,34 +97,6 @@ def _explained(err: BaseException) -> BaseException:
     return missing_launcher_config(err, args) or loader_without_option(err, args) or err
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP, raised in the main thread so a command ends as after Ctrl-C: queued
-    points stored or spilled, the run KILLED, the trial failed, the sweep's parent ended."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _terminations_as_interrupts() -> Iterator[None]:
-    """Python ends a process on SIGTERM and SIGHUP at once, leaving its runs RUNNING and the
-    last epoch's points unsent; here they raise :class:`Terminated` instead."""
-    if not hasattr(signal, "SIGHUP"):  # not on Windows
-        yield
-        return
-
-    def terminated(signum: int, frame: object) -> None:
-        raise Terminated(signum)
-
-    previous = {s: signal.signal(s, terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def _end_open_parents(err: BaseException) -> None:
     """Sweep parents can only be open once the Hydra callback that opens them was loaded."""
     callback = sys.modules.get("losslab.parent_run")
@@ -154,7 +127,7 @@ def run_app(main: Callable[[], object]) -> None:
     if not asked:
         os.environ[FULL_ERROR] = os.environ[_FORCED] = "1"  # Hydra raises, we report
     try:
-        with _masked_output(), _terminations_as_interrupts():
+        with _masked_output(), terminations_as_interrupts():
             main()
     except BaseException as err:
         _end_open_parents(err)

@@ -21,7 +21,9 @@ commands:
            (python train.py's command line; --help lists the config groups, --cfg job
            prints the composed config)
   sweep    an Optuna search: losslab train -m hparams_search=unattended [overrides], with
-           the CNN for image data and the folds the minority count allows
+           the CNN for image data and the folds the minority count allows; --workers N:
+           N jobs that each pull the next trial (hydra/launcher=submitit_local by default);
+           --detach: return once they are submitted; sweep status STUDY: its progress
   study    which remedy rescues the minority class: every remedy, repeated, compared with
            intervals: losslab study data=... [remedies=none,focal,...] [repeats=5]
   compare  the runs of a study side by side: --experiment NAME or --parent-run ID
@@ -44,11 +46,44 @@ def sweep(args: Sequence[str]) -> int:
     from losslab.repeats import HYDRA_MODES
     from losslab.unattended import picks
 
+    if args[:1] == ["status"]:
+        from losslab.search.status import main
+
+        return main(list(args[1:]))
+    args = worker_options(list(args))
     mode = [] if any(a.split("=")[0] in HYDRA_MODES for a in args) else ["-m"]
     chosen = picks(args)
     if chosen and mode:
         print(f"losslab sweep: {' '.join(chosen)} (from the data; give them to choose otherwise)")
     return train([*mode, "hparams_search=unattended", *chosen, *args])
+
+
+def worker_options(args: list[str]) -> list[str]:
+    """``--workers N [--detach]`` as ``hydra.sweeper.workers=N`` (``detach=true``), on
+    submitit's local processes unless a ``hydra/launcher`` is given; a value that is not a
+    count ends the command (exit 2)."""
+    flag = next((a for a in args if a == "--workers" or a.startswith("--workers=")), None)
+    if flag is None and "--detach" in args:
+        print("error: --detach: a sweep returns at once only with --workers N", file=sys.stderr)
+        raise SystemExit(2)
+    if flag is None:
+        return args
+    at = args.index(flag)
+    if "=" in flag:
+        value, rest = flag.split("=", 1)[1], args[:at] + args[at + 1 :]
+    else:
+        value, rest = " ".join(args[at + 1 : at + 2]), args[:at] + args[at + 2 :]
+    if not value.isdigit() or int(value) < 1:
+        print(f"error: --workers={value}: give a number of workers >= 1", file=sys.stderr)
+        raise SystemExit(2)
+    launcher = any(a.startswith(("hydra/launcher=", "+hydra/launcher=")) for a in rest)
+    detach = ["hydra.sweeper.detach=true"] if "--detach" in rest else []
+    return [
+        *([] if launcher else ["hydra/launcher=submitit_local"]),
+        f"hydra.sweeper.workers={value}",
+        *detach,
+        *[a for a in rest if a != "--detach"],
+    ]
 
 
 def study(args: Sequence[str]) -> int:

@@ -57,6 +57,9 @@ def main(cfg: DictConfig) -> Any:
 
     conf = config_lib.to_objects(cfg)
     backend.start()  # the pruning callback imports Keras
+    import keras
+
+    keras.utils.clear_session()  # a sweep's worker runs trial after trial in one process
     job.tags.update(trial.tags())
     maximize = conf.directions[0] == "maximize"
     callbacks = trial.callbacks(conf.objectives[0], maximize, conf.trainer.early_stopping)

@@ -88,13 +88,39 @@ class MlflowParentRun(Callback):
         write_parent_id(config.hydra.sweep.dir, run_id)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if self.client is not None and self.run_id is not None:
+        if self.client is not None and self.run_id is not None and _detached(config):
+            self._leave_open(config)
+        elif self.client is not None and self.run_id is not None:
             parent = OPEN_PARENTS.get(self.run_id)  # kept there until ended: Ctrl-C meanwhile
             if parent is not None:
                 parent.record_study(self.client, self.run_id)
             self.client.set_terminated(self.run_id, "FINISHED")
             OPEN_PARENTS.pop(self.run_id, None)
             ENDED.append((config.tracking.uri, self.run_id))
+
+    def _leave_open(self, config: DictConfig) -> None:
+        """A detached sweep's parent stays RUNNING for its workers; its study remembers it,
+        so ``losslab sweep status`` ends it once the study is done. Without this command's
+        process token, no other process takes it for a dead run (:mod:`losslab.tracking.stale`)."""
+        import optuna
+
+        from losslab.search.status import remember_parent
+        from losslab.search.storage import open_storage
+
+        OPEN_PARENTS.pop(self.run_id, None)
+        self.client.delete_tag(self.run_id, tag_keys.PROCESS)
+        url, name = _study_location(config)
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+        remember_parent(study, self.run_id, config.tracking.uri)
+        log.info("MLflow parent run %s stays open while the workers run", self.run_id)
+
+
+def _detached(config: DictConfig) -> bool:
+    """A sweep in worker mode that returned once its workers were submitted."""
+    sweeper = config.hydra.sweeper
+    return _study_location(config) is not None and bool(
+        sweeper.get("workers") and sweeper.get("detach")
+    )
 
 
 def _parent_tags(config: DictConfig) -> dict[str, str]:

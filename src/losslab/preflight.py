@@ -47,7 +47,7 @@ def check_sweep_overrides(config: DictConfig) -> None:
         # the sweeper's own checks, found through its _target_: losslab imports no plugin
         check_settings = get_class(config.hydra.sweeper._target_).check_settings
         try:
-            space = check_settings(config.hydra.sweeper, overrides)
+            space = check_settings(config.hydra.sweeper, overrides, config.hydra.launcher)
         except ValueError as err:  # SettingsError, SearchSpaceError: a bad hydra.sweeper key
             raise ConfigError(str(err)) from None
         study.preflight(config)

@@ -7,12 +7,19 @@ for those walks: its run is closed and its files written before, and atexit hand
 flush, MLflow's) still run after. So the process freezes what is alive (``gc.freeze``) once its
 work is done. Only where the process ends: a test or a sweep calling the app in-process goes on
 collecting as before.
+
+And the signals that end a process early: SIGTERM (Slurm's preemption, ``scancel``, a time
+limit) and SIGHUP raise :class:`Terminated` where Python would end at once, so a command or
+a sweep's worker ends as after Ctrl-C, with nothing left RUNNING.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -24,3 +31,33 @@ def then_exit(work: Callable[[], T]) -> T:
         return work()
     finally:
         gc.freeze()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised in the main thread so a command ends as after Ctrl-C: queued
+    points stored or spilled, the run KILLED, the trial failed, the sweep's parent ended."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def terminations_as_interrupts(*also: int) -> Iterator[None]:
+    """Python ends a process on SIGTERM and SIGHUP at once, leaving its runs RUNNING and the
+    last epoch's points unsent; here they (and the signals ``also`` names) raise
+    :class:`Terminated` instead."""
+    if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
+        yield  # not on Windows; handlers can only be set in the main thread
+        return
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated(signum)
+
+    signals = (signal.SIGTERM, signal.SIGHUP, *also)
+    previous = {s: signal.signal(s, terminated) for s in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

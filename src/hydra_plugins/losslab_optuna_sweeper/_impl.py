@@ -6,7 +6,9 @@ and adds what a shared, crash-safe study needs: jobs get their trial through
 ``hydra.job.env_set`` (so any launcher carries it, see :mod:`losslab.search.trial`), a job
 that raises ``optuna.TrialPruned`` ends its trial PRUNED, a failing one FAIL with the reason,
 and re-running the same command continues the study up to ``n_trials`` in total. It talks to
-Optuna and the launcher only: the MLflow parent run is losslab's Hydra callback's.
+Optuna and the launcher only: the MLflow parent run is losslab's Hydra callback's. With
+``workers=N`` the batches give way to N jobs that pull trials (:mod:`.workers`), with the
+same ask and tell.
 """
 
 from __future__ import annotations
@@ -30,11 +32,10 @@ from hydra_plugins.losslab_optuna_sweeper import checks, results, samplers, sear
 from losslab.search import storage as storages
 from losslab.search.heartbeat import Heartbeat, JobLost, retry
 from losslab.search.trial import TrialRef
+from losslab.search.worker import INFRASTRUCTURE_ATTR, counted
 
 log = logging.getLogger(__name__)
 
-COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
-INFRASTRUCTURE_ATTR = "infrastructure"  # a trial failed by the store, not by its params
 MAX_INFRASTRUCTURE_IN_A_ROW = 3
 
 
@@ -69,9 +70,14 @@ class OptunaSweeperImpl:
         allow_changed_study: bool = False,
         search_space: Any = None,  # hydra-optuna-sweeper's deprecated form of params
         trials_per_run: int | None = None,
+        workers: int = 0,
+        detach: bool = False,
     ) -> None:
         checks.counts(n_trials, n_jobs, max_failure_rate, heartbeat_interval)
         checks.trials_per_run(trials_per_run)
+        checks.workers(workers, detach, trials_per_run)
+        self.workers = workers
+        self.detach = detach
         self.trials_per_run = trials_per_run
         self.asked = 0  # trials this command asked for
         self.sampler_config = sampler
@@ -228,10 +234,11 @@ class OptunaSweeperImpl:
         """A trial its job could not record (the tracking store away past the job's wait):
         FAIL with the reason and marked, its params queued for a later trial, and neither it
         nor its params counted as failed; a store away for several trials in a row ends the
-        sweep. WAITING: what its params now are."""
+        sweep. WAITING: what its params now are. Queued before the trial stops counting, so
+        a worker that then finds a place takes these params (:mod:`losslab.search.worker`)."""
+        study.enqueue_trial(trial.params, skip_if_exists=False)
         trial.set_user_attr(INFRASTRUCTURE_ATTR, True)
         self._fail(study, trial, reason)
-        study.enqueue_trial(trial.params, skip_if_exists=False)
         self.infrastructure_in_a_row += 1
         self.infrastructure_reason = reason
         return TrialState.WAITING
@@ -269,13 +276,13 @@ class OptunaSweeperImpl:
         return size
 
     def _remaining(self, study: optuna.Study) -> int:
-        trials = study.get_trials(deepcopy=False, states=COUNTED)
-        return self.n_trials - sum(not t.user_attrs.get(INFRASTRUCTURE_ATTR) for t in trials)
+        return self.n_trials - counted(study)
 
     # -- the sweep ---------------------------------------------------------------------------
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
         assert self.config is not None and self.launcher is not None
-        space = checks.sweep_settings(self.config.hydra.sweeper, arguments)
+        launcher = self.config.hydra.get("launcher")
+        space = checks.sweep_settings(self.config.hydra.sweeper, arguments, launcher)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         study = self._study(sweep_dir, space)
@@ -288,6 +295,11 @@ class OptunaSweeperImpl:
             max(self._remaining(study), 0),
             self.n_trials,
         )
+        if self.workers:
+            from hydra_plugins.losslab_optuna_sweeper import workers
+
+            finished = workers.sweep(self, study, space)
+            return self._finish(study, sweep_dir, []) if finished else []
         self.job_idx = len(study.trials)
         returns: list[JobReturn] = []
         failed = 0
@@ -295,6 +307,10 @@ class OptunaSweeperImpl:
             failed += self._run_batch(study, space, n, returns)
             self._check_failures(study, failed)
             self._fail_stale(study)
+        return self._finish(study, sweep_dir, returns)
+
+    @staticmethod
+    def _finish(study: optuna.Study, sweep_dir: Path, returns: list) -> list[JobReturn]:
         results.write(study, sweep_dir)
         results.print_best(study)
         return returns

@@ -39,6 +39,46 @@ def trials_per_run(value: int | None) -> None:
         )
 
 
+def workers(value: int, detach: bool = False, per_run: int | None = None) -> None:
+    if value < 0:
+        raise SettingsError(
+            f"hydra.sweeper.workers={value}: must be >= 1, or 0 for batch mode (n_jobs at once)"
+        )
+    if value and per_run is not None:
+        raise SettingsError(
+            f"hydra.sweeper.trials_per_run={per_run}: a cap of batch mode; workers run until "
+            "the study has n_trials (set one of them)"
+        )
+    if detach and not value:
+        raise SettingsError(
+            "hydra.sweeper.detach=true: a sweep returns at once only with workers; "
+            "set hydra.sweeper.workers=N (losslab sweep --workers N --detach)"
+        )
+
+
+def worker_launcher(sweeper: Mapping[str, Any], launcher: Mapping[str, Any] | None) -> None:
+    """Workers are submitit jobs (``hydra/launcher=submitit_local`` or a Slurm launcher);
+    on Slurm they share the study across nodes, which a file storage cannot do safely."""
+    count = sweeper.get("workers") or 0
+    if not count or launcher is None:
+        return
+    from hydra.utils import get_class
+
+    executor = getattr(get_class(launcher.get("_target_", "")), "_EXECUTOR", None)
+    if executor not in ("local", "slurm"):
+        raise SettingsError(
+            f"hydra.sweeper.workers={count}: workers are submitit jobs; choose "
+            "hydra/launcher=submitit_local, or a Slurm launcher (submitit_slurm, slurm_gpu)"
+        )
+    if executor == "slurm":
+        from losslab.search.storage import check_shared
+
+        try:
+            check_shared(sweeper.get("storage"))
+        except ValueError as err:
+            raise SettingsError(f"hydra.sweeper.{err}") from None
+
+
 def storage(url: str | None) -> None:
     """A URL that names a storage whose driver is installed (the database may be down)."""
     if url is None:
@@ -81,8 +121,11 @@ def params(sweeper: Mapping[str, Any]) -> dict[str, str]:
     return lines
 
 
-def sweep_settings(sweeper: DictConfig, arguments: list[str]) -> search_space.SearchSpace:
-    """Every setting above, and the search space with the samplers and pruner built on it."""
+def sweep_settings(
+    sweeper: DictConfig, arguments: list[str], launcher: Mapping[str, Any] | None = None
+) -> search_space.SearchSpace:
+    """Every setting above, and the search space with the samplers and pruner built on it;
+    with ``launcher`` (``hydra.launcher``), whether workers can run on it."""
     from hydra_plugins.losslab_optuna_sweeper import samplers
 
     directions(sweeper.get("direction", "maximize"))
@@ -93,7 +136,9 @@ def sweep_settings(sweeper: DictConfig, arguments: list[str]) -> search_space.Se
         sweeper.get("heartbeat_interval"),
     )
     trials_per_run(sweeper.get("trials_per_run"))
+    workers(sweeper.get("workers") or 0, bool(sweeper.get("detach")), sweeper.get("trials_per_run"))
     storage(sweeper.get("storage"))
+    worker_launcher(sweeper, launcher)
     space = search_space.parse(params(sweeper), arguments)
     for kind, build in (
         ("sampler", lambda node: samplers.build_sampler(node, space.distributions, 0)),

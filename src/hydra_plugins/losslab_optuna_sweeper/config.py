@@ -260,6 +260,12 @@ class OptunaSweeperConf:
     # null: as many as the study still needs
     trials_per_run: int | None = None
     n_jobs: int = 1  # trials launched at once (per batch of the launcher)
+    # worker mode: this many submitit jobs (hydra/launcher=submitit_local or Slurm) that each
+    # pull the next trial as soon as their last one ended; 0: batches of n_jobs
+    workers: int = 0
+    # with workers: return once they are submitted, the parent run left open; follow the
+    # study with `losslab sweep status <study>`, which ends the parent once it is done
+    detach: bool = False
     load_if_exists: bool = True
     max_failure_rate: float = 0.5  # stop once more than this share of n_trials failed
     # search space, in the syntax of hydra-optuna-sweeper: interval(a, b), choice(..),

@@ -30,11 +30,12 @@ class OptunaSweeper(Sweeper):
         return self.impl.sweep(arguments)
 
     @staticmethod
-    def check_settings(sweeper: DictConfig, arguments: list[str]) -> Any:
+    def check_settings(sweeper: DictConfig, arguments: list[str], launcher: Any = None) -> Any:
         """Every ``hydra.sweeper`` setting and the search space, checked without running
         anything: losslab's preflight callback calls this before the sweep's parent run or
         folder exists, so a bad setting ends the command in one line. The search space (its
-        ``distributions`` name what each trial varies)."""
+        ``distributions`` name what each trial varies). ``launcher``: ``hydra.launcher``, for
+        the rules of worker mode."""
         from hydra_plugins.losslab_optuna_sweeper.checks import sweep_settings
 
-        return sweep_settings(sweeper, arguments)
+        return sweep_settings(sweeper, arguments, launcher)

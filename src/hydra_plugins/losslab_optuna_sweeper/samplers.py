@@ -40,6 +40,29 @@ def build_sampler(
         return _build_sampler(node, distributions, n_existing)
 
 
+def for_worker(
+    node: Any,
+    distributions: Mapping[str, BaseDistribution],
+    n_existing: int,
+    n_trials: int | None,
+    index: int,
+) -> optuna.samplers.BaseSampler:
+    """:func:`build_sampler` for worker ``index`` of a sweep: workers that start together see
+    the same trials, so each gets a seed of its own, derived in one step from the configured
+    seed, the study's trials and its index (two steps could meet: worker 1 of a new study
+    and worker 0 joining after one trial). The grid and a scrambled QMC sequence keep
+    theirs (:func:`_build_sampler`)."""
+    if isinstance(node, (DictConfig, dict)) and node.get("seed") is not None:
+        node = dict(node) if isinstance(node, dict) else OmegaConf.to_container(node)
+        if not (_is_grid(node) or _shared_sequence(node)):
+            import numpy as np
+
+            entropy = [node["seed"], n_existing, index]
+            node["seed"] = int(np.random.SeedSequence(entropy).generate_state(1)[0])
+            n_existing = 0  # the seed is derived: build_sampler keeps it
+    return build_sampler(node, distributions, n_existing, n_trials)
+
+
 def startup_trials(n_trials: int | None) -> int:
     """TPE's random start-up trials: a quarter of the study's trials, at least 2, at most
     Optuna's 10. Optuna's fixed 10 leaves a 12-trial study 2 trials that TPE chooses."""
@@ -78,14 +101,19 @@ def _build_sampler(
             return _without_stop(factory())
         return _without_stop(factory(search_space=grid_values(distributions)))
     seed = node.get("seed")
-    # a scrambled QMC sequence is keyed by its seed: every worker must share it to go on
-    keeps_seed = _is_a(node, optuna.samplers.QMCSampler) and node.get("scramble")
-    if seed is None or n_existing == 0 or keeps_seed:
+    if seed is None or n_existing == 0 or _shared_sequence(node):
         return _without_stop(instantiate(node, _convert_="all"))
     import numpy as np
 
     derived = int(np.random.SeedSequence([seed, n_existing]).generate_state(1)[0])
     return _without_stop(instantiate(node, seed=derived, _convert_="all"))
+
+
+def _shared_sequence(node: Any) -> bool:
+    """A scrambled QMC sequence is keyed by its seed: every worker must share it to go on."""
+    import optuna
+
+    return _is_a(node, optuna.samplers.QMCSampler) and bool(node.get("scramble"))
 
 
 def build_pruner(node: Any) -> optuna.pruners.BasePruner:

@@ -21,6 +21,11 @@ SQLITE_BUSY_TIMEOUT_S = 60
 CONNECT_TIMEOUT_S = 5
 DEFAULT_FILE = "optuna.db"
 ADVISORY_KEY = 0x10551AB  # PostgreSQL advisory lock of creation_lock
+# connections to a database server per opened storage: one for the thread that asks, tells
+# or reports, one for the heartbeat thread, two more at a burst (SQLAlchemy's default is 5 +
+# 10). A sweep's worker opens two (its own; its trial's job's), so a server needs
+# max_connections >= 8 per worker, plus 4 for the sweep command (README: Sweeps on a cluster)
+POOL = {"pool_size": 2, "max_overflow": 2}
 
 
 def default_url(sweep_dir: str | Path) -> str:
@@ -40,6 +45,27 @@ def check_url(url: str) -> None:
             f"storage={url!r} is not a storage: use a SQLAlchemy URL (sqlite:///study.db, "
             "postgresql+psycopg://user@host/db) or journal:/path/to/study.log"
         )
+
+
+def check_shared(url: str | None) -> None:
+    """Refuse a file storage for a study that processes on several nodes share.
+
+    SQLite and a journal file rely on file locks, which Optuna's documentation warns are
+    unsafe on NFS, the file system Slurm nodes share: trials could be lost or counted twice.
+    ``None``: the default SQLite file in the sweep folder. Raises ``ValueError`` naming the
+    storage.
+    """
+    if url is None:
+        shown = "null (a SQLite file in the sweep folder)"
+    elif url.startswith(("sqlite:", JOURNAL_PREFIX)):
+        shown = url
+    else:
+        return
+    raise ValueError(
+        f"storage={shown}: workers on several nodes cannot share a SQLite or journal file "
+        "(file locks are unsafe across NFS, Optuna's docs say); give a database server, "
+        "e.g. postgresql+psycopg://user@host/optuna"
+    )
 
 
 def _connect_timeout(url: str) -> dict:
@@ -66,7 +92,7 @@ def open_storage(
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs: dict = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     else:  # a database server: a pooled connection a restart closed is replaced, not used
-        engine_kwargs = {"pool_pre_ping": True, **_connect_timeout(url)}
+        engine_kwargs = {"pool_pre_ping": True, **POOL, **_connect_timeout(url)}
     heartbeat: dict = {}
     if heartbeat_s:
         heartbeat = {"heartbeat_interval": heartbeat_s, "grace_period": grace_s}

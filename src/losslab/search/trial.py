@@ -68,7 +68,7 @@ class JobTrial:
         from losslab.search.storage import open_storage
 
         self.ref = ref
-        storage = open_storage(ref.storage)
+        self._storage = storage = open_storage(ref.storage)
         study = optuna.load_study(study_name=ref.study_name, storage=storage, pruner=pruner)
         study_id = storage.get_study_id_from_name(ref.study_name)
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, ref.number)
@@ -85,6 +85,11 @@ class JobTrial:
     def __exit__(self, *exc) -> None:
         if self._heartbeat is not None:
             self._heartbeat.__exit__(*exc)
+        # its connections closed now, not when the trial's objects are collected: a worker
+        # runs one job after another, each with a storage of its own
+        engine = getattr(self._storage, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
     def callbacks(
         self, objective: str, maximize: bool, early_stopping: EarlyStoppingConfig | None = None

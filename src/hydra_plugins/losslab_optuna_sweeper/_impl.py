@@ -296,7 +296,7 @@ class OptunaSweeperImpl:
             self.n_trials,
         )
         if self.workers:
-            from hydra_plugins.losslab_optuna_sweeper import workers
+            from hydra_plugins.losslab_optuna_sweeper import _workers as workers
 
             finished = workers.sweep(self, study, space)
             return self._finish(study, sweep_dir, []) if finished else []

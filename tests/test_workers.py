@@ -21,7 +21,8 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from hydra_plugins.losslab_optuna_sweeper import checks, workers
+from hydra_plugins.losslab_optuna_sweeper import _workers as workers
+from hydra_plugins.losslab_optuna_sweeper import checks
 from hydra_plugins.losslab_optuna_sweeper._impl import SweepFailed
 from losslab.process import Terminated
 from losslab.search.settings import SettingsError

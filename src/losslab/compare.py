@@ -4,7 +4,9 @@ Given a parent run (a multirun or sweep) or an experiment (its newest multirun, 
 when it has none), it builds a table of what varied between the runs and what they scored on
 the minority class (recall, precision, F1, ROC-AUC, PR-AUC and the confusion matrix at the
 chosen threshold), overlays their ROC, PR and learning curves, and writes Markdown, CSV, PNGs
-and one self-contained HTML page; ``losslab compare`` also logs them to the parent run.
+and one self-contained HTML page; ``losslab compare`` also logs them to the parent run. Runs
+that differ only in seed are repeats: :mod:`losslab.compare_groups` gives each group its
+intervals and compares the groups pairwise; :mod:`losslab.compare_report` writes it all.
 """
 
 from __future__ import annotations

@@ -54,10 +54,16 @@ def terminations_as_interrupts(*also: int) -> Iterator[None]:
     def terminated(signum: int, frame: object) -> None:
         raise Terminated(signum)
 
-    signals = (signal.SIGTERM, signal.SIGHUP, *also)
-    previous = {s: signal.signal(s, terminated) for s in signals}
+    with handling((signal.SIGTERM, signal.SIGHUP, *also), terminated):
+        yield
+
+
+@contextlib.contextmanager
+def handling(signals: tuple[int, ...], handler: Callable[[int, object], None]) -> Iterator[None]:
+    """``handler`` for ``signals`` while the block runs, the previous handlers back after."""
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, before in previous.items():
+            signal.signal(signum, before)

@@ -31,6 +31,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
+from losslab.process import handling
 from losslab.tracking import disk, stale, tag_keys
 from losslab.tracking.launcher import create_run, launcher_run, records_into
 from losslab.tracking.model import log_keras_model
@@ -132,12 +133,8 @@ def deferred_interrupts(hurry: threading.Event):
         hurry.set()
         print("Interrupted again: not waiting for the tracking store", file=sys.stderr)
 
-    previous = {s: signal.signal(s, on_interrupt) for s in INTERRUPTS}
-    try:
+    with handling(INTERRUPTS, on_interrupt):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class TrackedRun:

@@ -4,6 +4,7 @@ training starts, and no run recorded."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,13 @@ import pytest
 from losslab.config import ConfigError, to_objects
 from losslab.data import DataError, load
 from losslab.train import train
-from tests.helpers import assert_nothing_recorded, compose, free_port, run_cli
+from tests.helpers import (
+    LOGGING_LEFT_ALONE,
+    assert_nothing_recorded,
+    compose,
+    free_port,
+    run_cli,
+)
 
 COLUMNS = ["Time", *[f"V{i}" for i in range(1, 29)], "Amount", "Class"]
 
@@ -204,6 +211,11 @@ CLI_BAD_INPUT = {
         "-m hparams_search=optuna optimizer.lr=interval(1,0)",
         r"optimizer.lr=interval\(1.0, 0.0\) is empty",
     ),
+    "sweep selecting on test data": (
+        "-m hparams_search=optuna objective=test_pr_auc",
+        r"objective='test_pr_auc' is computed on the test split; a sweep must select on "
+        r"validation data: use e.g. objective=val_recall_at_fpr or objective=val_pr_auc",
+    ),
     "sweep direction": (
         "-m hparams_search=optuna hydra.sweeper.direction=maximise",
         r"hydra.sweeper.direction='maximise': use maximize or minimize",
@@ -266,17 +278,48 @@ CLI_BAD_INPUT = {
 }
 
 
-@pytest.mark.slow
+# one case per contract through the command itself, with MLflow's default environment: a
+# config error, a sweep's, the store's (MLflow's client would retry a missing server for
+# minutes) and one known once the data is loaded
+AS_A_COMMAND = (
+    "range",
+    "empty search interval",
+    "store not running",
+    "validation too small to certify",
+)
+
+
 @pytest.mark.parametrize("overrides, message", CLI_BAD_INPUT.values(), ids=CLI_BAD_INPUT.keys())
-def test_the_command_line_answers_bad_input_with_one_line_and_exit_code_2(
-    tmp_path, overrides, message
+def test_bad_input_ends_in_one_line_and_exit_code_2_before_anything_is_recorded(
+    tmp_path, monkeypatch, capsys, overrides, message
 ):
-    """With MLflow's default environment: its client would retry a missing server for
-    minutes; the store is asked before the data (here a missing file) is loaded."""
-    args = overrides.format(port=free_port()).split()
-    proc = run_cli(tmp_path, *args, check=False, default_env=True)
+    """The command's own entry point (``losslab.app.run``) in this process, in ``tmp_path``;
+    Hydra's logging left as pytest set it (a job's logging setup would close the handlers
+    that modules imported by earlier tests hold on the test's captured streams)."""
+    from losslab.app import run
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train.py"])
+    with pytest.raises(SystemExit) as ended:
+        run([*overrides.format(port=free_port()).split(), *LOGGING_LEFT_ALONE])
+    assert ended.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()  # no traceback, no report
+    assert re.fullmatch(f"error: .*{message}.*", line), line
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not list(tmp_path.rglob("mlflow_parent_run_id"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", AS_A_COMMAND)
+def test_the_command_line_answers_bad_input_with_one_line_and_exit_code_2(tmp_path, case):
+    """As a user starts it, with MLflow's default environment: nothing but the one line (no
+    TensorFlow start-up either), exit code 2, nothing recorded."""
+    overrides, message = CLI_BAD_INPUT[case]
+    proc = run_cli(
+        tmp_path, *overrides.format(port=free_port()).split(), check=False, default_env=True
+    )
     assert proc.returncode == 2, proc.stderr
-    (line,) = proc.stderr.splitlines()  # no traceback, no report, no TensorFlow start-up
+    (line,) = proc.stderr.splitlines()
     assert re.fullmatch(f"error: .*{message}.*", line), line
     assert not (tmp_path / "mlflow.db").exists()
     assert not list(tmp_path.rglob("mlflow_parent_run_id"))

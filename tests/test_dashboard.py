@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from tests.helpers import REPO, free_port, load_study
+from tests.helpers import free_port, load_study, sweep_toy_app
 
 DASHBOARD = shutil.which("optuna-dashboard")
 needs_dashboard = pytest.mark.skipif(
@@ -27,25 +26,15 @@ needs_dashboard = pytest.mark.skipif(
 
 
 def sweep(folder: Path, *overrides: str) -> None:
-    """``python tests/apps/sphere.py -m`` into ``folder/sweep``: its study is named ``sweep``.
-    With the sampler's fixed seed, trial 0 is pruned, trial 1 fails and 2 and 3 complete."""
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "tests" / "apps" / "sphere.py"),
-            "-m",
-            f"hydra.sweep.dir={folder}/sweep",
-            "hydra.sweeper.n_trials=4",
-            "fail_when_x_above=0.5",
-            "prune_when_x_above=-1.0",
-            *overrides,
-        ],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    """The toy app's sweep into ``folder/sweep``: its study is named ``sweep``. With the
+    sampler's fixed seed, trial 0 is pruned, trial 1 fails and 2 and 3 complete."""
+    sweep_toy_app(
+        folder / "sweep",
+        "hydra.sweeper.n_trials=4",
+        "fail_when_x_above=0.5",
+        "prune_when_x_above=-1.0",
+        *overrides,
     )
-    assert proc.returncode == 0, f"the sweep failed:\n{proc.stdout}\n{proc.stderr}"
 
 
 @contextlib.contextmanager

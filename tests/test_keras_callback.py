@@ -233,7 +233,7 @@ import sys
 import keras, mlflow, numpy as np
 from losslab.keras import MlflowLogger
 
-mode = sys.argv[1]
+modes = sys.argv[1]
 rng = np.random.default_rng(0)
 x = rng.normal(size=({n}, 6)).astype("float32")
 y = (x[:, 0] > 0.8).astype("float32")
@@ -251,11 +251,12 @@ class Stop(keras.callbacks.Callback):
 logger = MlflowLogger(log_model=True, plots=True, validation_data=(x[:120], y[:120]))
 fit = lambda: model.fit(x, y, batch_size={batch}, epochs={epochs}, validation_split=0.4,
                         callbacks=[logger, Stop()], verbose=0)
-if mode.startswith("active"):
-    with mlflow.start_run():
+for mode in modes.split(","):
+    if mode.startswith("active"):
+        with mlflow.start_run():
+            fit()
+    else:
         fit()
-else:
-    fit()
 """
 
 
@@ -283,23 +284,24 @@ BACKENDS = ["tensorflow", "jax", "torch"]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("mode", ["own", "active"])
-def test_each_backend_records_every_point_and_the_model(tmp_path, backend, mode):
+def test_each_backend_records_every_point_and_the_model(tmp_path, backend):
+    """A script's fit with a run of the callback's own, then one in ``mlflow.start_run()``."""
     pytest.importorskip(backend)
-    proc = run_script(tmp_path, backend, mode)
+    proc = run_script(tmp_path, backend, "own,active")
     assert proc.returncode == 0, proc.stderr
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    (run,) = runs(client)
-    assert run.info.status == "FINISHED"
+    own, active = runs(client)
+    logged = client.search_logged_models([own.info.experiment_id])
+    assert sorted(m.source_run_id for m in logged) == sorted([own.info.run_id, active.info.run_id])
     train_steps = math.ceil(N * 0.6 / BATCH)
-    batch = client.get_metric_history(run.info.run_id, "batch/loss")
-    assert sorted(m.step for m in batch) == list(range(EPOCHS * train_steps))
-    for key in EPOCH_KEYS:
-        assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2]
-    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert "plots/roc_curve.png" in plots
-    (logged,) = client.search_logged_models([run.info.experiment_id])
-    assert logged.source_run_id == run.info.run_id
+    for run in (own, active):
+        assert run.info.status == "FINISHED"
+        batch = client.get_metric_history(run.info.run_id, "batch/loss")
+        assert sorted(m.step for m in batch) == list(range(EPOCHS * train_steps))
+        for key in EPOCH_KEYS:
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [0, 1, 2]
+        plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+        assert "plots/roc_curve.png" in plots
     assert "1/1" not in proc.stdout  # no progress bar while the model is checked
 
 

@@ -19,11 +19,17 @@ from tests.helpers import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("mlflow_db")]
 
 
+# what a trial trains is not what this test is about: one small model per trial
+SMALL_TRIALS = "model=mlp data.folds=1 trainer.epochs=1"
+
+
 def crontab_command(folder: Path) -> str:
-    """The command of the README's crontab line, with its folder and ``losslab`` placed."""
+    """The command of the README's crontab line, with its folder and ``losslab`` placed and
+    :data:`SMALL_TRIALS` added to the sweep's overrides."""
     readme = (REPO / "README.md").read_text()
     line = next(ln for ln in readme.splitlines() if re.match(r"^\*/\d+ \* \* \* \* ", ln))
-    command = line.split(" ", 5)[5]
+    command = line.split(" ", 5)[5].replace(" >> sweep.log", f" {SMALL_TRIALS} >> sweep.log")
+    assert SMALL_TRIALS in command
     return command.replace("/srv/sweeps", str(folder)).replace(
         "/opt/venv/bin/losslab", shutil.which("losslab")
     )

@@ -24,7 +24,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from hydra_plugins.losslab_optuna_sweeper import config, samplers
-from tests.helpers import REPO
+from tests.helpers import REPO, sweep_toy_app
 
 NO_TORCH = importlib.util.find_spec("torch") is None
 
@@ -242,16 +242,8 @@ def test_optuna_is_left_to_the_published_plugin_when_installed(monkeypatch, publ
 
 # -- real sweeps -------------------------------------------------------------------------
 def sweep(tmp_path: Path, *overrides: str) -> optuna.Study:
-    """``python tests/apps/sphere.py -m OVERRIDES`` into ``tmp_path/sweep``; its study."""
-    proc = subprocess.run(
-        [sys.executable, str(APP / "sphere.py"), "-m", f"hydra.sweep.dir={tmp_path}/sweep"]
-        + list(overrides),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, f"the sweep failed:\n{proc.stdout}\n{proc.stderr}"
+    """The toy app's sweep into ``tmp_path/sweep``, in this process; its study."""
+    sweep_toy_app(tmp_path / "sweep", *overrides)
     return optuna.load_study(study_name="sweep", storage=f"sqlite:///{tmp_path}/sweep/optuna.db")
 
 

@@ -317,12 +317,11 @@ def study_headline(folder: Path, args) -> list[str]:
     rows = []
     for seed in args.seeds:
         overrides = [*HEADLINE, f"seed={seed}", f"hydra.sweeper.sampler.seed={seed}", *QUIET]
-        wall_file = folder / f"seed-{seed}" / "wall_s.txt"
+        wall_file = folder / f"seed-{seed}" / "wall_s.txt"  # kept for --from-store
         if not FROM_STORE:
-            wall = sweep_command(folder / f"seed-{seed}", *overrides)
-            wall_file.write_text(f"{wall:.1f}\n")
-        wall = float(wall_file.read_text())
-        rows.append({"seed": seed, "wall_min": wall / 60, **best_of_sweep(folder / f"seed-{seed}")})
+            wall_file.write_text(f"{sweep_command(wall_file.parent, *overrides):.1f}\n")
+        wall_min = float(wall_file.read_text()) / 60
+        rows.append({"seed": seed, "wall_min": wall_min, **best_of_sweep(wall_file.parent)})
     median = {
         k: statistics.median(r[k] for r in rows)
         for k in ("test_recall", "test_majority_recall", "test_recall_at_fpr", "wall_min")

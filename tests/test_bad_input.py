@@ -289,6 +289,14 @@ AS_A_COMMAND = (
 )
 
 
+def assert_one_line_and_nothing_recorded(tmp_path: Path, stderr: str, message: str) -> None:
+    """The contract of a refusal: one line (no traceback, no report), no store, no parent."""
+    (line,) = stderr.splitlines()
+    assert re.fullmatch(f"error: .*{message}.*", line), line
+    assert not (tmp_path / "mlflow.db").exists()
+    assert not list(tmp_path.rglob("mlflow_parent_run_id"))
+
+
 @pytest.mark.parametrize("overrides, message", CLI_BAD_INPUT.values(), ids=CLI_BAD_INPUT.keys())
 def test_bad_input_ends_in_one_line_and_exit_code_2_before_anything_is_recorded(
     tmp_path, monkeypatch, capsys, overrides, message
@@ -303,10 +311,7 @@ def test_bad_input_ends_in_one_line_and_exit_code_2_before_anything_is_recorded(
     with pytest.raises(SystemExit) as ended:
         run([*overrides.format(port=free_port()).split(), *LOGGING_LEFT_ALONE])
     assert ended.value.code == 2
-    (line,) = capsys.readouterr().err.splitlines()  # no traceback, no report
-    assert re.fullmatch(f"error: .*{message}.*", line), line
-    assert not (tmp_path / "mlflow.db").exists()
-    assert not list(tmp_path.rglob("mlflow_parent_run_id"))
+    assert_one_line_and_nothing_recorded(tmp_path, capsys.readouterr().err, message)
 
 
 @pytest.mark.slow
@@ -319,10 +324,7 @@ def test_the_command_line_answers_bad_input_with_one_line_and_exit_code_2(tmp_pa
         tmp_path, *overrides.format(port=free_port()).split(), check=False, default_env=True
     )
     assert proc.returncode == 2, proc.stderr
-    (line,) = proc.stderr.splitlines()
-    assert re.fullmatch(f"error: .*{message}.*", line), line
-    assert not (tmp_path / "mlflow.db").exists()
-    assert not list(tmp_path.rglob("mlflow_parent_run_id"))
+    assert_one_line_and_nothing_recorded(tmp_path, proc.stderr, message)
 
 
 @pytest.mark.slow

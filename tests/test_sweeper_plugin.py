@@ -24,7 +24,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from hydra_plugins.losslab_optuna_sweeper import config, samplers
-from tests.helpers import REPO, sweep_toy_app
+from tests.helpers import REPO, load_study, sweep_toy_app
 
 NO_TORCH = importlib.util.find_spec("torch") is None
 
@@ -244,7 +244,7 @@ def test_optuna_is_left_to_the_published_plugin_when_installed(monkeypatch, publ
 def sweep(tmp_path: Path, *overrides: str) -> optuna.Study:
     """The toy app's sweep into ``tmp_path/sweep``, in this process; its study."""
     sweep_toy_app(tmp_path / "sweep", *overrides)
-    return optuna.load_study(study_name="sweep", storage=f"sqlite:///{tmp_path}/sweep/optuna.db")
+    return load_study(f"sqlite:///{tmp_path}/sweep/optuna.db", "sweep")
 
 
 def study_attrs(study: optuna.Study) -> dict:

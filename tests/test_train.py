@@ -62,11 +62,16 @@ def test_multirun_runs_one_job_per_loss(tmp_path):
     assert "#1 : loss=bce" in proc.stdout or "#1 : loss=bce" in proc.stderr
 
 
-def test_class_weights_lift_minority_recall(tmp_path):
-    """The reference study in small: unweighted, the minority is ignored at threshold 0.5."""
+def test_class_weights_lift_minority_recall(tmp_path, monkeypatch):
+    """The reference study in small: unweighted, the minority is ignored at threshold 0.5.
+    Each fit traces its training step once (Keras calls ``train_step`` only while tracing)."""
+    traced = []
+    step = keras.Model.train_step
+    monkeypatch.setattr(keras.Model, "train_step", lambda m, d: traced.append(m) or step(m, d))
     common = ("data.n_minority=20", "trainer.epochs=4", "trainer.batch_size=64", "tracking=none")
     plain = train(compose(tmp_path, *common))
     weighted = train(compose(tmp_path, *common, "imbalance=class_weight", "imbalance.ratio=20"))
+    assert traced == [plain.model, weighted.model]
     assert plain.metrics["test_at_0.5_recall"] < 0.3
     assert weighted.metrics["test_at_0.5_recall"] > 0.8
     assert set(plain.metrics) >= {

@@ -15,6 +15,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from losslab.search.storage import open_storage
+from losslab.search.worker import INFRASTRUCTURE_ATTR
 from losslab.tracking import tag_keys
 from tests import slurm
 from tests.helpers import (
@@ -216,11 +217,12 @@ def test_a_cancelled_job_fails_its_trial_and_the_sweep_runs_it_again(
 
 
 def _first_running_trial(storage: str, name: str, sweep, timeout: float = 240):
-    """The number and MLflow run of the first trial whose job has started its run."""
+    """The number and MLflow run of the first trial whose job has started its run, while
+    ``sweep`` (the command, or None once it returned) runs."""
     store = open_storage(storage)
     deadline = time.time() + timeout
     while time.time() < deadline:
-        assert sweep.poll() is None, sweep.communicate()[0]
+        assert sweep is None or sweep.poll() is None, sweep.communicate()[0]
         found = _linked_trial(store, name)
         if found is not None:
             return found
@@ -283,7 +285,9 @@ def test_two_workers_pull_four_trials_detached_and_status_ends_the_parent(
 ):
     """Worker mode on Slurm: two jobs of one array each pull trials (pruned ones among
     them) until the PostgreSQL study has four; the command returns at once, and
-    ``losslab sweep status`` follows the study and ends the parent once it is done."""
+    ``losslab sweep status`` follows the study and ends the parent once it is done. One
+    worker gets submitit's preemption signal mid-trial: its trial's params run again, and
+    its job asks Slurm to queue it again."""
     import subprocess
     import sys
 
@@ -296,10 +300,13 @@ def test_two_workers_pull_four_trials_detached_and_status_ends_the_parent(
         "hydra.sweeper.workers=2",
         "hydra.sweeper.detach=true",
         "hydra.sweeper.n_trials=4",
-        "trainer.epochs=3",
+        "trainer.epochs=10",  # a trial still training when its worker is signalled
         env=slurm_cluster.env,
     )
     assert "follow it with: losslab sweep status" in proc.stdout
+    number, run_id = _first_running_trial(postgres_url, tmp_path.name, None)
+    preempted = MlflowClient(mlflow_server).get_run(run_id).data.tags[tag_keys.SLURM_JOB_ID]
+    slurm_cluster.command("scancel", "--signal=USR2", preempted)  # as before a time limit
     status = [sys.executable, "-m", "losslab", "sweep", "status", tmp_path.name]
     status += ["--storage", postgres_url]
     deadline = time.monotonic() + 600
@@ -312,14 +319,21 @@ def test_two_workers_pull_four_trials_detached_and_status_ends_the_parent(
         time.sleep(3)
 
     study = load_study(postgres_url, tmp_path.name)
-    assert len(study.trials) == 4
-    assert {t.state for t in study.trials} <= {TrialState.COMPLETE, TrialState.PRUNED}
+    stopped = study.trials[number]
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs[INFRASTRUCTURE_ATTR]
+    rest = [t for t in study.trials if t.number != number]
+    assert any(t.params == stopped.params for t in rest)  # its params ran again
+    assert len(rest) == 4 and {t.state for t in rest} <= {TrialState.COMPLETE, TrialState.PRUNED}
     (parent,), jobs = sweeps_and_jobs(MlflowClient(mlflow_server), tmp_path.name)
     assert parent.info.status == "FINISHED"
-    assert len(jobs) == 4 and {j.info.status for j in jobs} == {"FINISHED"}
+    assert sorted(j.info.status for j in jobs) == ["FINISHED"] * 4 + ["KILLED"]
     assert {j.data.tags["mlflow.parentRunId"] for j in jobs} == {parent.info.run_id}
     slurm_jobs = {j.data.tags[tag_keys.SLURM_JOB_ID] for j in jobs}
     assert len(slurm_jobs) <= 2  # four trials, two workers: each ran several
     sweep_dir = tmp_path / "outputs" / "sweeps" / tmp_path.name
     assert len(list(sweep_dir.glob(".submitit/*/*_submission.sh"))) == 1  # one array
+    # queued again by its worker; Slurm holds a requeued job for a while before it starts
+    # again (it would find the study done and end), so the test cancels it
+    assert slurm_cluster.job(preempted)["Restarts"] == "1"
+    slurm_cluster.command("scancel", preempted)
     slurm_cluster.wait_idle()

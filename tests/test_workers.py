@@ -483,6 +483,39 @@ def test_status_ends_a_done_studys_parent_once_with_its_report(tmp_path, monkeyp
     assert capsys.readouterr().err.startswith("error: nope: no such study in sqlite:///")
 
 
+def test_status_ends_the_parent_failed_once_every_worker_died_short_of_n_trials(
+    tmp_path, monkeypatch, capsys
+):
+    from losslab.search import status
+    from losslab.search.storage import open_storage
+    from tests.helpers import new_store
+
+    uri = new_store(tmp_path)
+    client = MlflowClient(uri)
+    parent = client.create_run(client.create_experiment("e")).info.run_id
+    storage = f"sqlite:///{tmp_path}/outputs/sweeps/s/optuna.db"
+    study = optuna.create_study(study_name="s", storage=open_storage(storage), direction="maximize")
+    study.set_user_attr(status.N_TRIALS_ATTR, 3)
+    status.remember_parent(study, parent, uri)
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.25)
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    status.remember_workers(study, "local", [worker.pid])
+    monkeypatch.chdir(tmp_path)
+
+    assert status.main(["s"]) == 0  # a worker runs: the parent goes on
+    assert client.get_run(parent).info.status == "RUNNING"
+    worker.kill()
+    worker.wait()
+    assert status.main(["s"]) == 1
+    out = capsys.readouterr().out
+    assert "1 of 3 finished" in out and "; 0 workers alive" in out
+    assert f"MLflow parent run {parent} ended FAILED with the study's report" in out
+    run = client.get_run(parent)
+    assert run.info.status == "FAILED" and run.data.metrics["best_value"] == 0.25
+    assert status.main(["s"]) == 1
+    assert "ended FAILED" not in capsys.readouterr().out  # once
+
+
 def test_status_counts_the_local_workers_still_running(tmp_path):
     from losslab.search import status
 

@@ -8,10 +8,11 @@ batch's job (its ``__call__``: the sweep config of the trial's overrides, Hydra'
 ``run_job`` and callbacks, so the trial's MLflow run nests under the sweep's parent run).
 The command waits, printing a line per finished trial, and ends once every worker ended.
 
-A worker told to stop (SIGTERM from Slurm's preemption or ``scancel``, SIGHUP, Ctrl-C, which
-is how submitit's local jobs are cancelled) ends its trial's run KILLED (the job's own
-handling), fails its trial as infrastructure and queues its params again for the next free
-worker, then ends.
+A worker told to stop (SIGTERM from Slurm's preemption or ``scancel``, submitit's time-limit
+signal, SIGHUP, Ctrl-C, which is how submitit's local jobs are cancelled) ends its trial's
+run KILLED (the job's own handling), fails its trial as infrastructure and queues its params
+again for the next free worker, asks Slurm to queue its own job again while the study wants
+trials, then ends.
 """
 
 from __future__ import annotations
@@ -68,12 +69,19 @@ class Worker:
         return self.work(self.run_job)
 
     def work(self, job: Any, poll_s: float = POLL_S) -> int:
-        """:meth:`__call__` with ``job(overrides, number) -> JobReturn`` running each trial."""
-        from losslab.process import terminations_as_interrupts
+        """:meth:`__call__` with ``job(overrides, number) -> JobReturn`` running each trial.
+        Stopped by a signal while the study still wants trials, a worker on Slurm asks to be
+        queued again (:func:`requeue_on_slurm`), so the sweep keeps its N workers."""
+        from losslab.process import Terminated, terminations_as_interrupts
 
         study = self.open_study()
-        with terminations_as_interrupts(preemption_signal()):
-            return len(pull(study, self.impl.n_trials, self.trials(study, job), poll_s))
+        try:
+            with terminations_as_interrupts(preemption_signal()):
+                return len(pull(study, self.impl.n_trials, self.trials(study, job), poll_s))
+        except Terminated:
+            if counted(study, FINISHED) < self.impl.n_trials:
+                requeue_on_slurm()
+            raise
 
     def open_study(self) -> optuna.Study:
         """The sweep's study, with this worker's own connection and sampler."""
@@ -151,6 +159,35 @@ def preemption_signal() -> int:
     the trial's job (an error its trial would be counted for) or exit; a worker takes it as
     SIGTERM: the trial's params are queued again and the worker ends."""
     return getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+
+
+def requeue_on_slurm() -> bool:
+    """Ask Slurm to queue this job again, as submitit does for a checkpointable job on its
+    preemption signal (``scontrol requeue``; the job is then killed and starts over, and its
+    worker pulls trials again). Whether Slurm took it: not for a local job, nor for a job
+    already cancelled (``scancel``), which Slurm refuses to requeue."""
+    import subprocess
+
+    import submitit
+
+    try:
+        env = submitit.JobEnvironment()
+    except RuntimeError:  # not a submitit job
+        return False
+    if env.cluster != "slurm":
+        return False
+    command = ["scontrol", "requeue", env.job_id]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        log.warning("Slurm job %s was not queued again: %s", env.job_id, err)
+        return False
+    if done.returncode != 0:
+        why = done.stderr.strip() or f"exit code {done.returncode}"
+        log.warning("Slurm job %s was not queued again: %s", env.job_id, why)
+        return False
+    log.info("asked Slurm to queue job %s again: its worker will pull trials again", env.job_id)
+    return True
 
 
 def executor(launcher: Any) -> Any:

@@ -4,7 +4,9 @@ A sweep in worker mode started with ``--detach`` returns while its workers run, 
 parent run left RUNNING. The study keeps what this command needs: how many trials it is to
 have (``losslab.n_trials``) and that parent (``losslab.parent_run``: its id, and the
 tracking URI when it holds no secret). Asked once the study has its trials, this command
-writes the study's report on the parent and ends it FINISHED, as a waiting command does.
+writes the study's report on the parent and ends it FINISHED, as a waiting command does;
+asked once every worker has ended short of them, it ends the parent FAILED with the report
+so far and exits 1, so nothing is left RUNNING (the same command then resumes the study).
 """
 
 from __future__ import annotations
@@ -121,9 +123,12 @@ def done(study: optuna.Study) -> bool:
     return n_trials is not None and counted(study, FINISHED) >= n_trials
 
 
-def end_parent(study: optuna.Study, storage_url: str, tracking_uri: str | None) -> str | None:
-    """The line that says the detached sweep's parent was ended, or None when there is none
-    open; ``tracking_uri``: the store, when the study does not name it."""
+def end_parent(
+    study: optuna.Study, storage_url: str, tracking_uri: str | None, status: str = "FINISHED"
+) -> str | None:
+    """End the detached sweep's parent ``status`` with the study's report; the line that says
+    so, or None when there is none open. ``tracking_uri``: the store, when the study does not
+    name it."""
     parent: dict[str, Any] = study.user_attrs.get(PARENT_ATTR) or {}
     uri = tracking_uri or parent.get("tracking_uri")
     if not parent or not uri:
@@ -137,8 +142,8 @@ def end_parent(study: optuna.Study, storage_url: str, tracking_uri: str | None) 
     if client.get_run(run_id).info.status != "RUNNING":
         return None
     record_study(client, run_id, storage_url, study.study_name)
-    client.set_terminated(run_id, "FINISHED")
-    return f"MLflow parent run {run_id} ended FINISHED with the study's report"
+    client.set_terminated(run_id, status)
+    return f"MLflow parent run {run_id} ended {status} with the study's report"
 
 
 def main(argv: list[str], prog: str = "losslab sweep status") -> int:
@@ -168,5 +173,10 @@ def main(argv: list[str], prog: str = "losslab sweep status") -> int:
         if ended:
             print(ended)
     elif workers_alive(study.user_attrs.get(WORKERS_ATTR)) == 0:
+        # a Slurm worker requeued after preemption is listed by squeue, so it is alive here
+        ended = end_parent(study, url, args.tracking_uri, "FAILED")
         print("no worker runs and the study is not done: run the same sweep command to go on")
+        if ended:
+            print(ended)
+        return 1
     return 0

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -30,7 +31,7 @@ from benchmarks.common import command, machine, parser, publish, use_device  # n
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "bench"
-SEARCH = [
+GRID = [
     "-m",
     "hparams_search=optuna",
     "data=digits_9v4",
@@ -43,34 +44,63 @@ SEARCH = [
     "trainer.verbose=0",
     "hydra.sweeper.pruner.n_startup_trials=1",
     "hydra.sweeper.pruner.n_warmup_steps=0",
-    f"hydra.sweeper.study_name={STUDY}",
-    "hydra/launcher=submitit_local",
-    "hydra.launcher.timeout_min=120",
 ]
 
 
-def sweep(folder: Path, mode: list[str], args, preempt: bool = False) -> dict:
+@dataclass(frozen=True)
+class Place:
+    """Where a sweep's study and runs are kept, and what submits its jobs."""
+
+    launcher: list[str]
+    tracking: str | None = None  # an MLflow server (each sweep its own experiment), else a
+    storage: str | None = None  # SQLite file in the sweep's folder; likewise the study
+    env: dict[str, str] = field(default_factory=dict)
+
+    def overrides(self, name: str) -> list[str]:
+        if self.tracking is None:
+            return [*self.launcher, f"hydra.sweeper.study_name={STUDY}"]
+        return [
+            *self.launcher,
+            f"hydra.sweeper.study_name={name}",
+            f"hydra.sweeper.storage={self.storage}",
+            "tracking=server",
+            f"tracking.uri={self.tracking}",
+            f"tracking.experiment={name}",
+        ]
+
+    def tracking_uri(self, folder: Path) -> str:
+        return self.tracking or f"sqlite:///{folder}/mlflow.db"
+
+    def storage_url(self, folder: Path) -> str:
+        return self.storage or f"sqlite:///{folder}/outputs/sweeps/{STUDY}/optuna.db"
+
+
+LOCAL = Place(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=120"])
+
+
+def sweep(folder: Path, mode: list[str], args, place: Place = LOCAL, preempt=False) -> dict:
     """One sweep command in ``folder``; what it left in the study and the MLflow store."""
     folder.mkdir(parents=True)
-    cmd = [sys.executable, str(REPO / "train.py"), *SEARCH, *mode]
-    cmd += [f"hydra.sweeper.n_trials={args.trials}", f"trainer.epochs={args.epochs}"]
+    cmd = [sys.executable, str(REPO / "train.py"), *args.search, *place.overrides(folder.name)]
+    cmd += [*mode, f"hydra.sweeper.n_trials={args.trials}", f"trainer.epochs={args.epochs}"]
     log = (folder / "sweep.log").open("w")
+    env = {**os.environ, **place.env}
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
     if preempt:
-        preempt_a_worker(folder, proc)
+        preempt_a_worker(place.tracking_uri(folder), folder.name, proc)
     code = proc.wait()
     wall = time.perf_counter() - t0
     if code != 0:
         raise RuntimeError(f"{folder.name} failed:\n{(folder / 'sweep.log').read_text()[-3000:]}")
-    return {"wall": wall, **recorded(folder)}
+    return {"wall": wall, **recorded(place, folder)}
 
 
-def preempt_a_worker(folder: Path, proc: subprocess.Popen) -> None:
+def preempt_a_worker(uri: str, experiment: str, proc: subprocess.Popen) -> None:
     """SIGTERM to the worker whose trial first stored an epoch."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    client = MlflowClient(uri)
     while proc.poll() is None:
         time.sleep(0.5)
         try:
@@ -88,16 +118,20 @@ def search_all(client) -> list[str]:
     return [e.experiment_id for e in client.search_experiments()]
 
 
-def recorded(folder: Path) -> dict:
+def recorded(place: Place, folder: Path) -> dict:
     import optuna
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{folder}/mlflow.db")
-    runs = client.search_runs(search_all(client), max_results=1000)
+    client = MlflowClient(place.tracking_uri(folder))
+    if place.tracking is None:
+        experiments = search_all(client)
+    else:
+        experiments = [client.get_experiment_by_name(folder.name).experiment_id]
+    runs = client.search_runs(experiments, max_results=1000)
     jobs = [r for r in runs if r.data.tags.get("losslab.run_type") == "job"]
     in_trials = sum((r.info.end_time - r.info.start_time) / 1000 for r in jobs)
-    storage = f"sqlite:///{folder}/outputs/sweeps/{STUDY}/optuna.db"
-    trials = optuna.load_study(study_name=STUDY, storage=storage).trials
+    name = STUDY if place.tracking is None else folder.name
+    trials = optuna.load_study(study_name=name, storage=place.storage_url(folder)).trials
     killed = [r for r in jobs if r.info.status == "KILLED"]
     return {
         "in_trials": in_trials,
@@ -131,6 +165,7 @@ def main() -> None:
     p.set_defaults(trials=8)  # the grid's points
     p.add_argument("--epochs", type=int, default=30)
     args = p.parse_args()
+    args.search = GRID
     use_device(args.device)
     folder = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     n = args.slots

@@ -310,7 +310,7 @@ class FlakyProxy:
 
 
 @contextlib.contextmanager
-def postgres_server(database: str = "optuna") -> Iterator[str]:
+def postgres_server(database: str = "optuna", max_connections: int = 100) -> Iterator[str]:
     """A real PostgreSQL server (Debian package) on 127.0.0.1 with an empty ``database``; its
     SQLAlchemy URL. PostgreSQL refuses to run as root: under root it runs as ``postgres``."""
     bindir = POSTGRES_BINS[-1].parent
@@ -325,6 +325,7 @@ def postgres_server(database: str = "optuna") -> Iterator[str]:
     port = free_port()
     log = open(folder / "server.log", "w")  # noqa: SIM115 - written until the server stops
     server = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(port)]
+    server += ["-c", f"max_connections={max_connections}"]
     proc = subprocess.Popen(
         [*as_user, *server, "-k", str(folder), "-F"], stdout=log, stderr=subprocess.STDOUT
     )

@@ -118,8 +118,11 @@ def memory_mb() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
 
 
-def slurm_conf(folder: Path, host: str, ports: list[int]) -> str:
-    """The cluster's slurm.conf: one node with this machine's CPUs, memory and GPUs."""
+def slurm_conf(folder: Path, host: str, ports: list[int], cpus: int | None = None) -> str:
+    """The cluster's slurm.conf: one node with this machine's memory and GPUs, and its CPUs
+    or ``cpus`` job slots (more than it has: slurmd then takes the declared count)."""
+    cpus = cpus or os.cpu_count()
+    overrides = "SlurmdParameters=config_overrides\n" if cpus > os.cpu_count() else ""
     return f"""\
 ClusterName=losslab
 SlurmctldHost={host}(127.0.0.1)
@@ -142,19 +145,19 @@ SlurmdPidFile={folder}/slurmd.pid
 SlurmctldLogFile={folder}/log/slurmctld.log
 SlurmdLogFile={folder}/log/slurmd.log
 # a job that asks for no memory gets its CPUs' share (not the whole node)
-DefMemPerCPU={memory_mb() // os.cpu_count()}
-NodeName={host} CPUs={os.cpu_count()} RealMemory={memory_mb()} Gres=gpu:{GPUS} State=UNKNOWN
+DefMemPerCPU={memory_mb() // cpus}
+{overrides}NodeName={host} CPUs={cpus} RealMemory={memory_mb()} Gres=gpu:{GPUS} State=UNKNOWN
 PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def configure(folder: Path) -> Cluster:
+def configure(folder: Path, cpus: int | None = None) -> Cluster:
     """Write slurm.conf, gres.conf, the GPU device nodes and ``bin/sacct`` into ``folder``."""
     host = socket.gethostname().split(".")[0]
     for sub in ("state", "spool", "log", "bin"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     conf = folder / "slurm.conf"
-    conf.write_text(slurm_conf(folder, host, free_ports()))
+    conf.write_text(slurm_conf(folder, host, free_ports(), cpus))
     for i in range(GPUS):
         os.mknod(folder / f"gpu{i}", stat.S_IFCHR | 0o666, os.makedev(1, 3))
     files = f"{folder}/gpu[0-{GPUS - 1}]"
@@ -257,12 +260,13 @@ def _cancel_all(cluster: Cluster, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def cluster(folder: Path, timeout: float = 60) -> Iterator[Cluster]:
-    """A cluster in ``folder``, ready once its node is idle; every job cancelled and every
-    daemon stopped afterwards (munged only when started here)."""
+def cluster(folder: Path, timeout: float = 60, cpus: int | None = None) -> Iterator[Cluster]:
+    """A cluster in ``folder`` (its node with ``cpus`` job slots, default this machine's
+    CPUs), ready once its node is idle; every job cancelled and every daemon stopped
+    afterwards (munged only when started here)."""
     folder.mkdir(parents=True, exist_ok=True)
     with munged(folder / "munged.err"):
-        ready = configure(folder)
+        ready = configure(folder, cpus)
         daemons: list[subprocess.Popen] = []
         try:
             daemons = [_daemon("slurmctld", ready), _daemon("slurmd", ready)]

@@ -371,6 +371,29 @@ def test_a_worker_sent_sigterm_mid_trial_leaves_its_trial_to_the_other_worker(tm
     assert sorted(r.info.status for r in jobs) == ["FINISHED"] * 3 + ["KILLED"]
 
 
+class QueuedJob:
+    """A submitit job as Slurm shows one it requeued: pending until cancelled."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+    def done(self) -> bool:
+        return self.state not in ("PENDING", "REQUEUED", "RUNNING")
+
+    def cancel(self, check: bool = True) -> None:
+        self.state = "CANCELLED"
+
+
+def test_once_the_study_is_done_a_worker_still_queued_is_cancelled_not_awaited():
+    study = optuna.create_study()
+    for value in (0.5, 0.25):
+        study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), value)
+    requeued, ended, running = QueuedJob("PENDING"), QueuedJob("COMPLETED"), QueuedJob("RUNNING")
+    assert workers.cancel_queued([running]) == [] and running.state == "RUNNING"
+    assert workers.watch(study, [ended, requeued], n_trials=2, poll_s=0) == [requeued]
+    assert requeued.state == "CANCELLED"
+
+
 def test_status_counts_each_kind_of_trial_and_names_the_best():
     from losslab.search import status
 

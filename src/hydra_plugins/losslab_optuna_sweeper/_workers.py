@@ -220,11 +220,11 @@ def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> b
         print(follow_line(impl.study_name, impl.storage_url), flush=True)
         return False
     try:
-        watch(study, jobs, impl.n_trials)
+        idle = watch(study, jobs, impl.n_trials)
     except KeyboardInterrupt:
         cancel(jobs)
         raise
-    ended = worker_errors(jobs)
+    ended = worker_errors([job for job in jobs if job not in idle])
     impl._check_failures(study, counted(study, (TrialState.FAIL,)))
     finished = counted(study, FINISHED)
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -240,11 +240,17 @@ def sweep(impl: OptunaSweeperImpl, study: optuna.Study, space: SearchSpace) -> b
     return True
 
 
-def watch(study: optuna.Study, jobs: list, n_trials: int, poll_s: float = POLL_S) -> None:
-    """Until every job ended: a line for each trial that finished meanwhile."""
+def watch(study: optuna.Study, jobs: list, n_trials: int, poll_s: float = POLL_S) -> list:
+    """Until every job ended: a line for each trial that finished meanwhile. Once the study
+    is done, a worker still waiting in the queue (Slurm requeued it after a preemption) is
+    cancelled rather than waited for: it would only start and find nothing to do. The
+    workers cancelled so."""
     told: set[int] = {t.number for t in study.get_trials(deepcopy=False, states=FINISHED)}
     finished = counted(study, FINISHED)
+    idle: list = []
     while True:
+        if finished >= n_trials:
+            idle += cancel_queued([job for job in jobs if job not in idle])
         ended = all(job.done() for job in jobs)
         for trial in study.get_trials(deepcopy=False, states=FINISHED):
             if trial.number not in told:
@@ -252,8 +258,16 @@ def watch(study: optuna.Study, jobs: list, n_trials: int, poll_s: float = POLL_S
                 finished += not trial.user_attrs.get(INFRASTRUCTURE_ATTR)
                 print(progress(trial, finished, n_trials), flush=True)
         if ended:
-            return
+            return idle
         time.sleep(poll_s)
+
+
+def cancel_queued(jobs: list) -> list:
+    """The jobs among ``jobs`` that wait in the scheduler's queue, cancelled."""
+    queued = [job for job in jobs if not job.done() and job.state in ("PENDING", "REQUEUED")]
+    for job in queued:
+        job.cancel(check=False)
+    return queued
 
 
 def progress(trial: optuna.trial.FrozenTrial, finished: int, n_trials: int) -> str:

@@ -56,6 +56,10 @@ class Place:
     storage: str | None = None  # SQLite file in the sweep's folder; likewise the study
     env: dict[str, str] = field(default_factory=dict)
 
+    def preempted(self, tags: dict[str, str]) -> None:
+        """Preempt the worker that runs the job whose run has ``tags``."""
+        os.kill(int(tags["losslab.process"].split(":")[-2]), signal.SIGTERM)
+
     def overrides(self, name: str) -> list[str]:
         if self.tracking is None:
             return [*self.launcher, f"hydra.sweeper.study_name={STUDY}"]
@@ -88,7 +92,7 @@ def sweep(folder: Path, mode: list[str], args, place: Place = LOCAL, preempt=Fal
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
     if preempt:
-        preempt_a_worker(place.tracking_uri(folder), folder.name, proc)
+        preempt_a_worker(place, folder, proc)
     code = proc.wait()
     wall = time.perf_counter() - t0
     if code != 0:
@@ -96,11 +100,11 @@ def sweep(folder: Path, mode: list[str], args, place: Place = LOCAL, preempt=Fal
     return {"wall": wall, **recorded(place, folder)}
 
 
-def preempt_a_worker(uri: str, experiment: str, proc: subprocess.Popen) -> None:
-    """SIGTERM to the worker whose trial first stored an epoch."""
+def preempt_a_worker(place: Place, folder: Path, proc: subprocess.Popen) -> None:
+    """Preempt the worker whose trial first stored an epoch."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(uri)
+    client = MlflowClient(place.tracking_uri(folder))
     while proc.poll() is None:
         time.sleep(0.5)
         try:
@@ -110,7 +114,7 @@ def preempt_a_worker(uri: str, experiment: str, proc: subprocess.Popen) -> None:
         for run in runs:
             tags = run.data.tags
             if "val_loss" in run.data.metrics and tags.get("losslab.run_type") == "job":
-                os.kill(int(tags["losslab.process"].split(":")[-2]), signal.SIGTERM)
+                place.preempted(tags)
                 return
 
 

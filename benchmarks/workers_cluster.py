@@ -6,8 +6,9 @@ on 127.0.0.1. A study of ``--trials`` short trials drawn at random (a real ``tra
 on digits 9 vs 4 for ``--epochs`` epochs; lr log-uniform in [1e-9, 0.03], so the median
 pruner stops about half of them after an epoch or two): batch mode
 (``hydra.sweeper.n_jobs=N``, a job array per batch) against worker mode
-(``hydra.sweeper.workers=N``), then worker mode with one worker sent SIGTERM mid-trial
-(it queues its trial again and asks Slurm to requeue its job). Idle fraction, trials per
+(``hydra.sweeper.workers=N``), then worker mode with one worker preempted mid-trial as
+Slurm's ``PreemptMode=REQUEUE`` does (``scontrol requeue``: SIGTERM, the worker queues its
+trial again, and its job waits in the queue to start over). Idle fraction, trials per
 hour, PostgreSQL connections at their peak and what was left RUNNING, as figure 12 counts
 them. One run each.
 
@@ -16,6 +17,7 @@ them. One run each.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import command, machine, parser, publish, use_device  # noqa: E402
 from benchmarks.workers import Place, row, sweep  # noqa: E402
+from losslab.tracking import tag_keys  # noqa: E402
 
 SEARCH = [
     "-m",
@@ -41,6 +44,16 @@ SEARCH = [
     "hydra.sweeper.pruner.n_startup_trials=1",
     "hydra.sweeper.pruner.n_warmup_steps=0",
 ]
+
+
+class OnCluster(Place):
+    """A sweep on the test cluster: a worker is preempted as Slurm's ``PreemptMode=REQUEUE``
+    does it, ``scontrol requeue`` on its job (SIGTERM to it, then the job queued again)."""
+
+    def preempted(self, tags: dict[str, str]) -> None:
+        job = tags[tag_keys.SLURM_JOB_ID]
+        env = {**os.environ, **self.env}
+        subprocess.run(["scontrol", "requeue", job], env=env, check=True, timeout=60)
 
 
 def slurm_launcher(slots: int) -> list[str]:
@@ -107,7 +120,7 @@ def main() -> None:
     modes = {
         f"batch, n_jobs={n}": ([f"hydra.sweeper.n_jobs={n}"], False),
         f"workers={n}": ([f"hydra.sweeper.workers={n}"], False),
-        f"workers={n}, one sent SIGTERM mid-trial": ([f"hydra.sweeper.workers={n}"], True),
+        f"workers={n}, one preempted mid-trial": ([f"hydra.sweeper.workers={n}"], True),
     }
     (folder / "mlflow").mkdir()
     server = MlflowServer(folder / "mlflow")
@@ -117,7 +130,7 @@ def main() -> None:
     ):
         server.start()
         try:
-            place = Place(slurm_launcher(args.slots), server.url, storage, cluster.env)
+            place = OnCluster(slurm_launcher(args.slots), server.url, storage, cluster.env)
             watch = PeakConnections(storage)
             for i, (name, (mode, preempt)) in enumerate(modes.items()):
                 results[name] = sweep(folder / f"sweep{i}", mode, args, place, preempt)

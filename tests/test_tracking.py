@@ -3,6 +3,8 @@ against a real SQLite store and a real tracking server."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 
 import keras
@@ -15,7 +17,7 @@ from losslab.tracking.callback import MlflowLogger
 from losslab.tracking.run import TrackedRun
 from losslab.tracking.writer import MAX_METRICS_PER_BATCH, MetricWriter
 from losslab.train import train
-from tests.helpers import REPO, compose, run_cli
+from tests.helpers import REPO, compose, new_store, run_cli
 
 # each test records into a new store of its own, copied (tests/helpers.py: new_store)
 pytestmark = pytest.mark.usefixtures("mlflow_db")
@@ -213,3 +215,27 @@ def test_training_against_a_tracking_server(tmp_path, mlflow_server):
     steps = len(result.dataset.x_train) // 32 + 1
     assert len(client.get_metric_history(run.info.run_id, "batch/loss")) == 2 * steps
     assert "plots" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_a_signal_while_the_run_closes_ends_the_process_once_it_is_closed(
+    tmp_path, monkeypatch, signum
+):
+    """The close is not broken off (the run is ended, its points stored), nor is the signal
+    lost: a sweep's worker or a batch of jobs would otherwise go on to the next trial."""
+    from losslab.process import Terminated
+
+    uri = new_store(tmp_path)
+    close = MetricWriter.close
+
+    def signalled_close(writer, timeout=None):
+        os.kill(os.getpid(), signum)
+        return close(writer, timeout)
+
+    monkeypatch.setattr(MetricWriter, "close", signalled_close)
+    expected = KeyboardInterrupt if signum == signal.SIGINT else Terminated
+    with pytest.raises(expected), TrackedRun(uri, "closing") as run:
+        run.writer.add(0, {"loss": 0.5})
+    stored = MlflowClient(uri).get_run(run.run_id)
+    assert stored.info.status == "FINISHED"
+    assert stored.data.metrics["loss"] == 0.5

@@ -152,9 +152,13 @@ def test_a_grid_point_queued_again_runs_after_every_point_was_drawn(tmp_path):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR2], ids=["TERM", "USR2"])
-def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(tmp_path, signum):
+def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(
+    tmp_path, signum, monkeypatch
+):
     """SIGTERM: Slurm's preemption and scancel; USR2: what submitit has Slurm send before a
-    time limit or a preemption."""
+    time limit or a preemption, the one signal on which a worker asks to be requeued."""
+    requeued = []
+    monkeypatch.setattr(workers, "requeue_on_slurm", lambda: requeued.append(True))
     impl, space = setup_study(tmp_path, n_trials=3)
 
     def terminated(overrides, number):
@@ -172,6 +176,7 @@ def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(tmp_pa
     assert signal.Signals(signum).name in stopped.user_attrs["fail_reason"]
     assert queued.system_attrs["fixed_params"] == stopped.params
     assert signal.getsignal(signum) is signal.SIG_DFL  # the handler given back
+    assert requeued == ([True] if signum == signal.SIGUSR2 else [])  # scancel: not again
 
     worker(impl, space, 1).work(value_job, poll_s=POLL_S)
     study = study_of(impl)
@@ -180,6 +185,26 @@ def test_a_worker_stopped_by_sigterm_queues_its_trial_for_the_next_worker(tmp_pa
     assert rerun.state in (TrialState.COMPLETE, TrialState.PRUNED)
     assert rerun.params == stopped.params
     assert sum(t.state != TrialState.FAIL for t in study.trials) == 3
+
+
+def test_a_signal_a_job_swallowed_still_queues_its_trial_and_ends_the_worker(tmp_path):
+    """psycopg cancels its query on the signal's exception, and Optuna's storage reports a
+    commit error: the job ends with an ordinary error, and the trial is still not its own."""
+    impl, space = setup_study(tmp_path, n_trials=2)
+
+    def swallowed(overrides, number):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        except KeyboardInterrupt:
+            return answer(RuntimeError("StorageInternalError: An exception is raised during"))
+        raise AssertionError("SIGTERM did not stop the job")
+
+    with pytest.raises(Terminated):
+        worker(impl, space, 0).work(swallowed, poll_s=POLL_S)  # not on to another trial
+    stopped, queued = study_of(impl).trials
+    assert stopped.state == TrialState.FAIL and stopped.user_attrs[INFRASTRUCTURE_ATTR]
+    assert queued.state == TrialState.WAITING
 
 
 def test_failures_past_the_rate_end_the_workers_with_nothing_running(tmp_path):

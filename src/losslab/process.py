@@ -20,6 +20,7 @@ import gc
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -42,20 +43,36 @@ class Terminated(KeyboardInterrupt):
         self.signum = signum
 
 
+def interruption(signum: int) -> KeyboardInterrupt:
+    """What a signal raises once it may: Ctrl-C's KeyboardInterrupt, else :class:`Terminated`."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+@dataclass
+class Received:
+    """The signal a block was sent, if any: code inside may catch or convert the exception
+    the signal raised (a database driver turning it into its own error), the block's owner
+    still knows the process is to end."""
+
+    signum: int | None = None
+
+
 @contextlib.contextmanager
-def terminations_as_interrupts(*also: int) -> Iterator[None]:
+def terminations_as_interrupts(*also: int) -> Iterator[Received]:
     """Python ends a process on SIGTERM and SIGHUP at once, leaving its runs RUNNING and the
     last epoch's points unsent; here they (and the signals ``also`` names) raise
-    :class:`Terminated` instead."""
+    :class:`Terminated` instead, and are kept in the :class:`Received` it gives."""
+    received = Received()
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
-        yield  # not on Windows; handlers can only be set in the main thread
+        yield received  # not on Windows; handlers can only be set in the main thread
         return
 
     def terminated(signum: int, frame: object) -> None:
+        received.signum = signum
         raise Terminated(signum)
 
     with handling((signal.SIGTERM, signal.SIGHUP, *also), terminated):
-        yield
+        yield received
 
 
 @contextlib.contextmanager

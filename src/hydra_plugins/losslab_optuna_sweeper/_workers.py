@@ -11,8 +11,8 @@ The command waits, printing a line per finished trial, and ends once every worke
 A worker told to stop (SIGTERM from Slurm's preemption or ``scancel``, submitit's time-limit
 signal, SIGHUP, Ctrl-C, which is how submitit's local jobs are cancelled) ends its trial's
 run KILLED (the job's own handling), fails its trial as infrastructure and queues its params
-again for the next free worker, asks Slurm to queue its own job again while the study wants
-trials, then ends.
+again for the next free worker, then ends; on submitit's preemption signal it first asks
+Slurm to queue its own job again while the study wants trials.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from losslab.search.worker import FINISHED, INFRASTRUCTURE_ATTR, POLL_S, Trials,
 if TYPE_CHECKING:
     from hydra_plugins.losslab_optuna_sweeper._impl import OptunaSweeperImpl
     from hydra_plugins.losslab_optuna_sweeper.search_space import SearchSpace
+    from losslab.process import Received
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Worker:
         self.space = space
         self.index = index
         self.singleton_state = Singleton.get_state()  # what Hydra knew when it was submitted
+        self.received: Received | None = None  # the signal that stops it, once it works
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the sweeper's storage and sampler (a connection; a sampler whose
@@ -70,16 +72,19 @@ class Worker:
 
     def work(self, job: Any, poll_s: float = POLL_S) -> int:
         """:meth:`__call__` with ``job(overrides, number) -> JobReturn`` running each trial.
-        Stopped by a signal while the study still wants trials, a worker on Slurm asks to be
-        queued again (:func:`requeue_on_slurm`), so the sweep keeps its N workers."""
+        Stopped by submitit's preemption signal (Slurm's warning before a time limit) while
+        the study still wants trials, a worker on Slurm asks to be queued again
+        (:func:`requeue_on_slurm`), so the sweep keeps its N workers. Not on SIGTERM: that is
+        also ``scancel`` and Ctrl-C on the waiting command, and Slurm would requeue even a
+        cancelled job; Slurm's own preemption requeues the job itself where so configured."""
         from losslab.process import Terminated, terminations_as_interrupts
 
         study = self.open_study()
         try:
-            with terminations_as_interrupts(preemption_signal()):
+            with terminations_as_interrupts(preemption_signal()) as self.received:
                 return len(pull(study, self.impl.n_trials, self.trials(study, job), poll_s))
-        except Terminated:
-            if counted(study, FINISHED) < self.impl.n_trials:
+        except Terminated as stop:
+            if stop.signum == preemption_signal() and counted(study, FINISHED) < self.impl.n_trials:
                 requeue_on_slurm()
             raise
 
@@ -119,6 +124,7 @@ class Worker:
         """One trial: its overrides drawn as batch mode draws them, its job run while the
         worker beats for it, its result told as batch mode tells it."""
         from hydra_plugins.losslab_optuna_sweeper._impl import DrawError
+        from losslab.process import Terminated
 
         impl = self.impl
         try:
@@ -127,6 +133,10 @@ class Worker:
             return impl._fail(study, trial, str(err))
         with impl._beating([trial.number]):
             ret = job(overrides, trial.number)
+        if self.received is not None and self.received.signum is not None:
+            # the job caught the signal's exception or a library turned it into its own
+            # error (psycopg's cancelled query, as Optuna's storage error): not the trial's
+            raise Terminated(self.received.signum)
         return impl._tell(study, trial, ret)
 
     def stop(self, study: optuna.Study) -> bool:
@@ -164,8 +174,7 @@ def preemption_signal() -> int:
 def requeue_on_slurm() -> bool:
     """Ask Slurm to queue this job again, as submitit does for a checkpointable job on its
     preemption signal (``scontrol requeue``; the job is then killed and starts over, and its
-    worker pulls trials again). Whether Slurm took it: not for a local job, nor for a job
-    already cancelled (``scancel``), which Slurm refuses to requeue."""
+    worker pulls trials again). Whether Slurm took it; never for a local job."""
     import subprocess
 
     import submitit

@@ -31,7 +31,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from losslab.process import handling
+from losslab.process import Received, handling, interruption
 from losslab.tracking import disk, stale, tag_keys
 from losslab.tracking.launcher import create_run, launcher_run, records_into
 from losslab.tracking.model import log_keras_model
@@ -124,17 +124,20 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def deferred_interrupts(hurry: threading.Event):
     """While a run is being closed, Ctrl-C (or SIGTERM, SIGHUP) stops the wait for the store
     (``hurry``) instead of breaking off the close: whatever is not stored is spilled, the run
-    is never left open."""
+    is never left open. The signal is kept (the :class:`~losslab.process.Received` given), so
+    the process still ends once the run is closed."""
+    received = Received()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield received
         return
 
     def on_interrupt(signum, frame) -> None:
+        received.signum = signum
         hurry.set()
-        print("Interrupted again: not waiting for the tracking store", file=sys.stderr)
+        print("Interrupted: not waiting for the tracking store", file=sys.stderr)
 
     with handling(INTERRUPTS, on_interrupt):
-        yield
+        yield received
 
 
 class TrackedRun:
@@ -252,8 +255,11 @@ class TrackedRun:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
             self.patience.interrupted = True  # the store gets seconds, not minutes
-        with deferred_interrupts(self.patience.hurry):
+        with deferred_interrupts(self.patience.hurry) as late:
             self._close(exc_type, exc)
+        already = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        if late.signum is not None and not already:  # it came while the run closed
+            raise interruption(late.signum)
 
     def _close(self, exc_type, exc) -> None:
         """Store (or spill) what is queued, then the outcome and the final status. A pruned

@@ -27,22 +27,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import command, machine, parser, publish, use_device  # noqa: E402
-from benchmarks.workers import Place, row, sweep  # noqa: E402
+from benchmarks.workers import PRUNED_JOBS, Place, row, sweep  # noqa: E402
 from losslab.tracking import tag_keys  # noqa: E402
 
 SEARCH = [
-    "-m",
-    "hparams_search=optuna",
-    "data=digits_9v4",
+    *PRUNED_JOBS,
     "hydra/sweeper/sampler=random",
     "optimizer.lr=tag(log, interval(1e-9, 0.03))",
     "model.dropout=interval(0.0, 0.3)",
-    "imbalance.ratio=1.0",
-    "objective=val_roc_auc",
-    "trainer.threads=1",
-    "trainer.verbose=0",
-    "hydra.sweeper.pruner.n_startup_trials=1",
-    "hydra.sweeper.pruner.n_warmup_steps=0",
 ]
 
 

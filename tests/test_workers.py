@@ -497,7 +497,9 @@ def test_a_detached_sweep_returns_at_once_and_status_ends_its_parent_when_done(t
     assert "ended FINISHED" not in status().stdout  # once
 
 
-def test_status_ends_a_done_studys_parent_once_with_its_report(tmp_path, monkeypatch, capsys):
+def detached_study(tmp_path, n_trials: int):
+    """A SQLite study where ``losslab sweep status`` looks for ``s``, with ``n_trials`` and a
+    RUNNING parent run in a new store remembered; its client, parent id and study."""
     from losslab.search import status
     from losslab.search.storage import open_storage
     from tests.helpers import new_store
@@ -507,8 +509,15 @@ def test_status_ends_a_done_studys_parent_once_with_its_report(tmp_path, monkeyp
     parent = client.create_run(client.create_experiment("e")).info.run_id
     storage = f"sqlite:///{tmp_path}/outputs/sweeps/s/optuna.db"
     study = optuna.create_study(study_name="s", storage=open_storage(storage), direction="maximize")
-    study.set_user_attr(status.N_TRIALS_ATTR, 2)
+    study.set_user_attr(status.N_TRIALS_ATTR, n_trials)
     status.remember_parent(study, parent, uri)
+    return client, parent, study
+
+
+def test_status_ends_a_done_studys_parent_once_with_its_report(tmp_path, monkeypatch, capsys):
+    from losslab.search import status
+
+    client, parent, study = detached_study(tmp_path, n_trials=2)
     study.enqueue_trial({"x": 0.25})
     trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     study.tell(trial, 0.25)
@@ -535,16 +544,8 @@ def test_status_ends_the_parent_failed_once_every_worker_died_short_of_n_trials(
     tmp_path, monkeypatch, capsys
 ):
     from losslab.search import status
-    from losslab.search.storage import open_storage
-    from tests.helpers import new_store
 
-    uri = new_store(tmp_path)
-    client = MlflowClient(uri)
-    parent = client.create_run(client.create_experiment("e")).info.run_id
-    storage = f"sqlite:///{tmp_path}/outputs/sweeps/s/optuna.db"
-    study = optuna.create_study(study_name="s", storage=open_storage(storage), direction="maximize")
-    study.set_user_attr(status.N_TRIALS_ATTR, 3)
-    status.remember_parent(study, parent, uri)
+    client, parent, study = detached_study(tmp_path, n_trials=3)
     study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.25)
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     status.remember_workers(study, "local", [worker.pid])

@@ -64,9 +64,14 @@ class Place:
         """Preempt the worker that runs the job whose run has ``tags``."""
         os.kill(int(tags["losslab.process"].split(":")[-2]), signal.SIGTERM)
 
-    def overrides(self, name: str) -> list[str]:
+    def study_name(self, folder: Path) -> str:
+        """One study per sweep: its folder's own file, or named after it on a server."""
+        return STUDY if self.storage is None else folder.name
+
+    def overrides(self, folder: Path) -> list[str]:
+        name = self.study_name(folder)
         if self.tracking is None:
-            return [*self.launcher, f"hydra.sweeper.study_name={STUDY}"]
+            return [*self.launcher, f"hydra.sweeper.study_name={name}"]
         return [
             *self.launcher,
             f"hydra.sweeper.study_name={name}",
@@ -89,7 +94,7 @@ LOCAL = Place(["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=120"
 def sweep(folder: Path, mode: list[str], args, place: Place = LOCAL, preempt=False) -> dict:
     """One sweep command in ``folder``; what it left in the study and the MLflow store."""
     folder.mkdir(parents=True)
-    cmd = [sys.executable, str(REPO / "train.py"), *args.search, *place.overrides(folder.name)]
+    cmd = [sys.executable, str(REPO / "train.py"), *args.search, *place.overrides(folder)]
     cmd += [*mode, f"hydra.sweeper.n_trials={args.trials}", f"trainer.epochs={args.epochs}"]
     log = (folder / "sweep.log").open("w")
     env = {**os.environ, **place.env}
@@ -138,8 +143,10 @@ def recorded(place: Place, folder: Path) -> dict:
     runs = client.search_runs(experiments, max_results=1000)
     jobs = [r for r in runs if r.data.tags.get("losslab.run_type") == "job"]
     in_trials = sum((r.info.end_time - r.info.start_time) / 1000 for r in jobs)
-    name = STUDY if place.tracking is None else folder.name
-    trials = optuna.load_study(study_name=name, storage=place.storage_url(folder)).trials
+    study = optuna.load_study(
+        study_name=place.study_name(folder), storage=place.storage_url(folder)
+    )
+    trials = study.trials
     killed = [r for r in jobs if r.info.status == "KILLED"]
     return {
         "in_trials": in_trials,

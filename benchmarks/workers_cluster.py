@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -127,19 +126,12 @@ def main() -> None:
             for i, (name, (mode, preempt)) in enumerate(modes.items()):
                 results[name] = sweep(folder / f"sweep{i}", mode, args, place, preempt)
                 peaks[name] = watch.take()
-                cluster_idle(cluster)
+                cluster.wait_idle(timeout=600)  # a requeued worker may start over
             watch.stop()
         finally:
             server.stop()
     errors = server_errors(folder / "mlflow")
     publish("workers-cluster", lines(args, results, peaks, errors), args)
-
-
-def cluster_idle(cluster, timeout: float = 600) -> None:
-    """Until no job is queued (a requeued worker starts again, finds the study done, ends)."""
-    deadline = time.time() + timeout
-    while cluster.queued() and time.time() < deadline:
-        time.sleep(1)
 
 
 def server_errors(folder: Path) -> int:
@@ -152,7 +144,7 @@ def server_errors(folder: Path) -> int:
 
 
 def lines(args, results: dict, peaks: dict, errors: int) -> list[str]:
-    n, slots = args.workers, args.workers
+    n = args.workers
     batch, pulled = results[f"batch, n_jobs={n}"], results[f"workers={n}"]
     return [
         "## 13. Workers against batches on a Slurm cluster with PostgreSQL",
@@ -171,7 +163,7 @@ def lines(args, results: dict, peaks: dict, errors: int) -> list[str]:
         "queued again | RUNNING trials / runs left | parent | killed run's points "
         "| PostgreSQL connections at peak |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        *(f"{row(name, slots, r)} {peaks[name]} |" for name, r in results.items()),
+        *(f"{row(name, n, r)} {peaks[name]} |" for name, r in results.items()),
         "",
         f"Worker mode ran the study in {pulled['wall'] / batch['wall']:.2f}x batch mode's wall "
         f"time. MLflow server errors (HTTP 5xx) over the three sweeps: {errors}. Not reached: "

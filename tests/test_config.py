@@ -152,13 +152,8 @@ def test_every_search_preset_takes_another_sampler_from_the_command_line(preset)
     """A preset's own sampler settings live in its sampler option, not merged on whatever
     sampler the command line chooses (TPE's ``multivariate`` was refused by the random
     sampler's schema)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
+    from losslab.composition import compose as compose_train
 
-    from losslab.composition import CONFIG_MODULE, register
-
-    register()
-    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        overrides = [f"hparams_search={preset}", "hydra/sweeper/sampler=random"]
-        cfg = hydra_compose("train", overrides=overrides, return_hydra_config=True)
+    overrides = [f"hparams_search={preset}", "hydra/sweeper/sampler=random"]
+    cfg = compose_train(overrides, with_hydra=True)
     assert cfg.hydra.sweeper.sampler._target_ == "optuna.samplers.RandomSampler"

@@ -39,9 +39,12 @@ def register() -> None:
         OmegaConf.register_new_resolver("losslab_first", first_objective)
 
 
-def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> Any:
+def compose(
+    overrides: Iterable[str] = (), root: str | Path | None = None, with_hydra: bool = False
+) -> Any:
     """The config ``python train.py OVERRIDES`` composes, for code outside Hydra's app (tests,
-    benchmarks, pipelines). With ``root``, every folder a run writes lies under it."""
+    benchmarks, pipelines). With ``root``, every folder a run writes lies under it; with
+    ``with_hydra``, Hydra's own node (sweeper, launcher) is kept in it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
 
@@ -54,4 +57,6 @@ def compose(overrides: Iterable[str] = (), root: str | Path | None = None) -> An
             f"paths.log_dir={root}/outputs",
         ]
     with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-        return hydra_compose("train", overrides=[*paths, *overrides])
+        return hydra_compose(
+            "train", overrides=[*paths, *overrides], return_hydra_config=with_hydra
+        )

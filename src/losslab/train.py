@@ -337,7 +337,7 @@ def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
     )
     # Keras on TensorFlow without a distribution strategy leaves the optimizer to be built
     # inside the first trace, and a tf.function that creates variables is traced twice: with
-    # the nine compiled metrics that second trace was a third of a small job's fit.
+    # the compiled metrics that second trace was a third of a small job's fit.
     model.optimizer.build(model.trainable_variables)
     fit = model.fit(
         **_fit_arguments(setup, fold, k), callbacks=_callbacks(setup, fold, k, tracked, extra)

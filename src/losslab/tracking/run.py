@@ -253,12 +253,12 @@ class TrackedRun:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+        interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
+        if interrupted:
             self.patience.interrupted = True  # the store gets seconds, not minutes
         with deferred_interrupts(self.patience.hurry) as late:
             self._close(exc_type, exc)
-        already = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
-        if late.signum is not None and not already:  # it came while the run closed
+        if late.signum is not None and not interrupted:  # it came while the run closed
             raise interruption(late.signum)
 
     def _close(self, exc_type, exc) -> None:

@@ -121,3 +121,39 @@ def test_the_history_plot_shows_every_trial_and_the_studys_best(outcomes, direct
         assert ordered == sorted(ordered)  # never gets worse
     else:
         assert best == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_classes=st.integers(2, 6),
+    batches=st.integers(1, 3),
+    weighted=st.booleans(),
+    multilabel=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_class_recalls_equal_keras_recall_of_each_class(
+    n_classes, batches, weighted, multilabel, seed
+):
+    """One counted update gives every class the value ``Recall(class_id=k)`` gives it, over
+    several batches, with sample weights, for one-hot and multilabel targets (classes with
+    no positive among them)."""
+    import keras
+
+    from losslab.metrics import class_recalls
+
+    rng = np.random.default_rng(seed)
+    ours = class_recalls(n_classes)
+    keras_own = [keras.metrics.Recall(class_id=k) for k in range(n_classes)]
+    for _ in range(batches):
+        n = int(rng.integers(1, 20))
+        if multilabel:
+            y_true = (rng.random((n, n_classes)) < 0.3).astype("float32")
+        else:
+            y_true = np.eye(n_classes, dtype="float32")[rng.integers(0, n_classes, n)]
+        y_pred = rng.random((n, n_classes)).astype("float32")
+        weight = rng.random(n).astype("float32") if weighted else None
+        for metric in (*ours, *keras_own):
+            metric.update_state(y_true, y_pred, sample_weight=weight)
+    got = [float(m.result()) for m in ours]
+    expected = [float(m.result()) for m in keras_own]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

@@ -230,6 +230,18 @@ def _first_running_trial(storage: str, name: str, sweep, timeout: float = 240):
     raise AssertionError("no trial started its run in time")
 
 
+def _training(client: MlflowClient, run_id: str, timeout: float = 120):
+    """The run once it has recorded its first epoch: its job is past loading and building."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        run = client.get_run(run_id)
+        assert run.info.status == "RUNNING", "the trial ended before it could be signalled"
+        if "epoch_time_s" in run.data.metrics:
+            return run
+        time.sleep(0.2)
+    raise AssertionError("the trial recorded no epoch in time")
+
+
 def _linked_trial(store, name: str) -> tuple[int, str] | None:
     try:
         study_id = store.get_study_id_from_name(name)
@@ -300,12 +312,14 @@ def test_two_workers_pull_four_trials_detached_and_status_ends_the_parent(
         "hydra.sweeper.workers=2",
         "hydra.sweeper.detach=true",
         "hydra.sweeper.n_trials=4",
-        "trainer.epochs=10",  # a trial still training when its worker is signalled
+        # seconds of training left when its worker is signalled after the first epoch
+        "trainer.epochs=40",
+        "trainer.early_stopping.enabled=false",
         env=slurm_cluster.env,
     )
     assert "follow it with: losslab sweep status" in proc.stdout
     number, run_id = _first_running_trial(postgres_url, tmp_path.name, None)
-    preempted = MlflowClient(mlflow_server).get_run(run_id).data.tags[tag_keys.SLURM_JOB_ID]
+    preempted = _training(MlflowClient(mlflow_server), run_id).data.tags[tag_keys.SLURM_JOB_ID]
     slurm_cluster.command("scancel", "--signal=USR2", preempted)  # as before a time limit
     status = [sys.executable, "-m", "losslab", "sweep", "status", tmp_path.name]
     status += ["--storage", postgres_url]
@@ -326,7 +340,8 @@ def test_two_workers_pull_four_trials_detached_and_status_ends_the_parent(
     assert len(rest) == 4 and {t.state for t in rest} <= {TrialState.COMPLETE, TrialState.PRUNED}
     (parent,), jobs = sweeps_and_jobs(MlflowClient(mlflow_server), tmp_path.name)
     assert parent.info.status == "FINISHED"
-    assert sorted(j.info.status for j in jobs) == ["FINISHED"] * 4 + ["KILLED"]
+    ended = sorted((j.info.status, j.data.tags.get(tag_keys.ERROR, "")) for j in jobs)
+    assert [status for status, _ in ended] == ["FINISHED"] * 4 + ["KILLED"], ended
     assert {j.data.tags["mlflow.parentRunId"] for j in jobs} == {parent.info.run_id}
     slurm_jobs = {j.data.tags[tag_keys.SLURM_JOB_ID] for j in jobs}
     assert len(slurm_jobs) <= 2  # four trials, two workers: each ran several

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 import keras
 import mlflow
@@ -239,3 +240,18 @@ def test_a_signal_while_the_run_closes_ends_the_process_once_it_is_closed(
     stored = MlflowClient(uri).get_run(run.run_id)
     assert stored.info.status == "FINISHED"
     assert stored.data.metrics["loss"] == 0.5
+
+
+def test_a_signal_a_library_turned_into_its_own_error_still_ends_the_run_killed(tmp_path):
+    """psycopg cancels its query on the signal's exception and Optuna's storage reports a
+    failed commit: the run was stopped, not broken, and is not counted among failures."""
+    from losslab.process import terminations_as_interrupts
+
+    uri = new_store(tmp_path)
+    with pytest.raises(RuntimeError), terminations_as_interrupts(), TrackedRun(uri, "t") as run:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        except KeyboardInterrupt:
+            raise RuntimeError("An exception is raised during the commit") from None
+    assert MlflowClient(uri).get_run(run.run_id).info.status == "KILLED"

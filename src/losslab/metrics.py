@@ -32,7 +32,7 @@ def for_task(task: str, n_outputs: int, one_hot: bool = True) -> list[keras.metr
         if task == "multiclass"
         else keras.metrics.BinaryAccuracy(name="accuracy")
     )
-    per_class = [keras.metrics.Recall(class_id=k, name=f"recall_{k}") for k in range(n_outputs)]
+    per_class = class_recalls(n_outputs)
     threshold = None if task == "multiclass" else 0.5
     return [
         accuracy,
@@ -40,6 +40,65 @@ def for_task(task: str, n_outputs: int, one_hot: bool = True) -> list[keras.metr
         keras.metrics.F1Score(average="macro", threshold=threshold, name="macro_f1"),
         keras.metrics.AUC(name="pr_auc", curve="PR", multi_label=task == "multilabel"),
     ]
+
+
+@keras.saving.register_keras_serializable(package="losslab")
+class ClassRecall(keras.metrics.Metric):
+    """``recall_<k>``: class ``k``'s recall at a score above 0.5, as
+    ``keras.metrics.Recall(class_id=k)`` gives it (with sample weights, 0 with no positives).
+
+    Why not ``Recall(class_id=k)`` per class: a fit traces every compiled metric's update into
+    its train and test steps, and ten classes' ten confusion updates were most of a small
+    multiclass job's tracing. Here the metric of class 0 keeps the counts of every class in
+    two vectors, updated at once; the others only read their class from it (a Keras metric
+    has one value, and compiled metrics cannot return a dict of them).
+    """
+
+    def __init__(  # noqa: PLR0913 - Keras passes name and dtype back from get_config
+        self,
+        class_id: int,
+        counts: ClassRecall | None = None,
+        n_classes: int = 1,
+        name: str | None = None,
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__(name=name or f"recall_{class_id}", dtype=dtype)
+        self.class_id, self.n_classes = class_id, n_classes
+        # not tracked as a sub-metric (whose variables Keras would list twice)
+        object.__setattr__(self, "_counts", counts)
+        if counts is None:  # the first of its fit's, or of a reloaded model's: each alone
+            self.true_positives = self.add_variable((n_classes,), "zeros", name="tp")
+            self.positives = self.add_variable((n_classes,), "zeros", name="positives")
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "class_id": self.class_id, "n_classes": self.n_classes}
+
+    @property
+    def counts(self) -> ClassRecall:
+        """The metric whose variables count every class."""
+        return self._counts or self
+
+    def update_state(self, y_true, y_pred, sample_weight=None) -> None:
+        if self._counts is not None:
+            return
+        ops = keras.ops
+        y_true = ops.cast(ops.cast(y_true, "bool"), self.dtype)
+        hits = ops.cast(ops.greater(y_pred, 0.5), self.dtype) * y_true
+        if sample_weight is not None:
+            weight = ops.reshape(ops.cast(sample_weight, self.dtype), (-1, 1))
+            y_true, hits = y_true * weight, hits * weight
+        self.true_positives.assign_add(ops.sum(hits, axis=0))
+        self.positives.assign_add(ops.sum(y_true, axis=0))
+
+    def result(self):
+        counts, k = self.counts, self.class_id
+        return keras.ops.divide_no_nan(counts.true_positives[k], counts.positives[k])
+
+
+def class_recalls(n_classes: int) -> list[ClassRecall]:
+    """``recall_0`` ... ``recall_<n-1>``, counted by one update (see :class:`ClassRecall`)."""
+    first = ClassRecall(0, n_classes=n_classes)
+    return [first, *(ClassRecall(k, first) for k in range(1, n_classes))]
 
 
 class ValidationRecallAtFpr(keras.callbacks.Callback):

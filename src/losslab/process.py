@@ -48,6 +48,17 @@ def interruption(signum: int) -> KeyboardInterrupt:
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
+_SENT: list[int] = []  # every terminating signal this process was sent, in order
+
+
+def signals_sent() -> int:
+    """How many terminating signals this process has been sent so far. A block that compares
+    the count at its start and its end knows it was stopped even where a library turned the
+    signal's exception into its own error (psycopg cancels its query, and Optuna's storage
+    reports a failed commit)."""
+    return len(_SENT)
+
+
 @dataclass
 class Received:
     """The signal a block was sent, if any: code inside may catch or convert the exception
@@ -69,6 +80,7 @@ def terminations_as_interrupts(*also: int) -> Iterator[Received]:
 
     def terminated(signum: int, frame: object) -> None:
         received.signum = signum
+        _SENT.append(signum)
         raise Terminated(signum)
 
     with handling((signal.SIGTERM, signal.SIGHUP, *also), terminated):

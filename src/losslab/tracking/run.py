@@ -31,7 +31,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from losslab.process import Received, handling, interruption
+from losslab.process import Received, handling, interruption, signals_sent
 from losslab.tracking import disk, stale, tag_keys
 from losslab.tracking.launcher import create_run, launcher_run, records_into
 from losslab.tracking.model import log_keras_model
@@ -144,7 +144,8 @@ class TrackedRun:
     """Context manager for one job's MLflow run.
 
     On a clean exit the run is FINISHED; on an exception FAILED with the error as the tag
-    ``losslab.error``; on Ctrl-C KILLED; stopped by an Optuna pruner FINISHED and tagged
+    ``losslab.error``; on Ctrl-C KILLED, as on SIGTERM or SIGHUP even where a library turned
+    the signal's exception into its own error (:func:`losslab.process.signals_sent`); stopped by an Optuna pruner FINISHED and tagged
     ``losslab.pruned``. Queued metrics are flushed first in every case. Before the run is
     created, runs of the experiment left RUNNING by dead processes are ended KILLED.
     """
@@ -163,6 +164,7 @@ class TrackedRun:
         self.spill_dir = live.spill_dir or Path.cwd() / SPILL_DIR
         self.patience = Patience(uri, live.offline_after_s)
         self.status = RunStatus.to_string(RunStatus.RUNNING)
+        self.signals_at_start = signals_sent()  # a signal turned into another error: KILLED
         self.model_uri: str | None = None  # set by log_model
         self.spill: Spill | None = None  # set once the store stayed away too long
         self.client = MlflowClient(uri)
@@ -278,7 +280,7 @@ class TrackedRun:
             return
         if exc_type is None or pruned:
             status = "FINISHED"
-        elif issubclass(exc_type, KeyboardInterrupt):
+        elif issubclass(exc_type, KeyboardInterrupt) or signals_sent() > self.signals_at_start:
             status = "KILLED"
         else:
             status = "FAILED"

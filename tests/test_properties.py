@@ -3,12 +3,14 @@ generated label sets (hypothesis)."""
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from losslab import imbalance
 from losslab.data.splits import split
+from losslab.metrics import Counted, counted
 
 SETTINGS = settings(max_examples=60, deadline=None)
 
@@ -125,35 +127,45 @@ def test_the_history_plot_shows_every_trial_and_the_studys_best(outcomes, direct
 
 @settings(max_examples=25, deadline=None)
 @given(
-    n_classes=st.integers(2, 6),
+    n_outputs=st.integers(1, 6),
     batches=st.integers(1, 3),
     weighted=st.booleans(),
-    multilabel=st.booleans(),
+    one_hot=st.booleans(),
+    flat=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_class_recalls_equal_keras_recall_of_each_class(
-    n_classes, batches, weighted, multilabel, seed
-):
-    """One counted update gives every class the value ``Recall(class_id=k)`` gives it, over
-    several batches, with sample weights, for one-hot and multilabel targets (classes with
-    no positive among them)."""
-    import keras
-
-    from losslab.metrics import class_recalls
+def test_counted_figures_equal_keras_own_metrics(n_outputs, batches, weighted, one_hot, flat, seed):
+    """One counted update gives each figure the value Keras' own metric gives it: of all
+    outputs together (a binary job's tp ... recall) and of each class (``recall_<k>``), over
+    several batches, with sample weights, for one-hot and multilabel targets (classes with no
+    positive among them) and for flat binary labels against a column of scores."""
 
     rng = np.random.default_rng(seed)
-    ours = class_recalls(n_classes)
-    keras_own = [keras.metrics.Recall(class_id=k) for k in range(n_classes)]
+    own = {
+        "tp": keras.metrics.TruePositives,
+        "fp": keras.metrics.FalsePositives,
+        "tn": keras.metrics.TrueNegatives,
+        "fn": keras.metrics.FalseNegatives,
+        "precision": keras.metrics.Precision,
+        "recall": keras.metrics.Recall,
+    }
+    pairs = [(f, None) for f in Counted.FIGURES] + [("recall", k) for k in range(n_outputs)]
+    pairs += [("precision", n_outputs - 1)]
+    ours = counted(pairs, n_outputs)
+    keras_own = [own[f]() if k is None else own[f](class_id=k) for f, k in pairs]
     for _ in range(batches):
         n = int(rng.integers(1, 20))
-        if multilabel:
-            y_true = (rng.random((n, n_classes)) < 0.3).astype("float32")
+        if one_hot:
+            y_true = np.eye(n_outputs, dtype="float32")[rng.integers(0, n_outputs, n)]
         else:
-            y_true = np.eye(n_classes, dtype="float32")[rng.integers(0, n_classes, n)]
-        y_pred = rng.random((n, n_classes)).astype("float32")
+            y_true = (rng.random((n, n_outputs)) < 0.3).astype("float32")
+        if flat and n_outputs == 1:
+            y_true = y_true.ravel()  # what fit gives a binary loss from a 1-d label array
+        y_pred = rng.random((n, n_outputs)).astype("float32")
         weight = rng.random(n).astype("float32") if weighted else None
         for metric in (*ours, *keras_own):
             metric.update_state(y_true, y_pred, sample_weight=weight)
+    assert len(ours[0].variables) == 4 and not any(m.variables for m in ours[1:])
     got = [float(m.result()) for m in ours]
     expected = [float(m.result()) for m in keras_own]
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

@@ -16,12 +16,7 @@ def for_task(task: str, n_outputs: int, one_hot: bool = True) -> list[keras.metr
     if task == "binary":
         return [
             keras.metrics.BinaryAccuracy(name="accuracy"),
-            keras.metrics.TruePositives(name="tp"),
-            keras.metrics.FalsePositives(name="fp"),
-            keras.metrics.TrueNegatives(name="tn"),
-            keras.metrics.FalseNegatives(name="fn"),
-            keras.metrics.Precision(name="precision"),
-            keras.metrics.Recall(name="recall"),
+            *counted([(figure, None) for figure in Counted.FIGURES], n_outputs),
             keras.metrics.AUC(name="roc_auc", curve="ROC"),
             keras.metrics.AUC(name="pr_auc", curve="PR"),
         ]
@@ -32,7 +27,7 @@ def for_task(task: str, n_outputs: int, one_hot: bool = True) -> list[keras.metr
         if task == "multiclass"
         else keras.metrics.BinaryAccuracy(name="accuracy")
     )
-    per_class = class_recalls(n_outputs)
+    per_class = counted([("recall", k) for k in range(n_outputs)], n_outputs)
     threshold = None if task == "multiclass" else 0.5
     return [
         accuracy,
@@ -43,62 +38,86 @@ def for_task(task: str, n_outputs: int, one_hot: bool = True) -> list[keras.metr
 
 
 @keras.saving.register_keras_serializable(package="losslab")
-class ClassRecall(keras.metrics.Metric):
-    """``recall_<k>``: class ``k``'s recall at a score above 0.5, as
-    ``keras.metrics.Recall(class_id=k)`` gives it (with sample weights, 0 with no positives).
+class Counted(keras.metrics.Metric):
+    """One figure of the confusion counts at a score above 0.5: ``tp``, ``fp``, ``tn``,
+    ``fn``, ``precision`` or ``recall``, of every output together or of class ``class_id``,
+    as Keras' ``TruePositives`` ... ``Recall(class_id=k)`` give it (with sample weights; a
+    ratio with nothing to divide by is 0).
 
-    Why not ``Recall(class_id=k)`` per class: a fit traces every compiled metric's update into
-    its train and test steps, and ten classes' ten confusion updates were most of a small
-    multiclass job's tracing. Here the metric of class 0 keeps the counts of every class in
-    two vectors, updated at once; the others only read their class from it (a Keras metric
-    has one value, and compiled metrics cannot return a dict of them).
+    Why not Keras' own: a fit traces every compiled metric's update into its train and test
+    steps, and each of those metrics makes its own confusion update: six for a binary job,
+    one per class for a multiclass one, most of a small job's tracing. Here the first
+    metric of a family (:func:`counted`) keeps the counts of every output in four vectors,
+    updated at once; the others only read their figure from it (a Keras metric has one
+    value, and compiled metrics cannot return a dict of them).
     """
+
+    FIGURES = ("tp", "fp", "tn", "fn", "precision", "recall")
 
     def __init__(  # noqa: PLR0913 - Keras passes name and dtype back from get_config
         self,
-        class_id: int,
-        counts: ClassRecall | None = None,
-        n_classes: int = 1,
+        figure: str,
+        class_id: int | None = None,
+        counts: Counted | None = None,
+        n_outputs: int = 1,
         name: str | None = None,
         dtype: str | None = None,
     ) -> None:
-        super().__init__(name=name or f"recall_{class_id}", dtype=dtype)
-        self.class_id, self.n_classes = class_id, n_classes
+        if figure not in self.FIGURES:
+            raise ValueError(f"figure={figure!r}: one of {', '.join(self.FIGURES)}")
+        default = figure if class_id is None else f"{figure}_{class_id}"
+        super().__init__(name=name or default, dtype=dtype)
+        self.figure, self.class_id, self.n_outputs = figure, class_id, n_outputs
         # not tracked as a sub-metric (whose variables Keras would list twice)
         object.__setattr__(self, "_counts", counts)
-        if counts is None:  # the first of its fit's, or of a reloaded model's: each alone
-            self.true_positives = self.add_variable((n_classes,), "zeros", name="tp")
-            self.positives = self.add_variable((n_classes,), "zeros", name="positives")
+        if counts is None:  # the first of its family, or of a reloaded model's: each alone
+            self.cells = {
+                cell: self.add_variable((n_outputs,), "zeros", name=cell)
+                for cell in ("tp", "fp", "tn", "fn")
+            }
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "class_id": self.class_id, "n_classes": self.n_classes}
-
-    @property
-    def counts(self) -> ClassRecall:
-        """The metric whose variables count every class."""
-        return self._counts or self
+        own = {"figure": self.figure, "class_id": self.class_id, "n_outputs": self.n_outputs}
+        return {**super().get_config(), **own}
 
     def update_state(self, y_true, y_pred, sample_weight=None) -> None:
         if self._counts is not None:
             return
         ops = keras.ops
-        y_true = ops.cast(ops.cast(y_true, "bool"), self.dtype)
-        hits = ops.cast(ops.greater(y_pred, 0.5), self.dtype) * y_true
+        y_pred = ops.convert_to_tensor(y_pred)
+        truth = ops.reshape(ops.cast(ops.cast(y_true, "bool"), self.dtype), ops.shape(y_pred))
+        called = ops.cast(ops.greater(y_pred, 0.5), self.dtype)
+        weight = 1.0
         if sample_weight is not None:
             weight = ops.reshape(ops.cast(sample_weight, self.dtype), (-1, 1))
-            y_true, hits = y_true * weight, hits * weight
-        self.true_positives.assign_add(ops.sum(hits, axis=0))
-        self.positives.assign_add(ops.sum(y_true, axis=0))
+        for cell, count in (
+            ("tp", truth * called),
+            ("fp", (1 - truth) * called),
+            ("tn", (1 - truth) * (1 - called)),
+            ("fn", truth * (1 - called)),
+        ):
+            counts = ops.reshape(count * weight, (-1, self.n_outputs))
+            self.cells[cell].assign_add(ops.sum(counts, axis=0))
 
     def result(self):
-        counts, k = self.counts, self.class_id
-        return keras.ops.divide_no_nan(counts.true_positives[k], counts.positives[k])
+        ops = keras.ops
+        cells = (self._counts or self).cells
+        if self.class_id is None:
+            tp, fp, tn, fn = (ops.sum(cells[c]) for c in ("tp", "fp", "tn", "fn"))
+        else:
+            tp, fp, tn, fn = (cells[c][self.class_id] for c in ("tp", "fp", "tn", "fn"))
+        if self.figure == "precision":
+            return ops.divide_no_nan(tp, tp + fp)
+        if self.figure == "recall":
+            return ops.divide_no_nan(tp, tp + fn)
+        return {"tp": tp, "fp": fp, "tn": tn, "fn": fn}[self.figure]
 
 
-def class_recalls(n_classes: int) -> list[ClassRecall]:
-    """``recall_0`` ... ``recall_<n-1>``, counted by one update (see :class:`ClassRecall`)."""
-    first = ClassRecall(0, n_classes=n_classes)
-    return [first, *(ClassRecall(k, first) for k in range(1, n_classes))]
+def counted(figures: list[tuple[str, int | None]], n_outputs: int) -> list[Counted]:
+    """Metrics for ``(figure, class_id)`` pairs, counted by one update (see :class:`Counted`)."""
+    (figure, class_id), *rest = figures
+    first = Counted(figure, class_id, n_outputs=n_outputs)
+    return [first, *(Counted(f, k, first, n_outputs) for f, k in rest)]
 
 
 class ValidationRecallAtFpr(keras.callbacks.Callback):

@@ -146,8 +146,9 @@ class TrackedRun:
     On a clean exit the run is FINISHED; on an exception FAILED with the error as the tag
     ``losslab.error``; on Ctrl-C KILLED, as on SIGTERM or SIGHUP even where a library turned
     the signal's exception into its own error (:func:`losslab.process.signals_sent`);
-    stopped by an Optuna pruner FINISHED and tagged ``losslab.pruned``. Queued metrics are flushed first in every case. Before the run is
-    created, runs of the experiment left RUNNING by dead processes are ended KILLED.
+    stopped by an Optuna pruner FINISHED and tagged ``losslab.pruned``. Queued metrics are
+    flushed first in every case. Before the run is created, runs of the experiment left
+    RUNNING by dead processes are ended KILLED.
     """
 
     def __init__(

@@ -339,3 +339,87 @@ def test_the_private_optuna_and_hydra_attributes_the_sweeper_reads_still_exist()
         study.add_trial(optuna.create_trial(values=values))
     front = _get_pareto_front_trials_by_trials(study.trials, study.directions)
     assert sorted(t.values for t in front) == [[0, 0], [1, 1], [2, 2]]
+
+
+@pytest.mark.parametrize("rows", [0, 1, 7, 8, 23])
+def test_scores_are_keras_predict_in_its_batches_for_one_input_and_for_several(rows):
+    """What ``model.predict`` gives, batch for batch: sizes below, at and past a batch, a
+    model of one array and one of named inputs; no scores for no rows."""
+    import keras
+
+    from losslab.predict import scores
+
+    rng = np.random.default_rng(rows)
+    left, right = keras.Input((3,), name="left"), keras.Input((2,), name="right")
+    joined = keras.layers.Concatenate()([left, right])
+    two = keras.Model({"left": left, "right": right}, keras.layers.Dense(2)(joined))
+    one = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    x = {"left": rng.random((rows, 3), "float32"), "right": rng.random((rows, 2), "float32")}
+    for model, inputs in ((one, x["left"]), (two, x)):
+        got = scores(model, inputs, batch_size=8)
+        assert got.shape == (rows, model.output_shape[-1])
+        if rows:  # Keras' predict fails on no rows
+            np.testing.assert_allclose(got, model.predict(inputs, batch_size=8, verbose=0))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "sparse", "multilabel"])
+def test_validation_figures_are_those_of_keras_own_validation(task):
+    """The same fit validated by Keras (``validation_data``) and by the callback gives every
+    ``val_`` figure alike, each epoch: the loss with its L2 term and class weights in
+    training, and every compiled metric, scored in batches smaller than the split."""
+    import keras
+
+    from losslab.metrics import Validation, for_task
+
+    rng = np.random.default_rng(0)
+    n_out = {"binary": 1, "multilabel": 3}.get(task, 4)
+    x = rng.random((120, 6), "float32")
+    classes = rng.integers(0, n_out if task != "binary" else 2, 120)
+    if task in ("binary", "sparse"):
+        y = classes.astype("float32")[:, None] if task == "binary" else classes
+    elif task == "multiclass":
+        y = np.eye(n_out, dtype="float32")[classes]
+    else:
+        y = (rng.random((120, n_out)) < 0.3).astype("float32")
+    loss = {
+        "binary": "binary_crossentropy",
+        "multilabel": "binary_crossentropy",
+        "multiclass": "categorical_crossentropy",
+        "sparse": "sparse_categorical_crossentropy",
+    }[task]
+    activation = "softmax" if task in ("multiclass", "sparse") else "sigmoid"
+    kind = {"sparse": "multiclass"}.get(task, task)
+
+    def fit(callbacks, **validation):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(8, "relu", kernel_regularizer=keras.regularizers.L2(0.01)),
+                keras.layers.Dense(n_out, activation),
+            ]
+        )
+        metrics = for_task(kind, n_out, one_hot=task != "sparse")
+        model.compile("adam", loss, metrics=metrics)
+        weights = {0: 1.0, 1: 5.0} if task == "binary" else None
+        history = model.fit(
+            x[:80],
+            y[:80],
+            epochs=2,
+            batch_size=16,
+            class_weight=weights,
+            verbose=0,
+            callbacks=callbacks,
+            **validation,
+        )
+        return history.history
+
+    keras_own = fit([], validation_data=(x[80:], y[80:]), validation_batch_size=16)
+    flat = classes[80:] if task == "binary" else None
+    ours = fit([Validation(x[80:], y[80:], flat, 0.1 if flat is not None else None, 16)])
+    val_keys = {k for k in keras_own if k.startswith("val_")}
+    assert val_keys and val_keys | ({"val_recall_at_fpr"} if task == "binary" else set()) == {
+        k for k in ours if k.startswith("val_")
+    }
+    for key in keras_own:  # the training figures too: the two fits trained alike
+        np.testing.assert_allclose(ours[key], keras_own[key], rtol=1e-5, atol=1e-6, err_msg=key)

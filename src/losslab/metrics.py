@@ -120,28 +120,67 @@ def counted(figures: list[tuple[str, int | None]], n_outputs: int) -> list[Count
     return [first, *(Counted(f, k, first, n_outputs) for f, k in rest)]
 
 
-class ValidationRecallAtFpr(keras.callbacks.Callback):
-    """Adds ``val_recall_at_fpr`` to each epoch's logs: minority recall on validation at a
+class Validation(keras.callbacks.Callback):
+    """Each epoch's validation figures from one prediction of the validation split: the
+    compiled loss and metrics as ``fit(validation_data=...)`` logs them (``val_loss``,
+    ``val_pr_auc``, ...), and with ``max_fpr`` ``val_recall_at_fpr``: minority recall at a
     false-positive rate on the majority of at most ``max_fpr``.
 
-    Keras' ``SensitivityAtSpecificity`` bins scores into a fixed grid of thresholds, too
-    coarse where an imbalanced model's majority scores crowd near 0; this one is exact, from
-    one prediction of the validation set per epoch. Put it first in the callback list, so
-    early stopping, pruning and the MLflow logger see the value.
+    Why not Keras' own validation: it builds an input pipeline for the validation arrays and
+    traces a test step with every compiled metric in each fit, a third of a small job's fit,
+    and the recall needs a prediction of its own besides. Here both come from the same
+    scores, the loss and metrics computed by the model's own ``compute_loss`` and
+    ``compute_metrics``. Why not Keras' ``SensitivityAtSpecificity`` for the recall: it bins
+    scores into a fixed grid of thresholds, too coarse where an imbalanced model's majority
+    scores crowd near 0; this one is exact. Put it first in the callback list, so early
+    stopping, pruning and the MLflow logger see the figures.
+
+    ``y_val``: the labels as ``fit`` takes them (one-hot where the loss wants it); ``y_flat``:
+    the class of each sample, for the recall (binary tasks).
     """
 
-    def __init__(self, x_val, y_val, max_fpr: float, name: str = "val_recall_at_fpr") -> None:
+    def __init__(
+        self, x_val, y_val, y_flat=None, max_fpr: float | None = None, batch_size: int = 4096
+    ) -> None:
         super().__init__()
-        self.x_val = x_val
-        self.y_val = y_val.ravel()
+        self.x_val, self.y_val = x_val, y_val
+        self.y_flat = None if y_flat is None else np.asarray(y_flat).ravel()
         self.max_fpr = max_fpr
-        self.name = name
+        self.batch_size = batch_size
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
+        from losslab.predict import scores
+
+        if logs is None:
+            return
+        p = scores(self.model, self.x_val, self.batch_size)
+        logs.update({f"val_{key}": value for key, value in self.compiled(p).items()})
+        if self.max_fpr is not None and self.y_flat is not None:
+            recall = self.recall_at_fpr(p.ravel())
+            if recall is not None:
+                logs["val_recall_at_fpr"] = recall
+
+    def compiled(self, p: np.ndarray) -> dict[str, float]:
+        """The compiled loss (the mean over samples, with the weights' regularization) and
+        metrics on scores ``p``, in the batches Keras would score them in."""
+        model, y, rows = self.model, self.y_val, len(p)
+        model.reset_metrics()  # the epoch's training figures are in the logs already
+        loss = 0.0
+        for start in range(0, rows, self.batch_size):
+            part = slice(start, start + self.batch_size)
+            y_part, p_part = y[part], keras.ops.convert_to_tensor(p[part])
+            batch_loss = model.compute_loss(y=y_part, y_pred=p_part, training=False)
+            loss += float(batch_loss) * len(p_part) / rows
+            model.compute_metrics(None, y_part, p_part)
+        figures = {k: float(v) for k, v in model.get_metrics_result().items()}
+        model.reset_metrics()
+        return {**figures, "loss": loss}
+
+    def recall_at_fpr(self, p: np.ndarray) -> float | None:
+        """None with one class in validation (refused before training where it matters), or
+        for a model whose scores are not finite (stopped and reported by the training loop)."""
         from losslab.evaluate import recall_at_fpr
 
-        if logs is None or len(np.unique(self.y_val)) < 2:
-            return  # one class: no rate to judge (refused before training where it matters)
-        p = self.model.predict(self.x_val, verbose=0, batch_size=4096).ravel()
-        if np.all(np.isfinite(p)):  # a NaN model is stopped and reported by the training loop
-            logs[self.name] = recall_at_fpr(self.y_val, p, self.max_fpr)[0]
+        if len(np.unique(self.y_flat)) < 2 or not np.all(np.isfinite(p)):
+            return None
+        return recall_at_fpr(self.y_flat, p, self.max_fpr)[0]

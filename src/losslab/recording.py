@@ -304,10 +304,11 @@ def _judge_validation(tracked, model, at_end: AtTrainEnd):
     JSON. None (with a log line) where validation cannot be judged so."""
     from losslab.config import EvaluationConfig
     from losslab.evaluate import EvaluationError, evaluate_validation
+    from losslab.predict import scores
 
     x, y = at_end.validation_data
     y = np.asarray(y)
-    p = np.asarray(model.predict(x, verbose=0, batch_size=4096))
+    p = scores(model, x)
     try:
         evaluation = evaluate_validation(y, p, ["0", "1"], EvaluationConfig(max_fpr=at_end.max_fpr))
     except (EvaluationError, ValueError) as err:

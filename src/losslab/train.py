@@ -241,16 +241,22 @@ def _early_stopping(conf: TrainConfig):
 
 
 def _callbacks(setup: Setup, fold, k: int, tracked, extra: Sequence[Any]) -> list[Any]:
-    """Ours first (the validation operating point, then the logger), so every later callback
-    (pruning, early stopping) sees what is logged."""
+    """Ours first (validation, then the logger), so every later callback (pruning, early
+    stopping) sees what is logged."""
     import keras
 
-    from losslab.metrics import ValidationRecallAtFpr
+    from losslab.metrics import Validation
 
     conf = setup.conf
-    callbacks: list[Any] = []
-    if setup.ds.task == "binary":
-        callbacks.append(ValidationRecallAtFpr(fold.x_val, fold.y_val, conf.evaluation.max_fpr))
+    binary = setup.ds.task == "binary"
+    callbacks: list[Any] = [
+        Validation(
+            fold.x_val,
+            _fit_labels(setup, fold.y_val),
+            fold.y_val if binary else None,
+            conf.evaluation.max_fpr if binary else None,
+        )
+    ]
     if tracked is not None:
         from losslab.tracking.callback import MlflowLogger
 
@@ -278,19 +284,20 @@ def _callbacks(setup: Setup, fold, k: int, tracked, extra: Sequence[Any]) -> lis
     return callbacks
 
 
-def _fit_arguments(setup: Setup, fold, k: int) -> dict[str, Any]:
+def _fit_labels(setup: Setup, y: np.ndarray) -> np.ndarray:
+    """Labels as the loss takes them: one-hot classes where it wants them."""
     import keras
 
+    return keras.utils.to_categorical(y, setup.ds.n_outputs) if setup.one_hot else y
+
+
+def _fit_arguments(setup: Setup, fold, k: int) -> dict[str, Any]:
+    """``fit``'s arguments; validation is a callback's (:class:`losslab.metrics.Validation`)."""
     from losslab import imbalance
 
     conf, ds = setup.conf, setup.ds
-
-    def labels(y: np.ndarray) -> np.ndarray:
-        return keras.utils.to_categorical(y, ds.n_outputs) if setup.one_hot else y
-
     args: dict[str, Any] = {
         "class_weight": setup.prepared.class_weight,
-        "validation_data": (fold.x_val, labels(fold.y_val)),
         "epochs": conf.trainer.epochs,
         "verbose": _verbose(str(conf.trainer.verbose)),
     }
@@ -298,7 +305,7 @@ def _fit_arguments(setup: Setup, fold, k: int) -> dict[str, Any]:
         return {
             **args,
             "x": fold.x_train,
-            "y": labels(fold.y_train),
+            "y": _fit_labels(setup, fold.y_train),
             "batch_size": conf.trainer.batch_size,
             "shuffle": conf.trainer.shuffle,
         }
@@ -321,6 +328,7 @@ def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
     import keras
 
     from losslab import metrics, models
+    from losslab.predict import scores
 
     conf, ds, fold = setup.conf, setup.ds, setup.folds[k]
     keras.utils.set_random_seed(conf.seed + k)
@@ -351,7 +359,7 @@ def fit_fold(setup: Setup, k: int, tracked, extra: Sequence[Any]) -> FoldFit:
         model,
         history,
         _best_epoch(history, conf),
-        model.predict(fold.x_val, verbose=0, batch_size=4096),
+        scores(model, fold.x_val),
     )
 
 
@@ -413,6 +421,7 @@ def evaluate_fits(setup: Setup, fits: Sequence[FoldFit]):
     belong to one rule (:mod:`losslab.ensemble`)."""
     from losslab import ensemble
     from losslab.evaluate import evaluate
+    from losslab.predict import scores
 
     ds, conf = setup.ds, setup.conf
     y_val = [f.y_val for f in setup.folds]
@@ -424,7 +433,7 @@ def evaluate_fits(setup: Setup, fits: Sequence[FoldFit]):
         ds = dataclasses.replace(
             ds, x_val=np.concatenate([f.x_val for f in setup.folds]), y_val=np.concatenate(y_val)
         )
-    p_test = model.predict(ds.x_test, verbose=0, batch_size=4096)
+    p_test = scores(model, ds.x_test)
     return model, evaluate(ds, p_val, p_test, conf.evaluation, conf.data.min_val_minority)
 
 

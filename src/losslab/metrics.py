@@ -162,7 +162,8 @@ class Validation(keras.callbacks.Callback):
 
     def compiled(self, p: np.ndarray) -> dict[str, float]:
         """The compiled loss (the mean over samples, with the weights' regularization) and
-        metrics on scores ``p``, in the batches Keras would score them in."""
+        metrics on scores ``p``, in batches of ``batch_size`` rows: sums and means over
+        samples, so the figures do not depend on it beyond rounding."""
         model, y, rows = self.model, self.y_val, len(p)
         model.reset_metrics()  # the epoch's training figures are in the logs already
         loss = 0.0

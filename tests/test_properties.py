@@ -139,7 +139,6 @@ def test_counted_figures_equal_keras_own_metrics(n_outputs, batches, weighted, o
     outputs together (a binary job's tp ... recall) and of each class (``recall_<k>``), over
     several batches, with sample weights, for one-hot and multilabel targets (classes with no
     positive among them) and for flat binary labels against a column of scores."""
-
     rng = np.random.default_rng(seed)
     own = {
         "tp": keras.metrics.TruePositives,

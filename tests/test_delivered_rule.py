@@ -119,13 +119,34 @@ def test_the_objective_is_the_delivered_rules_out_of_fold_recall(conf, case):
 
 @settings(max_examples=6, deadline=None)
 @given(case=folds_and_scales(), rescaled=st.lists(st.floats(0.05, 20.0), min_size=3, max_size=3))
+@example(  # exact ties between folds, two of them broken by float32 rounding on the new scale
+    case=([(40, 10), (99, 20), (44, 5)], [(1.0, 0.0)] * 3, 0.0, 17), rescaled=[1.0, 0.625, 1.0]
+)
 def test_a_fold_models_scale_changes_nothing_delivered(conf, case, rescaled):
     """Fold models that rank alike but score on other scales: the same objective, threshold
     rule and test decisions (a raw threshold on pooled scores would move with the scales)."""
     sizes, scales, shift, seed = case
-    first, *_ = job(conf, sizes, scales, shift, seed)
+    first, folds, fits = job(conf, sizes, scales, shift, seed)
     other = [(a * r, b) for (a, b), r in zip(scales, rescaled, strict=False)]
     second, *_ = job(conf, sizes, other, shift, seed)
     assert first.objective == second.objective
-    for key in ("test_recall", "test_majority_recall", "val_final_partial_roc_auc"):
+    for key in ("test_recall", "test_majority_recall"):
         assert first.metrics[key] == pytest.approx(second.metrics[key])
+    key = "val_final_partial_roc_auc"
+    assert first.metrics[key] == pytest.approx(second.metrics[key], abs=tie_share(folds, fits))
+
+
+def tie_share(folds, fits) -> float:
+    """How far the standardised partial ROC AUC of the pooled out-of-fold scores may move when
+    float32 rounding on another scale breaks their exact ties (equal shares of two folds'
+    majorities): one minority-majority pair's share for each tied pair."""
+    from losslab import ensemble
+
+    y = np.concatenate([fold.y_val.ravel() for fold in folds])
+    _, pooled = ensemble.delivered(
+        [f.model for f in fits], [fold.y_val for fold in folds], [f.p_val for f in fits]
+    )
+    pooled = pooled.ravel().astype(np.float64)
+    tied = np.sum(np.abs(pooled[y == 1][:, None] - pooled[y == 0][None, :]) < TIE)
+    pairs = np.sum(y == 1) * np.sum(y == 0)
+    return (tied + 1e-9) * 0.5 / (pairs * (MAX_FPR - MAX_FPR**2 / 2))

@@ -20,7 +20,6 @@ import gc
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -48,43 +47,42 @@ def interruption(signum: int) -> KeyboardInterrupt:
     return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
-_SENT: list[int] = []  # every terminating signal this process was sent, in order
+_SENT: list[int] = []  # every stopping signal this process was sent and handled, in order
 
 
 def signals_sent() -> int:
-    """How many terminating signals this process has been sent so far. A block that compares
-    the count at its start and its end knows it was stopped even where a library turned the
-    signal's exception into its own error (psycopg cancels its query, and Optuna's storage
-    reports a failed commit)."""
+    """How many stopping signals this process has been sent so far (see :func:`sent_since`)."""
     return len(_SENT)
 
 
-@dataclass
-class Received:
-    """The signal a block was sent, if any: code inside may catch or convert the exception
-    the signal raised (a database driver turning it into its own error), the block's owner
-    still knows the process is to end."""
+def sent_since(count: int) -> int | None:
+    """The last stopping signal sent since :func:`signals_sent` gave ``count``, if any. Code
+    inside a block may catch or convert the exception a signal raised (psycopg cancels its
+    query, and Optuna's storage reports a failed commit); the block's owner, comparing the
+    count at its start and its end, still knows the process is to end."""
+    return _SENT[-1] if len(_SENT) > count else None
 
-    signum: int | None = None
+
+def record_sent(signum: int) -> None:
+    """Note a stopping signal a handler took (see :func:`sent_since`)."""
+    _SENT.append(signum)
 
 
 @contextlib.contextmanager
-def terminations_as_interrupts(*also: int) -> Iterator[Received]:
+def terminations_as_interrupts(*also: int) -> Iterator[None]:
     """Python ends a process on SIGTERM and SIGHUP at once, leaving its runs RUNNING and the
     last epoch's points unsent; here they (and the signals ``also`` names) raise
-    :class:`Terminated` instead, and are kept in the :class:`Received` it gives."""
-    received = Received()
+    :class:`Terminated` instead, and are recorded (:func:`sent_since`)."""
     if not hasattr(signal, "SIGHUP") or threading.current_thread() is not threading.main_thread():
-        yield received  # not on Windows; handlers can only be set in the main thread
+        yield  # not on Windows; handlers can only be set in the main thread
         return
 
     def terminated(signum: int, frame: object) -> None:
-        received.signum = signum
-        _SENT.append(signum)
+        record_sent(signum)
         raise Terminated(signum)
 
     with handling((signal.SIGTERM, signal.SIGHUP, *also), terminated):
-        yield received
+        yield
 
 
 @contextlib.contextmanager

@@ -38,7 +38,6 @@ from losslab.search.worker import FINISHED, INFRASTRUCTURE_ATTR, POLL_S, Trials,
 if TYPE_CHECKING:
     from hydra_plugins.losslab_optuna_sweeper._impl import OptunaSweeperImpl
     from hydra_plugins.losslab_optuna_sweeper.search_space import SearchSpace
-    from losslab.process import Received
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,6 @@ class Worker:
         self.space = space
         self.index = index
         self.singleton_state = Singleton.get_state()  # what Hydra knew when it was submitted
-        self.received: Received | None = None  # the signal that stops it, once it works
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled without the sweeper's storage and sampler (a connection; a sampler whose
@@ -81,7 +79,7 @@ class Worker:
 
         study = self.open_study()
         try:
-            with terminations_as_interrupts(preemption_signal()) as self.received:
+            with terminations_as_interrupts(preemption_signal()):
                 return len(pull(study, self.impl.n_trials, self.trials(study, job), poll_s))
         except Terminated as stop:
             if stop.signum == preemption_signal() and counted(study, FINISHED) < self.impl.n_trials:
@@ -124,19 +122,21 @@ class Worker:
         """One trial: its overrides drawn as batch mode draws them, its job run while the
         worker beats for it, its result told as batch mode tells it."""
         from hydra_plugins.losslab_optuna_sweeper._impl import DrawError
-        from losslab.process import Terminated
+        from losslab.process import interruption, sent_since, signals_sent
 
         impl = self.impl
         try:
             overrides = impl._overrides(trial, self.space)
         except DrawError as err:  # a bad draw fails its trial, the worker goes on
             return impl._fail(study, trial, str(err))
+        before = signals_sent()
         with impl._beating([trial.number]):
             ret = job(overrides, trial.number)
-        if self.received is not None and self.received.signum is not None:
+        stopped = sent_since(before)
+        if stopped is not None:
             # the job caught the signal's exception or a library turned it into its own
             # error (psycopg's cancelled query, as Optuna's storage error): not the trial's
-            raise Terminated(self.received.signum)
+            raise interruption(stopped)
         return impl._tell(study, trial, ret)
 
     def stop(self, study: optuna.Study) -> bool:

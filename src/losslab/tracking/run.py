@@ -31,7 +31,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from losslab.process import Received, handling, interruption, signals_sent
+from losslab.process import handling, interruption, record_sent, sent_since, signals_sent
 from losslab.tracking import disk, stale, tag_keys
 from losslab.tracking.launcher import create_run, launcher_run, records_into
 from losslab.tracking.model import log_keras_model
@@ -124,20 +124,19 @@ INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 def deferred_interrupts(hurry: threading.Event):
     """While a run is being closed, Ctrl-C (or SIGTERM, SIGHUP) stops the wait for the store
     (``hurry``) instead of breaking off the close: whatever is not stored is spilled, the run
-    is never left open. The signal is kept (the :class:`~losslab.process.Received` given), so
-    the process still ends once the run is closed."""
-    received = Received()
+    is never left open. The signal is recorded (:func:`losslab.process.sent_since`), so the
+    process still ends once the run is closed."""
     if threading.current_thread() is not threading.main_thread():
-        yield received
+        yield
         return
 
     def on_interrupt(signum, frame) -> None:
-        received.signum = signum
+        record_sent(signum)
         hurry.set()
         print("Interrupted: not waiting for the tracking store", file=sys.stderr)
 
     with handling(INTERRUPTS, on_interrupt):
-        yield received
+        yield
 
 
 class TrackedRun:
@@ -145,7 +144,7 @@ class TrackedRun:
 
     On a clean exit the run is FINISHED; on an exception FAILED with the error as the tag
     ``losslab.error``; on Ctrl-C KILLED, as on SIGTERM or SIGHUP even where a library turned
-    the signal's exception into its own error (:func:`losslab.process.signals_sent`);
+    the signal's exception into its own error (:func:`losslab.process.sent_since`);
     stopped by an Optuna pruner FINISHED and tagged ``losslab.pruned``. Queued metrics are
     flushed first in every case. Before the run is created, runs of the experiment left
     RUNNING by dead processes are ended KILLED.
@@ -259,10 +258,12 @@ class TrackedRun:
         interrupted = exc_type is not None and issubclass(exc_type, KeyboardInterrupt)
         if interrupted:
             self.patience.interrupted = True  # the store gets seconds, not minutes
-        with deferred_interrupts(self.patience.hurry) as late:
+        before = signals_sent()
+        with deferred_interrupts(self.patience.hurry):
             self._close(exc_type, exc)
-        if late.signum is not None and not interrupted:  # it came while the run closed
-            raise interruption(late.signum)
+        late = sent_since(before)
+        if late is not None and not interrupted:  # it came while the run closed
+            raise interruption(late)
 
     def _close(self, exc_type, exc) -> None:
         """Store (or spill) what is queued, then the outcome and the final status. A pruned
@@ -281,7 +282,9 @@ class TrackedRun:
             return
         if exc_type is None or pruned:
             status = "FINISHED"
-        elif issubclass(exc_type, KeyboardInterrupt) or signals_sent() > self.signals_at_start:
+        elif (
+            issubclass(exc_type, KeyboardInterrupt) or sent_since(self.signals_at_start) is not None
+        ):
             status = "KILLED"
         else:
             status = "FAILED"
